@@ -73,7 +73,7 @@ def tight_per_example_loop(model, tokenizer, texts):
 @torch.inference_mode()
 def bare_forward(model, engine: Engine, texts):
     """Forward passes only, over the very batches the engine would use."""
-    items = [engine.encoder.encode_text(t) for t in texts]
+    items = [engine.encode_text(t) for t in texts]
     order = sorted(range(len(items)), key=lambda i: -len(items[i].ids))
     pad = engine.tokenizer.pad_token_id
     pos = 0

@@ -35,8 +35,11 @@ def test_grad_accum_equals_one_big_batch(tokenizer, tmp_path):
     big, h1 = _run(tokenizer, tmp_path / "one")
     acc, h4 = _run(tokenizer, tmp_path / "four", grad_accum=4)
     np.testing.assert_allclose([r["loss"] for r in h4], [r["loss"] for r in h1], rtol=1e-5)
+    # Adam divides by sqrt(v): where a gradient is ~0, float32 summation-order noise becomes a
+    # step of up to ~lr. Six steps at lr 3e-3 move a weight by ≤ 1.8e-2; 1e-4 is 0.5% of that
+    # (2e-5 failed on one AMD EPYC at 2.2e-5 for 1 of 8192 elements).
     for p, q in zip(big.parameters(), acc.parameters()):
-        torch.testing.assert_close(p, q, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-4)
     assert h1[-1]["loss"] < h1[0]["loss"]
 
 

@@ -1,6 +1,18 @@
-"""The engine: load a causal LM, score texts (teacher-forced), generate (greedy)."""
+"""The engine: the only code that runs forward passes and encodes text for measurement.
 
-from mnemoscope.engine.engine import Continuation, Engine, TokenScores
+``Backend`` is the contract every measurement uses (``engine.backend``); ``HFEngine`` (alias
+``Engine``) implements it on a transformers model.
+"""
+
+from mnemoscope.engine.backend import (
+           CAPABILITIES,
+           Backend,
+           Continuation,
+           Sampling,
+           TokenScores,
+)
+from mnemoscope.engine.hf import Engine, HFEngine
 from mnemoscope.engine.loading import LoadedModel, load_model
 
-__all__ = ["Continuation", "Engine", "LoadedModel", "TokenScores", "load_model"]
+__all__ = ["CAPABILITIES", "Backend", "Continuation", "Engine", "HFEngine", "LoadedModel", "Sampling",
+           "TokenScores", "load_model"]

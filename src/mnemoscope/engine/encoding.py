@@ -48,8 +48,11 @@ def resolve_bos(tokenizer, policy: str) -> bool:
     return tokenizer_adds_bos(tokenizer)
 
 
-def _raw_ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+def text_ids(tokenizer, texts):
+    """A text's own token ids (no BOS, no special tokens); a list of texts gives a list of lists.
+    The one place outside a backend where text becomes ids (training data is encoded here too)."""
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
 
 
 def split_context(context: str, target: str) -> tuple[str, str]:
@@ -72,11 +75,12 @@ class Encoder:
         self.max_length = max_length
         self.truncation = truncation
 
-    def _prefix(self) -> list[int]:
+    def prefix_ids(self) -> list[int]:
+        """[BOS] when the policy puts one at position 0, else []."""
         return [self.tokenizer.bos_token_id] if self.use_bos else []
 
     def encode_text(self, text: str) -> Encoded:
-        ids = self._prefix() + _raw_ids(self.tokenizer, text)
+        ids = self.prefix_ids() + text_ids(self.tokenizer, text)
         # With a BOS every text token is scored; without one the first token has no context.
         return self._fit(Encoded(ids=ids, score_from=1, bos=self.use_bos), keep="head")
 
@@ -84,8 +88,8 @@ class Encoder:
         context, target = split_context(context, target)
         if not target:
             raise MnemoscopeError("empty target in a (context, target) pair: every target needs at least one token")
-        whole = self._prefix() + _raw_ids(self.tokenizer, context + target)
-        n_context = len(self._prefix()) + (len(_raw_ids(self.tokenizer, context)) if context else 0)
+        whole = self.prefix_ids() + text_ids(self.tokenizer, context + target)
+        n_context = len(self.prefix_ids()) + (len(text_ids(self.tokenizer, context)) if context else 0)
         n_context = max(1, n_context)  # the first token of a text can never be scored
         if n_context >= len(whole):
             raise MnemoscopeError(f"target {target!r} adds no token after its context; check the pair")

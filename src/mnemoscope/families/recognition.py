@@ -108,11 +108,10 @@ def recall(engine: Engine, texts: Sequence[str]) -> tuple[pd.DataFrame, dict[str
     tokens equal to a forced k-token run. Texts with < 2 tokens are skipped (noted). Keys
     ``recall/match_rate/mean``, ``recall/exact/rate``, ``recall/rouge_l_f1/mean``, ``recall/n``.
     """
-    tok = engine.tokenizer
-    bos = engine.encoder._prefix()
+    bos = engine.prefix_ids()
     kept, cues, truths = [], [], []
     for i, text in enumerate(texts):
-        ids = tok(text, add_special_tokens=False)["input_ids"]
+        ids = engine.text_ids(text)
         if len(ids) < 2:
             continue
         half = len(ids) // 2
@@ -129,8 +128,8 @@ def recall(engine: Engine, texts: Sequence[str]) -> tuple[pd.DataFrame, dict[str
     rows = []
     for i, cue, truth, out in zip(kept, cues, truths, outs):
         gen = list(out.token_ids)[: len(truth)]
-        gen_text = tok.decode(gen, skip_special_tokens=True)
-        true_text = tok.decode(truth, skip_special_tokens=True)
+        gen_text = engine.decode(gen)
+        true_text = engine.decode(truth)
         row = {"text_index": i, "cue_tokens": len(cue) - len(bos), "recall_tokens": len(truth),
                "generated": gen_text, "true": true_text}
         row.update(recall_scores(gen, truth, gen_text, true_text))

@@ -40,20 +40,16 @@ from mnemoscope.metrics.membership import lowercase_score, ratio_score, ref_scor
 MISMATCH_POLICIES = ("refuse", "per_byte")
 
 
-def _raw_ids(engine: Engine, text: str) -> list[int]:
-    return engine.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 def tokenizer_mismatch(target_engine: Engine, ref_engine: Engine, texts: Sequence[str]) -> str | None:
     """Why the two engines' token ids are not comparable (one line), or None when they are."""
     vt, vr = target_engine.tokenizer.get_vocab(), ref_engine.tokenizer.get_vocab()
     if vt != vr:
         return f"the vocabularies differ ({len(vt)} vs {len(vr)} entries)"
-    bt, br = target_engine.encoder._prefix(), ref_engine.encoder._prefix()
+    bt, br = target_engine.prefix_ids(), ref_engine.prefix_ids()
     if bt != br:
         return f"the BOS policies differ (target prefix {bt}, reference prefix {br})"
     for text in texts:
-        if _raw_ids(target_engine, text) != _raw_ids(ref_engine, text):
+        if target_engine.text_ids(text) != ref_engine.text_ids(text):
             return f"the tokenizers split {text[:40]!r} differently"
     return None
 
@@ -62,13 +58,11 @@ def scored_span_bytes(engine: Engine, text: str, scores: TokenScores) -> int:
     """UTF-8 bytes of the scored span of ``text`` (see the module docstring)."""
     first = 0 if scores.bos else 1  # index (in the text's own tokens) of the first scored token
     last = first + scores.n_scored - 1
-    tok = engine.tokenizer
-    if getattr(tok, "is_fast", False):
-        offsets = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        start, end = offsets[first][0], offsets[last][1]
-        n = len(text[start:end].encode("utf-8"))
+    spans = engine.char_spans(text)
+    if spans is not None:
+        n = len(text[spans[first][0] : spans[last][1]].encode("utf-8"))
     else:
-        n = len(tok.decode(list(scores.token_ids), skip_special_tokens=False).encode("utf-8"))
+        n = len(engine.decode(scores.token_ids).encode("utf-8"))
     if n == 0:
         raise MnemoscopeError(f"the scored span of {text[:40]!r} has 0 bytes; drop this text")
     return n

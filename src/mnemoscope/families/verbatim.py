@@ -27,10 +27,9 @@ def extraction_table(engine: Engine, texts: list[str], *, prefix_fraction: float
     (≤ max_suffix), and compare tokens: exact (all match) and memorization score (share matching)."""
     if not 0 < prefix_fraction < 1:
         raise MnemoscopeError(f"extraction prefix_fraction must be in (0, 1), got {prefix_fraction}")
-    tok = engine.tokenizer
     prompts, suffixes = [], []
     for text in texts:
-        ids = engine.encoder._prefix() + tok(text, add_special_tokens=False)["input_ids"]
+        ids = engine.prefix_ids() + engine.text_ids(text)
         cut = max(1, int(len(ids) * prefix_fraction))
         suffix = ids[cut : cut + max_suffix]
         if not suffix:
@@ -60,10 +59,6 @@ def extraction_table(engine: Engine, texts: list[str], *, prefix_fraction: float
 # a BOS (when the engine's policy uses one) is put in front of the prompt and is not counted.
 
 
-def _text_ids(engine: Engine, text: str) -> list[int]:
-    return engine.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 def _forced_continuations(engine: Engine, prompts: list[list[int]], length: int) -> list[list[int]]:
     """Greedy continuations of exactly ``length`` tokens (EOS suppressed), one generate call."""
     outs = engine.generate(prompts, max_new_tokens=length, min_new_tokens=length)
@@ -88,10 +83,10 @@ def k_extractable(
         raise MnemoscopeError(
             f"k_extractable: prefix_lengths {list(prefix_lengths)} and suffix_len {suffix_len} must be ≥ 1"
         )
-    bos = engine.encoder._prefix()
+    bos = engine.prefix_ids()
     jobs, prompts, truths = [], [], []
     for i, text in enumerate(texts):
-        ids = _text_ids(engine, text)
+        ids = engine.text_ids(text)
         for p in prefix_lengths:
             if len(ids) >= p + suffix_len:
                 jobs.append((i, p))
@@ -105,7 +100,7 @@ def k_extractable(
             "suffix_tokens": suffix_len,
             "exact": float(exact_match(g, t)),
             "memorization": memorization_score(g, t),
-            "generated": engine.tokenizer.decode(g, skip_special_tokens=True),
+            "generated": engine.decode(g),
         }
         for (i, p), g, t in zip(jobs, gens, truths)
     ]
@@ -140,10 +135,10 @@ def pythia_memorization(
     """
     if prefix < 1 or suffix < 1:
         raise MnemoscopeError(f"pythia_memorization: prefix ({prefix}) and suffix ({suffix}) must be ≥ 1")
-    bos = engine.encoder._prefix()
+    bos = engine.prefix_ids()
     kept, prompts, truths = [], [], []
     for i, text in enumerate(texts):
-        ids = _text_ids(engine, text)
+        ids = engine.text_ids(text)
         if len(ids) >= prefix + suffix:
             kept.append(i)
             prompts.append(bos + ids[:prefix])
@@ -155,7 +150,7 @@ def pythia_memorization(
             "text_index": kept,
             "score": scores,
             "memorized": [float(s == 1.0) for s in scores],
-            "generated": [engine.tokenizer.decode(g, skip_special_tokens=True) for g in gens],
+            "generated": [engine.decode(g) for g in gens],
         }
     )
     notes = []
@@ -186,7 +181,7 @@ def verbmem(
     if len(prompts) != len(continuations):
         raise MnemoscopeError(f"verbmem: {len(prompts)} prompts but {len(continuations)} continuations; pass one per prompt")
     refs = [
-        engine.tokenizer.decode(_text_ids(engine, c)[:max_new_tokens], skip_special_tokens=True) for c in continuations
+        engine.decode(engine.text_ids(c)[:max_new_tokens]) for c in continuations
     ]
     outs = engine.generate(list(prompts), max_new_tokens=max_new_tokens) if prompts else []
     scores = [verbmem_score(o.text, r) for o, r in zip(outs, refs)]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 
 GENERATED = "generated"
@@ -78,7 +79,7 @@ def pack_corpus(texts: list[str], tokenizer, *, n_rows: int, seq_len: int, batch
     eos = tokenizer.eos_token_id
     if eos is None:
         raise MnemoscopeError("the tokenizer has no eos_token: documents need a separator")
-    token_docs = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    token_docs = text_ids(tokenizer, list(texts)) if texts else []
     total = sum(len(d) + 1 for d in token_docs if d)
     if total < batch_size * seq_len:
         raise MnemoscopeError(

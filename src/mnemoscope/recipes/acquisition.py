@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import build_model, count_parameters
@@ -108,7 +109,7 @@ def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log
             if d["group"] in versions:
                 versions[d["group"]].setdefault(d["person_id"], []).append(d["id"])
         events = [e for g in GROUPS for e in schedule_documents(versions[g], g, steps, inj["dose"])]
-        doc_ids = {d["id"]: tokenizer(d["text"], add_special_tokens=False)["input_ids"] for d in documents}
+        doc_ids = {d["id"]: text_ids(tokenizer, d["text"]) for d in documents}
         plan = place_events(events, {k: len(v) for k, v in doc_ids.items()}, steps=t["steps"],
                             batch_size=t["batch_size"], seq_len=t["seq_len"], seed=seed)
         background = pack_corpus(texts, tokenizer, n_rows=t["steps"] * t["batch_size"], seq_len=t["seq_len"],

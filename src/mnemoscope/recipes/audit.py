@@ -362,7 +362,7 @@ def _engine(cfg: dict, name: str) -> tuple[Engine, object]:
 
 def _check_generation(engine: Engine, prompts: list, max_new: int, what: str, key: str) -> None:
     """Prompt tokens + new tokens must fit the context (generation never truncates)."""
-    limit = engine.encoder.max_length
+    limit = engine.max_length
     if limit is None:
         return
     for i, p in enumerate(prompts):
@@ -387,8 +387,8 @@ def preflight(engine: Engine, ref_engine: Engine | None, inputs: Inputs, cfg: di
                 raise MnemoscopeError(
                     f"target and reference tokenizers are not compatible: {reason}; pass a reference model "
                     "that shares the target's tokenizer, or --ref-mismatch per_byte to compare NLL per UTF-8 byte")
-    limit = engine.encoder.max_length
-    bos = len(engine.encoder._prefix())
+    limit = engine.max_length
+    bos = len(engine.prefix_ids())
     x = cfg["extraction"]
     if inputs.extraction_texts and limit is not None:
         keep = []
@@ -416,20 +416,20 @@ def preflight(engine: Engine, ref_engine: Engine | None, inputs: Inputs, cfg: di
                           "tofu.max_new_tokens")
         for c, it in zip(contexts, inputs.tofu):
             for ans in [it["answer"], it["paraphrased_answer"], *it["perturbed_answers"]]:
-                engine.encoder.encode_pair(c, " " + ans)
+                engine.encode_pair(c, " " + ans)
     for probe in inputs.target:
-        engine.encoder.encode_pair(probe["prefix"], probe["target"])
+        engine.encode_pair(probe["prefix"], probe["target"])
     if inputs.pairs is not None and len(inputs.pairs):
         engine.check_texts(list(inputs.pairs["seen"]) + list(inputs.pairs["foil"]))
     if inputs.recall:
-        ids = [engine.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs.recall]
+        ids = [engine.text_ids(t) for t in inputs.recall]
         longest = max(len(i) - len(i) // 2 for i in ids)
         _check_generation(engine, [[0] * (bos + len(i) // 2) for i in ids], longest, "recall text",
                           "the recall length")
     for record in inputs.sort_records:
         for with_excerpt in (True, False) if cfg["sort"]["long_term"] else (True,):
             context, choices = sort_prompt(record, with_excerpt)
-            engine.encoder.encode_pair(context, choices[0])
+            engine.encode_pair(context, choices[0])
     if inputs.puzzles:
         p = cfg["puzzles"]
         puzzles = list(inputs.puzzles)

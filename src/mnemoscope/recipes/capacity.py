@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.capacity import bits_stored, capacity_ratio, nats_to_bits
@@ -74,7 +75,7 @@ def run(out: str | Path = "runs/capacity", overrides: dict | None = None, log=pr
         world, groups = make_groups(w["per_group"], w["exposures"], w["n_paraphrases"], seed)
         copies = biography_copies(world, groups)
         model, tokenizer = make_model(cfg, [d["text"] for d in world.documents if d["kind"] == "document"], out)
-        token_docs = tokenizer(copies, add_special_tokens=False)["input_ids"]
+        token_docs = text_ids(tokenizer, copies)
         total = sum(len(d) + 1 for d in token_docs)
         steps = math.ceil(total / (t["batch_size"] * t["seq_len"]))
         rows = pack_background(token_docs, n_rows=steps * t["batch_size"], seq_len=t["seq_len"],

@@ -15,6 +15,7 @@ import pandas as pd
 from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.engine import Engine
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.membership import ATTACKS, membership_metrics, score_texts
@@ -61,13 +62,13 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
             passphrase_words=c["passphrase_words"], random_tokens=c["random_tokens"], tokenizer=tokenizer, seed=seed,
         )
         t = cfg["train"]
-        doc_ids = {k.id: tokenizer(k.text, add_special_tokens=False)["input_ids"] for k in canaries}
+        doc_ids = {k.id: text_ids(tokenizer, k.text) for k in canaries}
         plan = plan_injections(
             {k: len(v) for k, v in doc_ids.items()}, {k.id: k.dose for k in canaries if k.dose > 0},
             steps=t["steps"], batch_size=t["batch_size"], seq_len=t["seq_len"], seed=seed,
         )
         background = pack_background(
-            tokenizer(docs, add_special_tokens=False)["input_ids"], n_rows=t["steps"] * t["batch_size"],
+            text_ids(tokenizer, docs), n_rows=t["steps"] * t["batch_size"],
             seq_len=t["seq_len"], eos_id=tokenizer.eos_token_id, seed=seed,
         )
         data = InjectedData(background, t["batch_size"], plan, doc_ids, tokenizer.eos_token_id)

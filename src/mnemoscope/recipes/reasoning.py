@@ -23,6 +23,7 @@ import pandas as pd
 
 from mnemoscope import rundir
 from mnemoscope.engine import Engine
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.reasoning import evaluate_puzzles, limem_eval, puzzle_prompt
 from mnemoscope.lab.tiny import count_parameters
@@ -80,7 +81,7 @@ def run(out: str | Path = "runs/reasoning", overrides: dict | None = None, log=p
         model, tokenizer = make_model(cfg, texts + [render_puzzle(p) for p in unseen], out)
         data = AnswerBatches(tokenizer, train_set, pz["instruction"], t["batch_size"], seed)
         steps = t["epochs"] * data.steps_per_epoch
-        answer_tokens = max(len(tokenizer(" " + render_solution(p), add_special_tokens=False)["input_ids"])
+        answer_tokens = max(len(text_ids(tokenizer, " " + render_solution(p)))
                             for p in train_set + unseen)
     n_params = count_parameters(model)
     eval_epochs = sorted({0, t["epochs"]} | set(log_spaced_steps(t["epochs"])))
@@ -138,8 +139,8 @@ class AnswerBatches:
         eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
         self.rows, self.labels = [], []
         for p in puzzles:
-            prompt = tokenizer(puzzle_prompt(p, instruction=instruction), add_special_tokens=False)["input_ids"]
-            full = tokenizer(training_text(p, instruction), add_special_tokens=False)["input_ids"] + [eos]
+            prompt = text_ids(tokenizer, puzzle_prompt(p, instruction=instruction))
+            full = text_ids(tokenizer, training_text(p, instruction)) + [eos]
             if full[:len(prompt)] != prompt:  # BPE merged across the boundary: split at the prompt's length anyway
                 prompt = full[:len(prompt)]
             self.rows.append(full)

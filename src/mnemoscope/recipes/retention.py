@@ -27,6 +27,7 @@ import pandas as pd
 
 from mnemoscope import rundir
 from mnemoscope.engine import Engine
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.recognition import make_foils, recall, two_afc
 from mnemoscope.lab.tiny import count_parameters
@@ -147,7 +148,7 @@ def split_corpus(texts: list[str], tokenizer, exposures: Sequence[int], per_grou
         raise MnemoscopeError(f"study.exposures must be distinct, ascending and ≥ 0 (got {list(exposures)})")
     rng = np.random.default_rng(seed)
     order = [texts[int(i)] for i in rng.permutation(len(texts))]
-    lengths = [len(ids) for ids in tokenizer(order, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in text_ids(tokenizer, order)]
     short = [i for i, n in enumerate(lengths) if 4 <= n <= max_tokens]
     n_items = per_group * len(exposures)
     if len(short) < 2 * n_items:
@@ -193,7 +194,7 @@ def study_data(split: dict, tokenizer, t: dict, ph: dict, seed: int) -> Injected
         chosen = [s for s in study if s["exposures"] >= e_max - k]
         order = np.random.default_rng(seed + k).permutation(len(chosen))
         events += [(k * spe + j % spe, chosen[int(i)]["item_id"]) for j, i in enumerate(order)]
-    doc_ids = {s["item_id"]: tokenizer(s["text"], add_special_tokens=False)["input_ids"] for s in study}
+    doc_ids = {s["item_id"]: text_ids(tokenizer, s["text"]) for s in study}
     steps = e_max * spe
     plan = place_events(events, {k: len(v) for k, v in doc_ids.items()}, steps=steps, batch_size=t["batch_size"],
                         seq_len=t["seq_len"], seed=seed)
@@ -204,7 +205,7 @@ def study_data(split: dict, tokenizer, t: dict, ph: dict, seed: int) -> Injected
 
 def check_other_coverage(texts: list[str], tokenizer, trained_tokens: int) -> None:
     """Every other-text document is trained at least once only if the phase covers the whole text."""
-    total = sum(len(ids) + 1 for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+    total = sum(len(ids) + 1 for ids in text_ids(tokenizer, texts))
     if trained_tokens < total:
         raise MnemoscopeError(
             f"continued training covers {trained_tokens} tokens but the other text has {total}: some tested "

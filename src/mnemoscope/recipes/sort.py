@@ -23,6 +23,7 @@ import pandas as pd
 
 from mnemoscope import rundir
 from mnemoscope.engine import Engine
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.episodic import sort_in_context
 from mnemoscope.lab.tiny import count_parameters
@@ -135,7 +136,7 @@ def excerpt_texts(book: str, excerpt_words: int) -> list[str]:
 
 def study_data(excerpts: list[str], background: list[str], tokenizer, t: dict, ph: dict, seed: int) -> InjectedData:
     """Background rows with every excerpt injected ``exposures`` times at random (step, row) slots."""
-    doc_ids = {f"e{i:03d}": tokenizer(x, add_special_tokens=False)["input_ids"] for i, x in enumerate(excerpts)}
+    doc_ids = {f"e{i:03d}": text_ids(tokenizer, x) for i, x in enumerate(excerpts)}
     plan = plan_injections({k: len(v) for k, v in doc_ids.items()}, {k: ph["exposures"] for k in doc_ids},
                            steps=ph["study_steps"], batch_size=t["batch_size"], seq_len=t["seq_len"], seed=seed)
     bg = pack_corpus(background, tokenizer, n_rows=ph["study_steps"] * t["batch_size"], seq_len=t["seq_len"],

@@ -24,6 +24,7 @@ import pandas as pd
 from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.engine import Engine, load_model
+from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import (
     Preset,
@@ -206,7 +207,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         background, ppl_docs = corpus[: cfg["corpus"]["n_docs"] * scale], corpus[cfg["corpus"]["n_docs"] * scale :]
         docs, forget_docs = lab_documents(world, background)
         tokenizer = _tokenizer(out, list(docs.values()), cfg)
-        tokens = {k: tokenizer(v, add_special_tokens=False)["input_ids"] for k, v in docs.items()}
+        tokens = {k: text_ids(tokenizer, v) for k, v in docs.items()}
         t = cfg["train"]
         order = training_order(sorted(docs), t["epochs"], seed)
         rows_full, _ = pack_stream(order, tokens, t["seq_len"], tokenizer.eos_token_id)

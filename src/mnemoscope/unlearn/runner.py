@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from mnemoscope import rundir
-from mnemoscope.engine.encoding import Encoder
+from mnemoscope.engine.encoding import Encoder, text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.train.loop import TrainConfig, train
 from mnemoscope.unlearn import losses as L
@@ -93,7 +93,7 @@ def check_overlap(
 
 
 @dataclass(frozen=True)
-class Encoded:
+class TrainItem:
     """Token ids and labels (``IGNORE_INDEX`` on prompt tokens) of one example window."""
 
     ids: tuple[int, ...]
@@ -101,7 +101,7 @@ class Encoded:
     source: str
 
 
-def encode_examples(examples: Sequence[Example], tokenizer, *, max_length: int, bos: str = "auto") -> list[Encoded]:
+def encode_examples(examples: Sequence[Example], tokenizer, *, max_length: int, bos: str = "auto") -> list[TrainItem]:
     """Tokenize under the engine's BOS policy. Texts longer than ``max_length`` are cut into
     consecutive windows (each a new sequence; a BOS, when used, only at position 0); a prompted
     example keeps its target and drops the oldest prompt tokens. Windows with no target token
@@ -109,22 +109,22 @@ def encode_examples(examples: Sequence[Example], tokenizer, *, max_length: int, 
     if max_length < 2:
         raise MnemoscopeError(f"unlearn.max_length must be ≥ 2, got {max_length}")
     enc = Encoder(tokenizer, bos=bos, max_length=max_length, truncation="truncate")
-    prefix = enc._prefix()
-    out: list[Encoded] = []
+    prefix = enc.prefix_ids()
+    out: list[TrainItem] = []
     for e in examples:
         if not e.target:
             raise MnemoscopeError(f"example {e.id or '?'}: empty target; every example needs text to unlearn")
         if e.prompt:
             item = enc.encode_pair(e.prompt, e.target)
             labels = [L.IGNORE_INDEX] * item.score_from + list(item.ids[item.score_from:])
-            out.append(Encoded(tuple(item.ids), tuple(labels), e.id))
+            out.append(TrainItem(tuple(item.ids), tuple(labels), e.id))
             continue
-        body = tokenizer(e.target, add_special_tokens=False)["input_ids"]
+        body = text_ids(tokenizer, e.target)
         width = max_length - len(prefix)
         for start in range(0, len(body), width):
             ids = prefix + body[start : start + width]
             if len(ids) >= 2:
-                out.append(Encoded(tuple(ids), tuple(ids), e.id))
+                out.append(TrainItem(tuple(ids), tuple(ids), e.id))
     if not out:
         raise MnemoscopeError("no example has a token to unlearn after tokenization; check the forget file")
     return out
@@ -138,7 +138,7 @@ class TokenBatch:
     sources: list[str]
 
 
-def collate(items: Sequence[Encoded], pad_id: int) -> TokenBatch:
+def collate(items: Sequence[TrainItem], pad_id: int) -> TokenBatch:
     """Right-pad to the longest item; pads are masked out of attention and labels."""
     width = max(len(it.ids) for it in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
@@ -155,7 +155,7 @@ def collate(items: Sequence[Encoded], pad_id: int) -> TokenBatch:
 class BatchStream:
     """Batch ``step`` of a seeded epoch-wise shuffle of ``items`` (deterministic, resumable)."""
 
-    def __init__(self, items: Sequence[Encoded], batch_size: int, seed: int, pad_id: int):
+    def __init__(self, items: Sequence[TrainItem], batch_size: int, seed: int, pad_id: int):
         if not items:
             raise MnemoscopeError("an unlearning set is empty after tokenization")
         self.items, self.batch_size, self.seed, self.pad_id = list(items), max(1, batch_size), seed, pad_id

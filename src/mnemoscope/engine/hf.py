@@ -1,58 +1,28 @@
-"""The engine: the only place that runs model forward passes for measurement.
+"""The Hugging Face backend: the engine contract (``engine.backend``) on a transformers model.
 
-Two verbs, as in lm-evaluation-harness:
 - ``score``: teacher-forced per-token statistics of texts or (context, target) pairs;
-- ``generate``: batched greedy continuations with exact length control.
+- ``generate``: batched continuations (greedy, or sampled) with exact length control.
 Both sort items by length, batch them under a token budget that halves on out-of-memory, and
-return results in the caller's order.
+return results in the caller's order. It provides every capability of ``backend.CAPABILITIES``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from mnemoscope.engine.encoding import Encoded, Encoder
+from mnemoscope.engine.backend import (
+    Backend,
+    Continuation,
+    Sampling,
+    TokenScores,
+    _check_scorable,
+)
+from mnemoscope.engine.encoding import Encoded
 from mnemoscope.engine.loading import LoadedModel, ensure_pad_token
 from mnemoscope.engine.stats import chunk_rows, token_stats
 from mnemoscope.errors import MnemoscopeError
-
-
-@dataclass
-class TokenScores:
-    """Teacher-forced statistics of one item's scored tokens (all arrays have length n_scored)."""
-
-    token_ids: np.ndarray  # int64, the scored tokens
-    logprobs: np.ndarray  # float32, log p(t_i | t_<i)
-    mu: np.ndarray  # float32, Σ_v p(v) log p(v) = −entropy
-    sigma: np.ndarray  # float32, std of log p(v) under p
-    argmax: np.ndarray  # bool, t_i is the argmax prediction
-    bos: bool  # a BOS was prepended
-    truncated: int = 0  # tokens dropped to fit the context
-
-    @property
-    def n_scored(self) -> int:
-        return int(self.logprobs.shape[0])
-
-    @property
-    def entropy(self) -> np.ndarray:
-        return -self.mu
-
-    @property
-    def nll(self) -> float:
-        """NLL = −mean log p over scored tokens."""
-        return float(-self.logprobs.astype(np.float64).mean())
-
-
-@dataclass
-class Continuation:
-    """A greedy continuation: the new tokens only (never the prompt), cut at EOS."""
-
-    token_ids: list[int]
-    text: str
-    prompt_tokens: int
 
 
 @dataclass
@@ -70,8 +40,11 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-class Engine:
-    """Scores and generates with one model under one tokenization policy."""
+class HFEngine(Backend):
+    """Scores and generates with one transformers model under one tokenization policy."""
+
+    name = "hf"
+    provides = frozenset({"logprobs", "distribution", "generate", "sample", "banned"})
 
     def __init__(
         self,
@@ -87,10 +60,9 @@ class Engine:
     ):
         ensure_pad_token(tokenizer)
         self.model = model
-        self.tokenizer = tokenizer
         if max_length is None:
             max_length = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-        self.encoder = Encoder(tokenizer, bos=bos, max_length=max_length, truncation=truncation)
+        super().__init__(tokenizer, bos=bos, max_length=max_length, truncation=truncation)
         self.max_batch_size = max_batch_size
         # Padded tokens per batch. On a CPU small, length-homogeneous batches waste the least work;
         # on a GPU large batches keep the device busy (halved automatically on out-of-memory).
@@ -105,16 +77,12 @@ class Engine:
         self._head_rows = 0
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, **kwargs) -> "Engine":
+    def from_loaded(cls, loaded: LoadedModel, **kwargs) -> "HFEngine":
         return cls(loaded.model, loaded.tokenizer, **kwargs)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def bos(self) -> bool:
-        return self.encoder.use_bos
 
     # ------------------------------------------------------------------ batching
     def _run_batched(self, lengths: list[int], fn, desc: str, budget_attr: str = "max_tokens") -> list:
@@ -185,37 +153,8 @@ class Engine:
                     self._head_rows = chunk_rows(vocab, self.device)
         return self._split or None
 
-    def score(
-        self,
-        texts: list[str] | None = None,
-        *,
-        pairs: list[tuple[str, str]] | None = None,
-    ) -> list[TokenScores]:
-        """Teacher-forced statistics for texts (all tokens after the first, or all with a BOS)
-        or for (context, target) pairs (target tokens only)."""
-        if (texts is None) == (pairs is None):
-            raise ValueError("pass exactly one of texts or pairs")
-        if texts is not None:
-            items = [self.encoder.encode_text(t) for t in texts]
-        else:
-            items = [self.encoder.encode_pair(c, t) for c, t in pairs]
-        return self.score_encoded(items)
-
-    def check_texts(self, texts: list[str]) -> int:
-        """Encode without scoring, so bad input fails before any work; returns how many would be truncated."""
-        items = [self.encoder.encode_text(t) for t in texts]
-        if any(len(it.ids) - it.score_from < 1 for it in items):
-            raise MnemoscopeError(
-                "a text has fewer than 2 tokens, so no token can be scored: drop empty or one-token texts"
-            )
-        return sum(1 for it in items if it.truncated)
-
     def score_encoded(self, items: list[Encoded]) -> list[TokenScores]:
-        for item in items:
-            if len(item.ids) - item.score_from < 1:
-                raise MnemoscopeError(
-                    "a text has fewer than 2 tokens, so no token can be scored: drop empty or one-token texts"
-                )
+        _check_scorable(items)
         lengths = [len(it.ids) for it in items]
         return self._run_batched(lengths, lambda idx: self._score_batch([items[i] for i in idx]), "score")
 
@@ -271,38 +210,33 @@ class Engine:
         return out
 
     # ------------------------------------------------------------------ generate
-    def encode_prompt(self, prompt: str) -> list[int]:
-        """Prompt ids under the engine's BOS policy (BOS only at position 0)."""
-        ids = self.encoder._prefix() + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise MnemoscopeError("empty prompt: generation needs at least one prompt token")
-        return ids
-
     def generate(
         self,
         prompts: list[str] | list[list[int]],
         *,
         max_new_tokens: int,
         min_new_tokens: int | None = None,
+        sampling: Sampling | None = None,
+        banned=None,
     ) -> list[Continuation]:
-        """Greedy continuations. ``min_new_tokens = max_new_tokens`` forces the exact length
-        (EOS is suppressed until then). Token-id prompts are used as given (no BOS added)."""
+        """See ``Backend.generate``. Sampled batches are seeded with ``sampling.seed`` plus the
+        batch's first item index, under a forked RNG (the global RNG is left as it was)."""
         if max_new_tokens < 1:
             raise MnemoscopeError("max_new_tokens must be ≥ 1")
-        prompt_ids = [list(p) if not isinstance(p, str) else self.encode_prompt(p) for p in prompts]
-        if any(len(p) == 0 for p in prompt_ids):
-            raise MnemoscopeError("empty prompt: generation needs at least one prompt token")
+        prompt_ids = self.prompt_ids(prompts)
         lengths = [len(p) + max_new_tokens for p in prompt_ids]
         return self._run_batched(
             lengths,
-            lambda idx: self._generate_batch([prompt_ids[i] for i in idx], max_new_tokens, min_new_tokens),
+            lambda idx: self._generate_batch([prompt_ids[i] for i in idx], max_new_tokens, min_new_tokens,
+                                             sampling, banned, min(idx)),
             "generate",
             budget_attr="max_gen_tokens",
         )
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[list[int]], max_new: int, min_new: int | None) -> list[Continuation]:
-        from transformers import GenerationConfig
+    def _generate_batch(self, prompts: list[list[int]], max_new: int, min_new: int | None,
+                        sampling: Sampling | None, banned, first: int) -> list[Continuation]:
+        from transformers import GenerationConfig, LogitsProcessorList
 
         device = self.device
         width = max(len(p) for p in prompts)
@@ -313,29 +247,49 @@ class Engine:
             ids[b, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             mask[b, width - len(p) :] = 1
         eos = self.tokenizer.eos_token_id
+        decoding = dict(do_sample=False)
+        if sampling is not None:
+            decoding = dict(do_sample=True, temperature=sampling.temperature, top_k=sampling.top_k or None,
+                            top_p=sampling.top_p)
         config = GenerationConfig(
-            do_sample=False,
             num_beams=1,
             max_new_tokens=max_new,
             min_new_tokens=min_new or 0,
             pad_token_id=pad,
             eos_token_id=eos,
             bos_token_id=self.tokenizer.bos_token_id,
+            **decoding,
         )
-        seqs = self.model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
-        )
+        processors = LogitsProcessorList([_BanProcessor(banned, [width - len(p) for p in prompts])] if banned else [])
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, enabled=sampling is not None):
+            if sampling is not None:
+                torch.manual_seed(sampling.seed * 1_000_003 + first)
+            seqs = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                       generation_config=config, logits_processor=processors)
         self.stats.generate_calls += 1
         new = seqs[:, width:].cpu().tolist()
         out = []
         for p, toks in zip(prompts, new):
             if eos is not None and eos in toks:
                 toks = toks[: toks.index(eos)]
-            out.append(
-                Continuation(
-                    token_ids=toks,
-                    text=self.tokenizer.decode(toks, skip_special_tokens=True),
-                    prompt_tokens=len(p),
-                )
-            )
+            out.append(Continuation(token_ids=toks, text=self.decode(toks), prompt_tokens=len(p)))
         return out
+
+
+class _BanProcessor:
+    """Sets the logits of the tokens ``banned(ids)`` names to −inf, row by row, where ``ids`` is
+    the row's prompt + generated tokens so far (left pads removed)."""
+
+    def __init__(self, banned, pads: list[int]):
+        self.banned, self.pads = banned, pads
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for row, pad in enumerate(self.pads):
+            ban = list(self.banned(input_ids[row, pad:].tolist()))
+            if ban:
+                scores[row, ban] = -float("inf")
+        return scores
+
+
+Engine = HFEngine  # the default backend, under its historical name
