@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from mnemoscope.engine import Backend, Continuation, TokenScores
 from mnemoscope.lab.tiny import build_model
 
 from .conftest import MICRO
@@ -23,6 +25,10 @@ class Counting:
     def score(self, *args, **kwargs):
         self.calls["score"] += 1
         return self._engine.score(*args, **kwargs)
+
+    def score_encoded(self, items):
+        self.calls["score"] += 1
+        return self._engine.score_encoded(items)
 
     def generate(self, prompts, **kwargs):
         self.calls["generate"] += 1
@@ -45,3 +51,47 @@ def memorize(tokenizer, texts, steps=80, lr=1e-2, seed=0):
         opt.zero_grad()
     assert loss.item() < 0.05, "the micro model did not memorize its texts"
     return model.eval()
+
+
+class Scripted(Backend):
+    """The engine contract over plain-text scripts, for tests that pin what a family does with
+    the engine's answers. Families encode prompts and pairs with a real tokenizer (as they must);
+    this backend decodes them back (the lab's byte-level BPE round-trips exactly) and asks:
+
+    - ``reply(prompt_text) -> str`` for each generated continuation (token ids ``[1]``);
+    - ``logp(context_text, target_text) -> float`` for each scored (context, target) pair, or
+      ``logp_text(text) -> float`` for each scored text, decoded whole (one scored token whose
+      log-probability is that value).
+
+    It records ``prompts`` and ``pairs`` (as texts) and counts calls per verb in ``calls``.
+    """
+
+    name = "scripted"
+    provides = frozenset({"logprobs", "distribution", "generate"})
+
+    def __init__(self, tokenizer, *, reply=None, logp=None, logp_text=None, max_length=None):
+        super().__init__(tokenizer, max_length=max_length)
+        self.reply, self.logp, self.logp_text = reply, logp, logp_text
+        self.calls = {"score": 0, "generate": 0}
+        self.prompts: list[str] = []
+        self.pairs: list[tuple[str, str]] = []
+
+    def score_encoded(self, items):
+        self.calls["score"] += 1
+        out = []
+        for it in items:
+            if self.logp_text is not None:
+                value = self.logp_text(self.decode(it.ids))
+            else:
+                context, target = self.decode(it.ids[: it.score_from]), self.decode(it.ids[it.score_from:])
+                self.pairs.append((context, target))
+                value = self.logp(context, target)
+            lp = np.array([value], dtype=np.float32)
+            out.append(TokenScores(np.array([7]), lp, lp, np.ones(1, np.float32), np.array([False]), it.bos))
+        return out
+
+    def generate(self, prompts, *, max_new_tokens, min_new_tokens=None, sampling=None, banned=None):
+        self.calls["generate"] += 1
+        texts = [self.decode(p) for p in self.prompt_ids(prompts)]
+        self.prompts += texts
+        return [Continuation([1], self.reply(t), len(p)) for t, p in zip(texts, self.prompt_ids(prompts))]

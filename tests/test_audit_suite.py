@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from mnemoscope.cli import main
 from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.families import membership
 from mnemoscope.families.membership import score_texts
 from mnemoscope.lab.tiny import Preset, build_model
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
@@ -143,7 +144,7 @@ def test_every_family_writes_its_keys_samples_and_report_section(full_run):
     html = (full_run / "report.html").read_text()
     for title in SECTIONS:
         assert title in html, title
-    for family in ("extraction", "pythia", "verbmem", "knowmem", "tofu", "knowledge", "recognition", "recall",
+    for family in ("extraction", "pythia", "verbmem", "knowmem", "tofu", "target", "recognition", "recall",
                    "sort", "reasoning", "limem"):
         assert len(pd.read_parquet(full_run / "family_samples" / f"{family}.parquet")) > 0, family
     samples = pd.read_parquet(full_run / "samples.parquet")
@@ -157,10 +158,12 @@ def test_every_family_writes_its_keys_samples_and_report_section(full_run):
 def test_a_prefix_longer_than_the_context_is_noted_not_invented(full_run):
     metrics = json.loads((full_run / "metrics.json").read_text())
     notes = json.loads((full_run / "notes.json").read_text())
-    assert not [k for k in metrics if "@prefix=600" in k]
-    assert any("prefix=600: not computed" in n and "context (512)" in n for n in notes["extraction"])
+    assert [k for k in metrics if "@prefix=600" in k] == ["extraction/exact/rate@prefix=600"]
+    assert metrics["extraction/exact/rate@prefix=600"] is None
+    assert "prefix=600: not computed" in notes["extraction/exact/rate@prefix=600"]
+    assert "context (512)" in notes["extraction/exact/rate@prefix=600"]
     assert metrics["mia/loss/tpr@fpr=0.01"] is None
-    assert any("underpowered" in n for n in notes["membership"])
+    assert any("underpowered" in n for k, n in notes.items() if k.startswith("mia/"))
 
 
 def test_ref_model_with_another_tokenizer_is_refused_before_anything_is_written(
@@ -229,9 +232,10 @@ def test_too_small_sets_are_reported_not_computed(tmp_path, wide_dirs):
                  "--device", "cpu"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     notes = json.loads((out / "notes.json").read_text())
-    assert not [k for k in metrics if k.startswith(("knowmem/", "sort/"))]
-    assert "not computed" in notes["knowmem"][0] and "1 QA pair" in notes["knowmem"][0]
-    assert any("sort: not computed" in n for n in notes["sort"])
+    assert metrics["knowmem/rouge_l_f1/mean"] is None and metrics["sort/short_term/accuracy"] is None
+    assert not [k for k, v in metrics.items() if k.startswith(("knowmem/", "sort/")) and v is not None and k != "knowmem/n_shots"]
+    assert "not computed" in notes["knowmem/rouge_l_f1/mean"] and "1 QA pair" in notes["knowmem/rouge_l_f1/mean"]
+    assert "sort: not computed" in notes["sort/short_term/accuracy"]
     assert math.isfinite(metrics["knowledge/target_nll/mean"])
     html = (out / "report.html").read_text()
     assert "Notes: skipped and not computed" in html and "KnowMem (question" not in html
@@ -269,7 +273,7 @@ def test_wikimia_overlap_is_warned_with_its_count_and_dropped(tmp_path):
     rows = [{"input": t, "label": 1} for t in MEMBERS] + [{"input": t, "label": 0} for t in NONMEMBERS + MEMBERS[:1]]
     _jsonl(tmp_path / "w.jsonl", rows)
     warnings = []
-    members, nonmembers = audit.load_sets("", "", True, warnings.append, wikimia_path=str(tmp_path / "w.jsonl"))
+    members, nonmembers = membership.load_sets("", "", True, warnings.append, wikimia_path=str(tmp_path / "w.jsonl"))
     assert "1 text(s) appear in both" in warnings[0]
     assert members == MEMBERS[1:] and nonmembers == NONMEMBERS
 
@@ -280,7 +284,7 @@ def test_likelihood_scores_match_independent_computations(model, tokenizer):
                         tokenizer, seed=5).eval()
     ref = Engine(other, tokenizer)
     texts = MEMBERS + NONMEMBERS
-    frame = audit.likelihood_scores(target, texts, k=0.3, ref_engine=ref, lowercase=True)
+    frame = membership.likelihood_scores(target, texts, k=0.3, ref_engine=ref, lowercase=True)
     expected = score_texts(target, texts, k=0.3)
     for col in expected.columns:
         np.testing.assert_allclose(frame[col].to_numpy(dtype=float), expected[col].to_numpy(dtype=float), rtol=1e-6)
@@ -290,12 +294,12 @@ def test_likelihood_scores_match_independent_computations(model, tokenizer):
     np.testing.assert_allclose(frame["score/ratio"], -np.exp(frame["nll"] - nll_ref), rtol=1e-6)
     np.testing.assert_allclose(frame["score/lowercase"], -frame["nll"] / nll_low, rtol=1e-6)
     calls = target.stats.forward_calls
-    audit.likelihood_scores(target, texts)
+    membership.likelihood_scores(target, texts)
     assert target.stats.forward_calls - calls == 1  # four attacks, one batched pass
 
 
 def test_likelihood_scores_per_byte_for_another_tokenizer(model, tokenizer, bos_model, bos_tokenizer):
-    frame = audit.likelihood_scores(Engine(model, tokenizer), MEMBERS, ref_engine=Engine(bos_model, bos_tokenizer),
+    frame = membership.likelihood_scores(Engine(model, tokenizer), MEMBERS, ref_engine=Engine(bos_model, bos_tokenizer),
                                     ref_mismatch="per_byte")
     assert set(frame["ref/unit"]) == {"byte"}
     np.testing.assert_allclose(frame["score/ref"], -(frame["ref/nll_target"] - frame["ref/nll_ref"]), rtol=1e-9)
@@ -305,10 +309,11 @@ def test_membership_family_against_sklearn_and_with_missing_scores():
     labels = np.array([1, 1, 1, 0, 0, 0])
     frame = pd.DataFrame({"score/a": [3.0, 2.0, 0.5, 1.0, 0.0, -1.0],
                           "score/b": [np.nan, np.nan, 1.0, 0.0, 2.0, 1.0]})
-    metrics, notes = audit.membership_family(labels, frame, n_boot=20, seed=0)
+    _, metrics, notes = membership.attack_metrics(labels, frame, n_boot=20, seed=0)
     assert metrics["mia/a/auc"] == pytest.approx(roc_auc_score(labels, frame["score/a"]))
     assert metrics["mia/a/auc"] == pytest.approx(8 / 9)
-    assert not [k for k in metrics if k.startswith("mia/b/")]  # 1 member with a score: not computed
-    assert any("mia/b: not computed: 1 members" in n for n in notes)
-    assert any("mia/b: 2 text(s) have no finite score" in n for n in notes)
-    assert any("underpowered" in n and "3 non-members" in n for n in notes)
+    # 1 member with a score: not computed (null, with the reason)
+    assert [k for k in metrics if k.startswith("mia/b/")] == ["mia/b/auc"] and metrics["mia/b/auc"] is None
+    assert "mia/b: not computed: 1 members" in notes["mia/b/auc"]
+    assert "mia/b: 2 text(s) have no finite score" in notes["mia/b/auc"]
+    assert any("underpowered" in n and "3 non-members" in n for n in notes.values())

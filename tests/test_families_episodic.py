@@ -7,8 +7,10 @@ import pytest
 
 from mnemoscope.engine import Engine, TokenScores
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.episodic import sort_in_context
+from mnemoscope.families.sort import sort_in_context
 from mnemoscope.probes.sort import make_sort_pairs, sort_prompt
+
+from .helpers import Scripted
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +23,9 @@ def _scores(logp: float) -> TokenScores:
     return TokenScores(np.array([7]), one, one, one, np.array([False]), False)
 
 
-class FakeScorer:
-    """score(pairs=...) → one TokenScores per pair from ``logp(context, choice)``; counts calls."""
-
-    def __init__(self, logp):
-        self.logp = logp
-        self.calls = 0
-        self.pairs = []
-
-    def score(self, texts=None, *, pairs=None):
-        self.calls += 1
-        self.pairs += list(pairs)
-        return [_scores(self.logp(c, t)) for c, t in pairs]
+def FakeScorer(tokenizer, logp):
+    """A scripted backend scoring each (context, choice) pair as ``logp(context, choice)``."""
+    return Scripted(tokenizer, logp=logp)
 
 
 def _segments(context: str) -> tuple[str, str, str]:
@@ -42,25 +35,25 @@ def _segments(context: str) -> tuple[str, str, str]:
     return lines[2], a, b  # with the excerpt, line 2 is the excerpt
 
 
-def test_always_a_engine_scores_exactly_chance(text):
-    engine = FakeScorer(lambda c, t: 0.0 if t == " A" else -1.0)
+def test_always_a_engine_scores_exactly_chance(text, tokenizer):
+    engine = FakeScorer(tokenizer, lambda c, t: 0.0 if t == " A" else -1.0)
     samples, metrics, notes = sort_in_context(engine, text, segment_words=4, excerpt_words=24, n_pairs=10)
-    assert engine.calls == 1 and len(engine.pairs) == 40
+    assert engine.calls["score"] == 1 and len(engine.pairs) == 40
     assert metrics["sort/short_term/accuracy"] == 0.5
     assert metrics["sort/short_term/chose_a_rate"] == 1.0
     assert metrics["sort/short_term/pair_accuracy"] == 0.0
     assert metrics["sort/short_term/n"] == 20.0
-    assert notes == []
+    assert notes == {}
 
 
-def test_oracle_engine_is_always_right_in_every_bin(text):
+def test_oracle_engine_is_always_right_in_every_bin(text, tokenizer):
     def logp(context, choice):
         excerpt, a, b = _segments(context)
         a_first = excerpt.find(a) < excerpt.find(b)
         return 0.0 if (choice == " A") == a_first else -5.0
 
     records = make_sort_pairs(text, 4, 24, n_pairs=12, distance_bins=[0, 4, 17], seed=2)
-    samples, metrics, _ = sort_in_context(FakeScorer(logp), records)
+    samples, metrics, _ = sort_in_context(FakeScorer(tokenizer, logp), records)
     assert metrics["sort/short_term/accuracy"] == 1.0
     assert metrics["sort/short_term/accuracy@bin=0-3"] == 1.0
     assert metrics["sort/short_term/accuracy@bin=4-16"] == 1.0
@@ -84,14 +77,14 @@ def test_micro_model_sort_short_and_long_term(model, tokenizer, text):
     assert "sort/long_term/accuracy" in long_term and not any(k.startswith("sort/short_term") for k in long_term)
 
 
-def test_long_term_prompts_leave_the_excerpt_out(text):
-    engine = FakeScorer(lambda c, t: 0.0)
+def test_long_term_prompts_leave_the_excerpt_out(text, tokenizer):
+    engine = FakeScorer(tokenizer, lambda c, t: 0.0)
     records = make_sort_pairs(text, 4, 24, n_pairs=4, seed=0)
     sort_in_context(engine, records, with_excerpt=False)
     assert all(records[0]["excerpt"] not in c for c, _ in engine.pairs)
     assert {t for _, t in engine.pairs} == {" A", " B"}
 
 
-def test_no_records_is_an_error():
+def test_no_records_is_an_error(tokenizer):
     with pytest.raises(MnemoscopeError, match="no SORT records"):
-        sort_in_context(FakeScorer(lambda c, t: 0.0), [])
+        sort_in_context(FakeScorer(tokenizer, lambda c, t: 0.0), [])

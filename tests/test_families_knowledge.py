@@ -1,18 +1,20 @@
-"""families.knowledge: KnowMem, TOFU and target NLL equal the metrics applied by hand."""
+"""families.knowmem, families.tofu and families.target: KnowMem, TOFU and target NLL equal the metrics applied by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mnemoscope.engine import Continuation, Engine
+from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.knowledge import TOFU_TEMPLATE, knowmem, target_nll, tofu
+from mnemoscope.families.knowmem import knowmem
+from mnemoscope.families.target import target_nll
+from mnemoscope.families.tofu import TOFU_TEMPLATE, tofu
 from mnemoscope.metrics import knowledge as km
 from mnemoscope.metrics.text import knowmem as knowmem_metric
 from mnemoscope.metrics.text import knowmem_prompt, rouge_l_recall
 
-from .helpers import Counting
+from .helpers import Counting, Scripted
 
 SHOTS = [("Where was Anna born?", "Lisbon"), ("What does the museum keep?", "old maps")]
 QA = [
@@ -36,16 +38,9 @@ TOFU_ITEMS = [
 ]
 
 
-class FixedReply:
-    """generate() answers every prompt with the same text."""
-
-    def __init__(self, text):
-        self.text = text
-        self.prompts = []
-
-    def generate(self, prompts, max_new_tokens, min_new_tokens=None):
-        self.prompts += list(prompts)
-        return [Continuation([1], self.text, 0) for _ in prompts]
+def FixedReply(tokenizer, text):
+    """A scripted backend answering every prompt with the same text."""
+    return Scripted(tokenizer, reply=lambda prompt: text)
 
 
 def test_knowmem_equals_metric_on_engine_outputs(model, tokenizer):
@@ -56,12 +51,13 @@ def test_knowmem_equals_metric_on_engine_outputs(model, tokenizer):
     outs = engine._engine.generate([knowmem_prompt(SHOTS, q) for q, _ in questions], max_new_tokens=8)
     expected = [knowmem_metric(o.text, a) for o, (_, a) in zip(outs, questions)]
     np.testing.assert_allclose(samples["knowmem"], expected)
-    assert metrics == {"knowmem/rouge_l_f1/mean": pytest.approx(np.mean(expected)), "knowmem/n": 12.0}
-    assert notes == []
+    assert metrics == {"knowmem/rouge_l_f1/mean": pytest.approx(np.mean(expected)), "knowmem/n": 12.0,
+                       "knowmem/n_shots": 2.0}
+    assert notes == {}
 
 
-def test_knowmem_cuts_at_the_next_question():
-    engine = FixedReply(" in 1931\n\nQuestion: What else?\nAnswer: nothing")
+def test_knowmem_cuts_at_the_next_question(tokenizer):
+    engine = FixedReply(tokenizer, " in 1931\n\nQuestion: What else?\nAnswer: nothing")
     samples, metrics, _ = knowmem(engine, [("When was the office opened?", "in 1931")], SHOTS)
     assert samples["prediction"][0] == "in 1931"
     assert metrics["knowmem/rouge_l_f1/mean"] == pytest.approx(100.0)

@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnemoscope.engine import Engine, TokenScores
+from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.recognition import make_foils, recall, two_afc
+from mnemoscope.families.recall import recall
+from mnemoscope.families.recognition import make_foils, two_afc
 from mnemoscope.metrics.recognition import two_afc_accuracy
 
-from .helpers import Counting, memorize
+from .helpers import Counting, Scripted, memorize
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_recall_of_studied_texts_is_exact_and_scores_the_continuation_only(memor
     texts = studied + ["quartz paddle robin ember lantern violet harbor", "x"]
     samples, metrics, notes = recall(engine, texts)
     assert engine.calls["generate"] == 1
-    assert len(notes) == 1 and "1 of 5" in notes[0]
+    assert len(notes) == 1 and "1 of 5" in next(iter(notes.values()))
     assert samples["exact"].tolist()[:3] == [1.0, 1.0, 1.0]
     assert samples["exact"].tolist()[3] == 0.0
     ids = tokenizer(texts[3], add_special_tokens=False)["input_ids"]
@@ -95,28 +96,19 @@ def test_recall_single_call_equals_per_text_forced_generation(model, tokenizer):
     np.testing.assert_array_less(-1e-12, samples["match_rate"])
 
 
-class TableScorer:
-    """score(texts) → TokenScores whose NLL is ``table[text]``."""
-
-    def __init__(self, table):
-        self.table = table
-
-    def score(self, texts):
-        out = []
-        for t in texts:
-            lp = np.array([-self.table[t]], dtype=np.float64)
-            out.append(TokenScores(np.array([0]), lp, lp, lp, np.array([False]), False))
-        return out
+def TableScorer(tokenizer, table):
+    """A scripted backend whose NLL of each text is ``table[text]``."""
+    return Scripted(tokenizer, logp_text=lambda text: -table[text])
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=12))
-def test_swapping_seen_and_foil_mirrors_accuracy(nlls):
+def test_swapping_seen_and_foil_mirrors_accuracy(tokenizer, nlls):
     """acc(seen, foil) + acc(foil, seen) = 1 (ties count ½ both ways)."""
     seen = [f"s{i}" for i in range(len(nlls))]
     foils = [f"f{i}" for i in range(len(nlls))]
-    engine = TableScorer({**{s: a for s, (a, _) in zip(seen, nlls)}, **{f: b for f, (_, b) in zip(foils, nlls)}})
-    forward = two_afc(engine, seen, foils)[1]["recognition/2afc/accuracy"]
-    backward = two_afc(engine, foils, seen)[1]["recognition/2afc/accuracy"]
+    engine = TableScorer(tokenizer, {**{s: a for s, (a, _) in zip(seen, nlls)}, **{f: b for f, (_, b) in zip(foils, nlls)}})
+    forward = two_afc(engine, seen, foils).metrics["recognition/2afc/accuracy"]
+    backward = two_afc(engine, foils, seen).metrics["recognition/2afc/accuracy"]
     assert forward + backward == pytest.approx(1.0)
     assert forward == pytest.approx(np.mean([1.0 if a < b else 0.5 if a == b else 0.0 for a, b in nlls]))

@@ -1,4 +1,4 @@
-"""families.verbatim: k-extractable sweep, Pythia memorization score, MUSE VerbMem."""
+"""families.extraction, families.pythia and families.verbmem: k-extractable sweep, Pythia memorization score, MUSE VerbMem."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ import pytest
 
 from mnemoscope.engine import Continuation, Engine
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.verbatim import (
-    extraction_table,
-    k_extractable,
-    pythia_memorization,
-    verbmem,
-)
+from mnemoscope.families.extraction import extraction_table, k_extractable
+from mnemoscope.families.pythia import pythia_memorization
+from mnemoscope.families.verbmem import verbmem
 from mnemoscope.metrics.text import rouge_l_f1
 
 from .helpers import Counting, memorize
@@ -49,7 +46,7 @@ def memorizer(tokenizer, studied):
 
 def test_k_extractable_memorized_texts_are_exact_random_text_is_not(memorizer, studied):
     samples, metrics, notes = k_extractable(memorizer, studied + [RANDOM_TEXT], prefix_lengths=(4, 8), suffix_len=8)
-    assert notes == []
+    assert notes == {}
     for p in (4, 8):
         rows = samples[samples["prefix_tokens"] == p].set_index("text_index")
         assert rows.loc[[0, 1, 2], "exact"].tolist() == [1.0, 1.0, 1.0]
@@ -62,16 +59,19 @@ def test_k_extractable_memorized_texts_are_exact_random_text_is_not(memorizer, s
 def test_k_extractable_prompts_lengths_skips_and_one_call(model, tokenizer):
     engine = Counting(Engine(model, tokenizer))
     texts = ["one two three four five six seven eight nine ten eleven twelve"] * 6 + ["Short."]
-    samples, metrics, notes = k_extractable(engine, texts, prefix_lengths=(2, 4, 500), suffix_len=3)
+    samples, metrics, notes = k_extractable(engine, texts, prefix_lengths=(2, 4, 100, 500), suffix_len=3)
     assert engine.calls["generate"] == 1
     prompts, kwargs = engine.generate_args[0]
     assert kwargs == {"max_new_tokens": 3, "min_new_tokens": 3}
     ids = tokenizer(texts[0], add_special_tokens=False)["input_ids"]
     assert ids[:2] in prompts and ids[:4] in prompts  # no BOS for this tokenizer; the cue is the first P tokens
-    assert "extraction/exact/rate@prefix=500" not in metrics
+    assert metrics["extraction/exact/rate@prefix=100"] is None and "extraction/exact/n@prefix=100" not in metrics
     assert metrics["extraction/exact/n@prefix=2"] == 6.0  # "Short." is too short for 2 + 3 tokens
-    assert any("prefix=500" in n and "7 of 7" in n for n in notes)
-    assert any("prefix=2" in n and "1 of 7" in n for n in notes)
+    assert any("prefix=100" in n and "7 of 7" in n for n in notes.values())
+    # 500 + 3 tokens cannot fit the micro model's 128-token context: null, and the note says why
+    assert metrics["extraction/exact/rate@prefix=500"] is None
+    assert "context (128)" in notes["extraction/exact/rate@prefix=500"]
+    assert any("prefix=2" in n and "1 of 7" in n for n in notes.values())
     assert (samples["memorization"] >= samples["exact"]).all()
     with pytest.raises(MnemoscopeError):
         k_extractable(engine, texts, prefix_lengths=(0,), suffix_len=3)
@@ -98,9 +98,9 @@ def test_pythia_memorization_score_is_share_of_matching_positions(model, tokeniz
     assert metrics["extraction/pythia/score/mean"] == 0.75
     assert metrics["extraction/pythia/memorized/rate"] == 0.0
     assert metrics["extraction/pythia/n"] == 1.0
-    assert len(notes) == 1 and "1 of 2" in notes[0]
+    assert len(notes) == 1 and "1 of 2" in next(iter(notes.values()))
     right = ScriptedGenerator(Engine(model, tokenizer), lambda p: truth)
-    assert pythia_memorization(right, texts, prefix=4, suffix=4)[1]["extraction/pythia/memorized/rate"] == 1.0
+    assert pythia_memorization(right, texts, prefix=4, suffix=4).metrics["extraction/pythia/memorized/rate"] == 1.0
 
 
 def test_pythia_memorization_on_memorizer(memorizer, studied):
@@ -129,8 +129,10 @@ def test_verbmem_perfect_continuation_scores_100(model, tokenizer):
     cont = " sells apples from nearby farms"
     ids = tokenizer(cont, add_special_tokens=False)["input_ids"]
     engine = ScriptedGenerator(Engine(model, tokenizer), lambda p: ids)
-    _, metrics, _ = verbmem(engine, ["The market"], [cont])
+    _, metrics, _ = verbmem(engine, ["The market"], [cont], max_new_tokens=64)
     assert metrics["verbmem/rouge_l_f1/mean"] == pytest.approx(100.0)
+    with pytest.raises(MnemoscopeError, match="verbmem prompt '0'.*exceeds the model's context"):
+        verbmem(engine, ["The market"], [cont])  # 3 + 128 new tokens > the micro model's 128
 
 
 def test_extraction_table_keeps_its_columns(memorizer, studied):

@@ -14,13 +14,16 @@ from mnemoscope.metrics.membership import zlib_bytes
 TEXTS = ["Anna was born in Lisbon in 1901.", "Every spring the market sells apples.", "Hi there friend"]
 
 
-def test_zlib_uses_exactly_the_scored_text(tokenizer, model):
+def test_zlib_compresses_the_whole_text_as_given(tokenizer, model):
+    """Carlini et al. and MIMIR: −NLL / len(zlib.compress(text.encode("utf-8"))), the text itself
+    (never a re-decoding of its tokens, and not only the scored span)."""
+    import zlib
+
     engine = Engine(model, tokenizer)
     frame = score_texts(engine, TEXTS)
     for text, (_, row) in zip(TEXTS, frame.iterrows()):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        scored_text = tokenizer.decode(ids[1:])  # no BOS: the first token is not scored
-        assert row["score/zlib"] == pytest.approx(-row["nll"] / zlib_bytes(scored_text))
+        assert row["score/zlib"] == pytest.approx(-row["nll"] / len(zlib.compress(text.encode("utf-8"))))
+        assert zlib_bytes(text) == len(zlib.compress(text.encode("utf-8")))
         assert row["score/loss"] == pytest.approx(-row["nll"])
 
 

@@ -57,12 +57,20 @@ def test_sort_rows_per_bin_and_extraction_plot(tmp_path):
 
 
 def test_family_notes_show_in_their_section_and_in_the_notes_section(tmp_path):
-    notes = {"verbmem": ["verbmem: 1 prompt <b>skipped</b>"], "sort": ["sort: not computed: too short"]}
+    notes = {"verbmem/rouge_l_f1/mean": "verbmem: 1 prompt <b>skipped</b>",
+             "sort/short_term/accuracy": "sort: not computed: too short"}
     run = _run(tmp_path, SECTIONS[fam.section_verbmem], notes)
     assert "1 prompt &lt;b&gt;skipped&lt;/b&gt;" in str(fam.section_verbmem(run))  # escaped
     html = str(fam.section_notes(run))
     assert "sort: not computed: too short" in html and "verbmem" in html
     assert fam.section_notes(_run(tmp_path / "none", {})) is None
+
+
+def test_notes_of_runs_written_before_notes_were_keyed_by_metric(tmp_path):
+    """Older runs hold {family: [note, ...]}: still listed, keyed by family."""
+    run = _run(tmp_path, SECTIONS[fam.section_verbmem], {"sort": ["sort: not computed: too short", "second"]})
+    assert fam.run_notes(run) == {"sort": "sort: not computed: too short · second"}
+    assert "sort: not computed: too short" in str(fam.section_notes(run))
 
 
 def test_grouped_reads_labels_in_natural_order(tmp_path):

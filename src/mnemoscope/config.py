@@ -92,3 +92,18 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def merge_sections(*trees: dict) -> dict:
+    """One defaults tree from several (a command's common sections and each family's): sections
+    merge key by key; the same leaf declared twice is a bug and raises."""
+    out: dict = {}
+    for tree in trees:
+        for key, value in tree.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge_sections(out[key], value)
+            elif key in out:
+                raise ValueError(f"config key '{key}' is declared twice")
+            else:
+                out[key] = copy.deepcopy(value)
+    return out

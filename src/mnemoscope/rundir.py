@@ -1,7 +1,11 @@
-"""The run directory: atomic writes of config, manifest, metrics and tables.
+"""The run directory: atomic writes of config, manifest, metrics and tables, and :class:`Run`,
+the one object every recipe writes its run through.
 
 Every file is written to a temporary name in the same directory and renamed into place, so an
-interrupted run never leaves a half-written result.
+interrupted run never leaves a half-written result. A run directory holds ``config.yaml`` (the
+resolved config), ``metrics.json`` (flat keys; null = not computed), ``notes.json`` (every
+null or partial key with its reason), ``manifest.json`` (versions, seed, device, timings;
+written last, so its presence marks a finished run), Parquet tables and ``report.html``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+
+from mnemoscope.errors import MnemoscopeError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -119,3 +125,84 @@ class Timer:
             yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def open_run_dir(out: Path, cfg: dict) -> Path:
+    """Create ``out`` and write ``config.yaml``, or resume a directory holding the same resolved
+    config; a directory with a different config is refused, never overwritten."""
+    out = Path(out)
+    config_file = out / "config.yaml"
+    if config_file.exists():
+        previous = yaml.safe_load(config_file.read_text())
+        if previous != yaml.safe_load(yaml.safe_dump(json_safe(cfg), sort_keys=False)):
+            raise MnemoscopeError(
+                f"{out} holds a run with a different config: pass --out NEW_DIR, or delete {out} to start over"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise MnemoscopeError(f"{out} exists and is not a mnemoscope run directory: pass --out NEW_DIR")
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml(config_file, cfg)
+    return out
+
+
+class Run:
+    """A run being written: ``with run.phase("train"):`` times a phase; ``add`` takes a family's
+    Result (metrics, notes, and its samples as a table); ``finish`` writes every table,
+    metrics.json, notes.json, manifest.json and report.html, in that order."""
+
+    def __init__(self, out: str | Path, cfg: dict, recipe: str):
+        self.out = open_run_dir(Path(out), cfg)
+        self.cfg, self.recipe = cfg, recipe
+        self.timer = Timer()
+        self.metrics: dict[str, float | None] = {}
+        self.notes: dict[str, str] = {}
+        self.tables: dict[str, object] = {}
+
+    def phase(self, name: str):
+        return self.timer(name)
+
+    def note(self, key: str, reason: str) -> None:
+        if key in self.notes and reason not in self.notes[key].split("; "):
+            self.notes[key] = f"{self.notes[key]}; {reason}"
+        else:
+            self.notes[key] = reason
+
+    def not_computed(self, key: str, reason: str) -> None:
+        self.metrics[key] = None
+        self.note(key, reason)
+
+    def add(self, result, table: str | None = None) -> None:
+        """A Result's metrics and notes; its samples (when any) become ``<table>.parquet``
+        (appended to rows already there)."""
+        self.metrics.update(result.metrics)
+        for key, reason in result.notes.items():
+            self.note(key, reason)
+        if table is not None and len(result.samples):
+            self.add_table(table, result.samples)
+
+    def add_table(self, name: str, frame) -> None:
+        """``<name>.parquet`` (a path relative to the run directory, without the suffix)."""
+        import pandas as pd
+
+        self.tables[name] = pd.concat([self.tables[name], frame], ignore_index=True) if name in self.tables else frame
+
+    def finish(self, *, device: str, extra: dict | None = None, report: bool = True) -> Path:
+        """Write the run. A noted key that no measurement produced is null in metrics.json (a
+        family may note why it did not run at all); every run has a ``samples.parquet``."""
+        import pandas as pd
+
+        for key in self.notes:
+            if "*" not in key:
+                self.metrics.setdefault(key, None)
+        self.tables.setdefault("samples", pd.DataFrame())
+        for name, frame in self.tables.items():
+            write_parquet(self.out / f"{name}.parquet", frame)
+        write_json(self.out / "metrics.json", self.metrics)
+        write_json(self.out / "notes.json", self.notes)
+        write_json(self.out / "manifest.json", manifest(
+            self.cfg.get("seed", 0), device, self.timer.timings, {"recipe": self.recipe, **(extra or {})}))
+        if report:
+            from mnemoscope.report.html import write_report
+
+            write_report(self.out)
+        return self.out

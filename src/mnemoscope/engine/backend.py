@@ -169,12 +169,17 @@ class Backend:
         """Whether ``n_tokens`` (BOS included) fit the context."""
         return self.max_length is None or n_tokens <= self.max_length
 
+    def encode_texts(self, texts: list[str]) -> list[Encoded]:
+        """``encode_text`` of each text, refusing texts with no token to score (fewer than 2
+        tokens without a BOS)."""
+        items = [self.encode_text(t) for t in texts]
+        _check_scorable(items)
+        return items
+
     def check_texts(self, texts: list[str]) -> int:
         """Encode without scoring (length and tokenizer errors surface early); returns how many
         would be truncated."""
-        items = [self.encode_text(t) for t in texts]
-        _check_scorable(items)
-        return sum(1 for it in items if it.truncated)
+        return sum(1 for it in self.encode_texts(texts) if it.truncated)
 
     # ------------------------------------------------------------------ measuring
     def score(self, texts: list[str] | None = None, *, pairs: list[tuple[str, str]] | None = None) -> list[TokenScores]:
@@ -183,7 +188,7 @@ class Backend:
         if (texts is None) == (pairs is None):
             raise ValueError("pass exactly one of texts or pairs")
         if texts is not None:
-            items = [self.encode_text(t) for t in texts]
+            items = self.encode_texts(texts)
         else:
             items = [self.encode_pair(c, t) for c, t in pairs]
         return self.score_encoded(items)

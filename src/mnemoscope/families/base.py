@@ -101,6 +101,16 @@ class Context:
         add_note(self.notes, key, reason)
 
 
+def plan_and_measure(plan, measure, inputs, engine, ctx: Context | None = None) -> Result:
+    """``measure(plan(inputs))`` with the notes gathered while planning added to the Result: what
+    the audit does for one family, for callers that hold inputs already (recipes, tests)."""
+    ctx = ctx or Context()
+    result = measure(plan(inputs, engine, ctx), engine, ctx)
+    for key, reason in ctx.notes.items():
+        result.note(key, reason)
+    return result
+
+
 def check_generation(engine, prompts: list[list[int]], max_new: int, what: str, key: str,
                      ids: list[str] | None = None) -> None:
     """Prompt tokens + new tokens must fit the context (generation never truncates): a one-line

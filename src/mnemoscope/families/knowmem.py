@@ -19,7 +19,13 @@ import pandas as pd
 
 from mnemoscope.engine import Backend
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.base import Context, Result, check_generation, field_pair
+from mnemoscope.families.base import (
+    Context,
+    Result,
+    check_generation,
+    field_pair,
+    plan_and_measure,
+)
 from mnemoscope.metrics.text import knowmem as knowmem_score
 from mnemoscope.metrics.text import knowmem_cut, knowmem_prompt
 from mnemoscope.probes import formats
@@ -46,6 +52,7 @@ class Plan:
 
 
 def read(cfg: dict, ctx: Context) -> Inputs | None:
+    """The QA file and its shots; None (with a note) when every pair is a shot."""
     k = cfg["knowmem"]
     if not k["file"]:
         return None
@@ -58,6 +65,7 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
     if not qa[n:]:
         ctx.note(KEY, f"knowmem: not computed: {k['file']} holds {len(qa)} QA pair(s), all used as the {n} "
                       "shots; give more pairs, fewer knowmem.n_shots, or knowmem.shots")
+        return None
     return Inputs(qa[n:], qa[:n], k["max_new_tokens"])
 
 
@@ -100,4 +108,4 @@ def knowmem(engine: Backend, qa: Sequence, shots: Sequence = (), *, max_new_toke
         return out
 
     inputs = Inputs(records(qa, "item"), records(shots, "shot"), max_new_tokens)
-    return measure(plan(inputs, engine), engine)
+    return plan_and_measure(plan, measure, inputs, engine)

@@ -1,42 +1,84 @@
-"""Membership inference: engine scores → per-text attack scores → flat metrics.
+"""Membership inference: which texts did the model train on?
 
-One teacher-forced pass per text feeds every likelihood attack (PROTOCOLS §2). Keys follow
-DESIGN.md: ``mia/<attack>/<stat>[@group]``; every score is oriented higher = member.
+One teacher-forced pass per text feeds every likelihood attack; each score is oriented higher =
+member (label member = 1):
+
+- ``loss``      = −NLL(x) = mean_i log p_i
+- ``zlib``      = −NLL(x) / zlib_bytes(x), x the whole text as given (UTF-8, default level)
+- ``min_k``     = mean of the lowest ⌈k·n⌉ log p_i (k = ``audit.k``, 0.2)
+- ``min_k_pp``  = mean of the lowest ⌈k·n⌉ z_i, z_i = (log p_i − μ_i)/σ_i (needs the backend's
+  ``distribution`` capability; refused with a note otherwise)
+- ``ref``, ``ratio`` with a reference model (``membership.ref_model``) and ``lowercase``
+  (``membership.lowercase``): see ``families.reference``.
+
+Per attack: ROC-AUC with a bootstrap 95% CI and TPR at FPR 0.1% / 1% / 5% (null and flagged
+``underpowered`` when the non-members cannot resolve that FPR) — keys ``mia/<attack>/<stat>``.
+With ``audit.extraction`` (on by default) the members and non-members also get the quick greedy
+extraction test (``families.extraction.extraction_table``): keys
+``extraction/exact/rate@set=<member|nonmember>`` and ``extraction/memorization/mean@set=...``.
+
+Config sections ``data`` (``members`` + ``nonmembers``, or one WikiMIA ``wikimia`` file;
+``drop_overlap``), ``membership`` and ``audit`` (``k``, ``extraction``, ``prefix_fraction``,
+``max_suffix``). Its per-text table is the run's ``samples.parquet``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from mnemoscope.engine import Engine, TokenScores
+from mnemoscope.engine import Backend, TokenScores
+from mnemoscope.engine.encoding import Encoded
+from mnemoscope.errors import MnemoscopeError
+from mnemoscope.families import reference
+from mnemoscope.families.base import Context, Result
+from mnemoscope.families.extraction import compare_continuations, split_prefixes
 from mnemoscope.metrics.membership import membership_scores
 from mnemoscope.metrics.roc import membership_report
+from mnemoscope.probes import formats
+from mnemoscope.probes.textfile import load_texts
 
+NAME = "membership"
+TITLE = "Membership inference"
+SAMPLES = "samples.parquet"
+DEFAULTS = {
+    "data": {"members": "", "nonmembers": "", "wikimia": "", "drop_overlap": False},
+    "membership": {"ref_model": "", "ref_mismatch": "refuse", "lowercase": False},
+    "audit": {"k": 0.2, "extraction": True, "prefix_fraction": 0.5, "max_suffix": 32},
+}
+PATH_KEYS = ("data.members", "data.nonmembers", "data.wikimia")
+MODEL_KEYS = ("membership.ref_model",)
+NEEDS = ("logprobs",)
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp")
 
 
-def attack_frame(engine: Engine, scored: list[TokenScores], k: float = 0.2) -> pd.DataFrame:
-    """Columns nll, n_scored, truncated, bos and score/<attack> for each attack, from scores
-    already computed (so one pass can feed these and other attacks).
+# --------------------------------------------------------------------------- scores
 
-    zlib is computed on exactly the scored text: the decoded scored tokens (without a BOS the
-    first token is context, not scored, so it is not counted either).
-    """
+
+def attack_frame(texts: list[str], scored: list[TokenScores], k: float = 0.2) -> pd.DataFrame:
+    """Columns nll, n_scored, truncated, bos and score/<attack> for each single-model attack,
+    from scores already computed (one pass feeds these and other attacks). zlib compresses the
+    text as given. ``min_k_pp`` is left out when the scores carry no distribution statistics."""
+    if len(texts) != len(scored):
+        raise ValueError(f"attack_frame: {len(texts)} texts for {len(scored)} scores")
     rows = []
-    for s in scored:
-        scored_text = engine.tokenizer.decode(s.token_ids.tolist())
+    for text, s in zip(texts, scored):
         row = {"nll": s.nll, "n_scored": s.n_scored, "truncated": s.truncated, "bos": s.bos}
-        row.update({f"score/{a}": v for a, v in membership_scores(s.logprobs, s.mu, s.sigma, scored_text, k).items()})
+        scores = membership_scores(s.logprobs, s.mu if s.mu is not None else np.zeros(0),
+                                   s.sigma if s.sigma is not None else np.zeros(0), text, k)
+        if s.mu is None:
+            scores.pop("min_k_pp")
+        row.update({f"score/{a}": v for a, v in scores.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def score_texts(engine: Engine, texts: list[str], k: float = 0.2) -> pd.DataFrame:
+def score_texts(engine: Backend, texts: list[str], k: float = 0.2) -> pd.DataFrame:
     """One forward pass per text → ``attack_frame`` of the results."""
-    return attack_frame(engine, engine.score(texts), k)
+    return attack_frame(list(texts), engine.score(list(texts)), k)
 
 
 def membership_metrics(
@@ -50,7 +92,7 @@ def membership_metrics(
 ) -> dict[str, float]:
     """Flat ``mia/<attack>/auc{suffix}`` etc. for every ``score/<attack>`` column.
 
-    TPR at an FPR the negatives cannot resolve (n_neg < 1/FPR) is left out (null) and flagged.
+    TPR at an FPR the negatives cannot resolve (n_neg < 1/FPR) is null (nan) and flagged.
     """
     labels = np.asarray(labels, dtype=int)
     out: dict[str, float] = {}
@@ -62,3 +104,178 @@ def membership_metrics(
                 value = math.nan
             out[f"{prefix}/{attack}/{key}{suffix}"] = value
     return out
+
+
+def attack_metrics(labels: np.ndarray, frame: pd.DataFrame, *, n_boot: int, seed: int) -> Result:
+    """``membership_metrics`` per attack over the texts with a finite score; an attack with fewer
+    than 2 members or non-members with a score is null (noted); underpowered TPRs are noted."""
+    labels = np.asarray(labels, dtype=int)
+    result = Result()
+    for col in [c for c in frame.columns if c.startswith("score/")]:
+        values = frame[col].to_numpy(dtype=float)
+        keep = np.isfinite(values)
+        attack = col.split("/", 1)[1]
+        n_pos, n_neg = int(labels[keep].sum()), int((1 - labels[keep]).sum())
+        if not keep.all():
+            result.note(f"mia/{attack}/auc", f"mia/{attack}: {int((~keep).sum())} text(s) have no finite score "
+                                             "and were left out")
+        if n_pos < 2 or n_neg < 2:
+            result.not_computed(f"mia/{attack}/auc", f"mia/{attack}: not computed: {n_pos} members and {n_neg} "
+                                                     "non-members with a score; an AUC needs at least 2 of each")
+            continue
+        result.metrics.update(membership_metrics(labels[keep], frame.loc[keep, [col]], n_boot=n_boot, seed=seed))
+    under = sorted({key.split("tpr@fpr=")[1].split("/")[0] for key, v in result.metrics.items()
+                    if key.endswith("/underpowered") and v})
+    if under:
+        n_neg = int((1 - labels).sum())
+        need = ", ".join(f"FPR {float(f) * 100:g}% needs ≥ {math.ceil(1 / float(f) - 1e-9)}" for f in under)
+        result.note("mia/*/tpr@fpr=*", f"mia: TPR not computed (null) where underpowered: {n_neg} non-members "
+                                       f"({need})")
+    return result
+
+
+def likelihood_scores(engine: Backend, texts: list[str], *, k: float = 0.2, ref_engine: Backend | None = None,
+                      ref_mismatch: str = "refuse", lowercase: bool = False) -> pd.DataFrame:
+    """Every likelihood attack from ONE batched target pass (+ one reference pass, + one pass over
+    the lower-cased texts): score/{loss, zlib, min_k, min_k_pp[, ref, ratio][, lowercase]}."""
+    return _likelihood_frame(engine, texts, engine.score_encoded(engine.encode_texts(texts)), k, ref_engine,
+                             ref_mismatch, lowercase)
+
+
+def _likelihood_frame(engine, texts, scored, k, ref_engine, ref_mismatch, lowercase) -> pd.DataFrame:
+    frame = attack_frame(texts, scored, k)
+    if ref_engine is not None:
+        ref = reference.ref_ratio_scores(engine, ref_engine, texts, mismatch=ref_mismatch, target_scores=scored)
+        for col in ("unit", "nll_target", "nll_ref"):
+            frame[f"ref/{col}"] = ref[col].to_numpy()
+        frame["score/ref"] = ref["score/ref"].to_numpy()
+        frame["score/ratio"] = ref["score/ratio"].to_numpy()
+    if lowercase:
+        low = reference.lowercase_scores(engine, texts, scores=scored)
+        frame["nll_lower"] = low["nll_lower"].to_numpy()
+        frame["score/lowercase"] = low["score/lowercase"].to_numpy()
+    return frame
+
+
+# --------------------------------------------------------------------------- the family
+
+
+@dataclass
+class Inputs:
+    members: list[str]
+    nonmembers: list[str]
+    k: float = 0.2
+    ref_mismatch: str = "refuse"
+    lowercase: bool = False
+    extraction: bool = True
+    prefix_fraction: float = 0.5
+    max_suffix: int = 32
+
+    @property
+    def texts(self) -> list[str]:
+        return self.members + self.nonmembers
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([1] * len(self.members) + [0] * len(self.nonmembers))
+
+
+@dataclass
+class Plan:
+    inputs: Inputs
+    items: list[Encoded]
+    ref_engine: Backend | None = None
+    extraction: tuple[list, list] | None = None  # (prompt ids, true suffix ids)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def load_sets(members_path: str, nonmembers_path: str, drop_overlap: bool, warn=print,
+              wikimia_path: str = "") -> tuple[list[str], list[str]]:
+    """Read both sets (two text files, or one WikiMIA file); overlap is warned about (with its
+    count) and optionally dropped from both; fewer than 2 texts in a set is an error."""
+    if wikimia_path:
+        if members_path or nonmembers_path:
+            raise MnemoscopeError("give either data.wikimia or data.members + data.nonmembers, not both")
+        members, nonmembers = formats.load_wikimia(wikimia_path)
+        where_m = where_n = wikimia_path
+    else:
+        if not members_path or not nonmembers_path:
+            missing = "--nonmembers (data.nonmembers)" if members_path else "--members (data.members)"
+            raise MnemoscopeError(f"membership inference needs both sets: add {missing}")
+        members, nonmembers = load_texts(members_path), load_texts(nonmembers_path)
+        where_m, where_n = members_path, nonmembers_path
+    overlap = set(members) & set(nonmembers)
+    if overlap:
+        where = f"{where_m} and {where_n}" if where_m != where_n else f"labels 1 and 0 of {where_m}"
+        warn(f"warning: {len(overlap)} text(s) appear in both {where}"
+             + ("; dropping them from both" if drop_overlap else "; pass --drop-overlap to remove them"))
+        if drop_overlap:
+            members = [t for t in members if t not in overlap]
+            nonmembers = [t for t in nonmembers if t not in overlap]
+    for name, texts, path in (("members", members, where_m), ("non-members", nonmembers, where_n)):
+        if len(texts) < 2:
+            raise MnemoscopeError(f"{path}: {len(texts)} {name}; membership inference needs at least 2 of each")
+    return members, nonmembers
+
+
+def read(cfg: dict, ctx: Context) -> Inputs | None:
+    d, m, a = cfg["data"], cfg["membership"], cfg["audit"]
+    if m["ref_mismatch"] not in reference.MISMATCH_POLICIES:
+        raise MnemoscopeError(f"membership.ref_mismatch '{m['ref_mismatch']}': use one of "
+                              f"{', '.join(reference.MISMATCH_POLICIES)}")
+    if not (d["members"] or d["nonmembers"] or d["wikimia"]):
+        if m["ref_model"]:
+            raise MnemoscopeError("membership.ref_model (--ref-model) needs member and non-member texts")
+        return None
+    members, nonmembers = load_sets(d["members"], d["nonmembers"], d["drop_overlap"], ctx.warn,
+                                    wikimia_path=d["wikimia"])
+    return Inputs(members, nonmembers, a["k"], m["ref_mismatch"], m["lowercase"], a["extraction"],
+                  a["prefix_fraction"], a["max_suffix"])
+
+
+def plan(inputs: Inputs, engine: Backend, ctx: Context) -> Plan:
+    texts = inputs.texts
+    items = engine.encode_texts(texts)
+    if inputs.lowercase:
+        engine.encode_texts([t.lower() for t in texts])
+    ref_engine = ctx.engines.get("membership.ref_model")
+    if ref_engine is not None:
+        ref_engine.encode_texts(texts)
+        reason = reference.tokenizer_mismatch(engine, ref_engine, texts)
+        if reason is not None and inputs.ref_mismatch == "refuse":
+            raise MnemoscopeError(
+                f"target and reference tokenizers are not compatible: {reason}; pass a reference model that shares "
+                "the target's tokenizer, or --ref-mismatch per_byte (membership.ref_mismatch) to compare NLL per "
+                "UTF-8 byte")
+    refused = {}
+    if "distribution" not in engine.provides:
+        refused["mia/min_k_pp/auc"] = (f"min_k_pp needs per-token distribution statistics, which the {engine.name} "
+                                       "backend does not provide; use --backend hf for it")
+    extraction = split_prefixes(engine, texts, inputs.prefix_fraction, inputs.max_suffix) if inputs.extraction else None
+    return Plan(inputs, items, ref_engine, extraction, refused)
+
+
+def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
+    inputs = plan.inputs
+    texts, labels = inputs.texts, inputs.labels
+    scored = engine.score_encoded(plan.items)
+    frame = _likelihood_frame(engine, texts, scored, inputs.k, plan.ref_engine, inputs.ref_mismatch, inputs.lowercase)
+    samples = pd.concat([pd.DataFrame({"text": texts, "label": labels}), frame], axis=1)
+    result = attack_metrics(labels, frame, n_boot=ctx.n_boot, seed=ctx.seed)
+    for key, reason in plan.refused.items():
+        result.not_computed(key, reason)
+    n_truncated = int((samples["truncated"] > 0).sum())
+    result.metrics["data/n_truncated"] = n_truncated
+    if n_truncated:
+        result.note("data/n_truncated", f"{n_truncated} text(s) were truncated to the model's context")
+    if "ref/unit" in samples and (samples["ref/unit"] == "byte").any():
+        result.note("mia/ref/auc", "mia/ref, mia/ratio: the reference model's tokenizer differs; NLLs compared per "
+                                   "UTF-8 byte")
+    if plan.extraction is not None:
+        samples = pd.concat([samples, compare_continuations(engine, *plan.extraction)], axis=1)
+        for label, name in ((1, "member"), (0, "nonmember")):
+            group = samples[samples["label"] == label]
+            result.metrics[f"extraction/exact/rate@set={name}"] = float(group["extraction/exact"].mean())
+            result.metrics[f"extraction/memorization/mean@set={name}"] = float(group["extraction/memorization"].mean())
+    result.samples = samples
+    return result

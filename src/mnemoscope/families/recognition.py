@@ -1,22 +1,35 @@
-"""Recognition (two-alternative forced choice) and recall of studied texts (PROTOCOLS §5,
-after Orhan 2023).
+"""Recognition by two-alternative forced choice (Orhan 2023): for each (seen, foil) pair the
+model "recognises" the seen text iff NLL(seen) < NLL(foil) (a tie counts ½); chance = 0.5.
 
-Measurement functions return ``(samples, metrics, notes)``: a per-item frame, a flat
-``{"family/metric[/stat][@group]": float}`` dict holding only what could be computed (no nan
-placeholders), and human-readable notes on what was left out. Each makes one engine call
-(one ``score`` for 2AFC, one ``generate`` for recall) whatever the number of items.
+One score call over the distinct texts. Config section ``recognition``: either ``pairs`` (a file
+of seen/foil/kind records, e.g. hand-written paraphrase foils) or ``seen`` (studied texts) with
+``foils`` (kinds made automatically by ``probes.foils``: shuffled_words, shuffled_letters,
+swap_word, random_words, novel) and ``pool`` (texts the model did not study, for ``novel``).
+Keys ``recognition/2afc/accuracy``, ``recognition/2afc/n`` and, per foil kind,
+``recognition/2afc/{accuracy,n}@foil=<kind>``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
-from mnemoscope.engine import Engine
+from mnemoscope.engine import Backend
+from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.metrics.recognition import recall_scores, two_afc_accuracy
+from mnemoscope.families.base import Context, Result, plan_and_measure
+from mnemoscope.metrics.recognition import two_afc_accuracy
+from mnemoscope.probes import formats
 from mnemoscope.probes.foils import FOIL_KINDS, make_foil
+
+NAME = "recognition"
+TITLE = "Recognition (two-alternative forced choice)"
+DEFAULTS = {"recognition": {"seen": "", "foils": ["shuffled_words"], "pool": "", "pairs": ""}}
+PATH_KEYS = ("recognition.seen", "recognition.pool", "recognition.pairs")
+NEEDS = ("logprobs",)
+KEY = "recognition/2afc/accuracy"
 
 
 def make_foils(
@@ -53,92 +66,83 @@ def make_foils(
     return pd.DataFrame(rows, columns=["seen_index", "seen", "foil", "kind"]), notes
 
 
-def two_afc(
-    engine: Engine,
-    seen: Sequence[str],
-    foils: Sequence[str],
-    kinds: Sequence[str] | None = None,
-) -> tuple[pd.DataFrame, dict[str, float], list[str]]:
-    """Recognition by 2AFC: pair i is correct iff NLL(seen_i) < NLL(foil_i) (a tie counts ½);
-    chance = 0.5. One score call over the distinct texts.
+@dataclass
+class Inputs:
+    pairs: pd.DataFrame  # seen, foil, kind
+    by_kind: bool = True
 
-    Keys ``recognition/2afc/accuracy``, ``recognition/2afc/n`` and, with ``kinds`` (one per pair),
-    ``recognition/2afc/accuracy@foil=<kind>`` and ``recognition/2afc/n@foil=<kind>``.
-    """
+
+@dataclass
+class Plan:
+    inputs: Inputs
+    texts: list[str]  # distinct seen and foil texts
+    items: list[Encoded]
+
+
+def read(cfg: dict, ctx: Context) -> Inputs | None:
+    r = cfg["recognition"]
+    if r["pairs"] and r["seen"]:
+        raise MnemoscopeError("recognition: give either recognition.pairs or recognition.seen (+ foils), not both")
+    if r["pairs"]:
+        return Inputs(pd.DataFrame(formats.load_recognition_pairs(r["pairs"]))[["seen", "foil", "kind"]])
+    if not r["seen"]:
+        return None
+    kinds = list(r["foils"])
+    unknown = [k for k in kinds if k not in FOIL_KINDS]
+    if unknown or not kinds:
+        raise MnemoscopeError(f"recognition.foils: unknown or no foil kind(s) {unknown}; use any of {list(FOIL_KINDS)}")
+    if "paraphrase" in kinds:
+        raise MnemoscopeError("recognition.foils: 'paraphrase' foils cannot be made automatically; "
+                              "write them to a pairs file (seen, foil, kind) and pass recognition.pairs")
+    seen = formats.load_texts_any(r["seen"])
+    pool = formats.load_texts_any(r["pool"]) if r["pool"] else None
+    if "novel" in kinds and pool is None:
+        raise MnemoscopeError("recognition.foils: kind 'novel' needs recognition.pool (texts the model did not study)")
+    vocab = sorted({w for t in seen + (pool or []) for w in t.split()})
+    frame, notes = make_foils(seen, kinds, ctx.seed, vocab=vocab, pool=pool)
+    for n in notes:
+        ctx.note(KEY, n)
+    return Inputs(frame[["seen", "foil", "kind"]])
+
+
+def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
+    texts = list(dict.fromkeys(list(inputs.pairs["seen"]) + list(inputs.pairs["foil"])))
+    return Plan(inputs, texts, engine.encode_texts(texts))
+
+
+def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
+    pairs = plan.inputs.pairs
+    result = Result()
+    if not len(pairs):
+        result.not_computed(KEY, "recognition/2afc: no (seen, foil) pairs")
+        return result
+    nll = dict(zip(plan.texts, (s.nll for s in engine.score_encoded(plan.items))))
+    samples = pd.DataFrame({
+        "seen": list(pairs["seen"]),
+        "foil": list(pairs["foil"]),
+        "kind": list(pairs["kind"]) if plan.inputs.by_kind else "all",
+        "nll_seen": [nll[t] for t in pairs["seen"]],
+        "nll_foil": [nll[t] for t in pairs["foil"]],
+    })
+    samples["correct"] = (samples["nll_seen"] < samples["nll_foil"]).astype(float) + 0.5 * (
+        samples["nll_seen"] == samples["nll_foil"])
+    result.samples = samples
+    result.metrics.update({KEY: two_afc_accuracy(samples["nll_seen"], samples["nll_foil"]),
+                           "recognition/2afc/n": float(len(samples))})
+    if plan.inputs.by_kind:
+        for kind, group in samples.groupby("kind", sort=True):
+            result.metrics[f"recognition/2afc/accuracy@foil={kind}"] = two_afc_accuracy(group["nll_seen"],
+                                                                                        group["nll_foil"])
+            result.metrics[f"recognition/2afc/n@foil={kind}"] = float(len(group))
+    return result
+
+
+def two_afc(engine: Backend, seen: Sequence[str], foils: Sequence[str], kinds: Sequence[str] | None = None) -> Result:
+    """2AFC accuracy of (seen_i, foils_i) pairs, by foil kind when ``kinds`` (one per pair) is given."""
     seen, foils = list(seen), list(foils)
     if len(seen) != len(foils):
         raise MnemoscopeError(f"two_afc: {len(seen)} seen texts but {len(foils)} foils; pass one foil per seen text")
     if kinds is not None and len(kinds) != len(seen):
         raise MnemoscopeError(f"two_afc: {len(kinds)} foil kinds for {len(seen)} pairs; pass one per pair")
-    if not seen:
-        return pd.DataFrame(), {}, ["recognition/2afc: no (seen, foil) pairs"]
-    unique = list(dict.fromkeys(seen + foils))
-    nll = dict(zip(unique, (s.nll for s in engine.score(unique))))
-    samples = pd.DataFrame(
-        {
-            "seen": seen,
-            "foil": foils,
-            "kind": list(kinds) if kinds is not None else "all",
-            "nll_seen": [nll[t] for t in seen],
-            "nll_foil": [nll[t] for t in foils],
-        }
-    )
-    samples["correct"] = (samples["nll_seen"] < samples["nll_foil"]).astype(float) + 0.5 * (
-        samples["nll_seen"] == samples["nll_foil"]
-    )
-    metrics = {
-        "recognition/2afc/accuracy": two_afc_accuracy(samples["nll_seen"], samples["nll_foil"]),
-        "recognition/2afc/n": float(len(samples)),
-    }
-    if kinds is not None:
-        for kind, group in samples.groupby("kind", sort=True):
-            metrics[f"recognition/2afc/accuracy@foil={kind}"] = two_afc_accuracy(group["nll_seen"], group["nll_foil"])
-            metrics[f"recognition/2afc/n@foil={kind}"] = float(len(group))
-    return samples, metrics, []
-
-
-def recall(engine: Engine, texts: Sequence[str]) -> tuple[pd.DataFrame, dict[str, float], list[str]]:
-    """Cued recall: cue = the first ⌊n/2⌋ tokens of a text of n tokens (BOS in front under the
-    engine's policy, not counted), greedy continuation of exactly the remaining n − ⌊n/2⌋ tokens,
-    scored on the continuation only (``metrics.recognition.recall_scores``: token match rate,
-    exact, ROUGE-L F1 of the decoded texts).
-
-    One generate call: every text is continued for the longest remaining length with EOS
-    suppressed (min_new_tokens) and cut to its own length; greedy decoding makes the first k
-    tokens equal to a forced k-token run. Texts with < 2 tokens are skipped (noted). Keys
-    ``recall/match_rate/mean``, ``recall/exact/rate``, ``recall/rouge_l_f1/mean``, ``recall/n``.
-    """
-    bos = engine.prefix_ids()
-    kept, cues, truths = [], [], []
-    for i, text in enumerate(texts):
-        ids = engine.text_ids(text)
-        if len(ids) < 2:
-            continue
-        half = len(ids) // 2
-        kept.append(i)
-        cues.append(bos + ids[:half])
-        truths.append(ids[half:])
-    notes = []
-    if len(kept) < len(texts):
-        notes.append(f"recall: {len(texts) - len(kept)} of {len(texts)} texts have fewer than 2 tokens and were skipped")
-    if not kept:
-        return pd.DataFrame(), {}, notes
-    longest = max(len(t) for t in truths)
-    outs = engine.generate(cues, max_new_tokens=longest, min_new_tokens=longest)
-    rows = []
-    for i, cue, truth, out in zip(kept, cues, truths, outs):
-        gen = list(out.token_ids)[: len(truth)]
-        gen_text = engine.decode(gen)
-        true_text = engine.decode(truth)
-        row = {"text_index": i, "cue_tokens": len(cue) - len(bos), "recall_tokens": len(truth),
-               "generated": gen_text, "true": true_text}
-        row.update(recall_scores(gen, truth, gen_text, true_text))
-        rows.append(row)
-    samples = pd.DataFrame(rows)
-    metrics = {
-        "recall/match_rate/mean": float(samples["match_rate"].mean()),
-        "recall/exact/rate": float(samples["exact"].mean()),
-        "recall/rouge_l_f1/mean": float(samples["rouge_l_f1"].mean()),
-        "recall/n": float(len(samples)),
-    }
-    return samples, metrics, notes
+    frame = pd.DataFrame({"seen": seen, "foil": foils, "kind": list(kinds) if kinds is not None else "all"})
+    return plan_and_measure(plan, measure, Inputs(frame, by_kind=kinds is not None), engine)

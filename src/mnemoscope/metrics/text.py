@@ -19,7 +19,11 @@ __all__ = [
     "knowmem",
     "knowmem_prompt",
     "KNOWMEM_STOPS",
+    "QA_TEMPLATE",
 ]
+
+# The one question-answer layout: KnowMem shots and questions, TOFU contexts, QA training texts.
+QA_TEMPLATE = "Question: {question}\nAnswer:"
 
 # KnowMem answers end at the first of these strings (the model starts a new shot).
 KNOWMEM_STOPS: tuple[str, ...] = ("\n\n", "\nQuestion", "Question:")
@@ -67,5 +71,5 @@ def knowmem(pred: str, answer: str) -> float:
 def knowmem_prompt(shots: Sequence[tuple[str, str]], question: str) -> str:
     """Few-shot prompt: ``"Question: {q}\\nAnswer: {a}\\n\\n"`` per (q, a) shot, then
     ``"Question: {question}\\nAnswer:"`` (no trailing space; the answer's space is generated)."""
-    blocks = [f"Question: {q}\nAnswer: {a}\n\n" for q, a in shots]
-    return "".join(blocks) + f"Question: {question}\nAnswer:"
+    blocks = [QA_TEMPLATE.format(question=q) + f" {a}\n\n" for q, a in shots]
+    return "".join(blocks) + QA_TEMPLATE.format(question=question)

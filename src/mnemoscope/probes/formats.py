@@ -295,6 +295,29 @@ def load_recognition_pairs(path: str | Path) -> list[dict]:
     return _normalise(path, build)
 
 
+def load_text_records(path: str | Path, field: str = "text") -> list[dict]:
+    """Plain texts with ids, ``[{id, text}]`` (formats of :func:`load_texts_any`): ``id`` is the
+    record's own ``id`` field when it has one (unique in the file), else its 0-based position."""
+    from mnemoscope.probes.textfile import load_records
+
+    p = Path(path)
+    if p.suffix.lower() == ".json" and p.is_file() and read_utf8(p).lstrip().startswith("["):
+        rows = read_rows(p)
+        for where, rec in rows:
+            _key(rec, (field,), where, (field,))
+            _check_field(rec, field, where)
+    else:
+        rows = [(f"{p}: record {i + 1}", rec) for i, rec in enumerate(load_records(p, field))]
+    out, first_seen = [], {}
+    for index, (where, rec) in enumerate(rows):
+        rid = _record_id(rec, index, where)
+        if rid in first_seen:
+            raise MnemoscopeError(f"{where}: id {rid!r} already used at {first_seen[rid]}; ids must be unique")
+        first_seen[rid] = where
+        out.append({"id": rid, "text": rec[field]})
+    return out
+
+
 def load_texts_any(path: str | Path, field: str = "text") -> list[str]:
     """Plain texts: ``textfile.load_texts`` (.jsonl, .txt, .parquet, JSON-lines .json), plus
     ``.json`` files holding one array of objects with a string ``field``."""

@@ -18,8 +18,8 @@ from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.membership import ATTACKS, membership_metrics, score_texts
-from mnemoscope.families.verbatim import extraction_table
 from mnemoscope.lab.tiny import build_model, count_parameters
 from mnemoscope.probes.canaries import make_canaries
 from mnemoscope.probes.corpus import background_documents

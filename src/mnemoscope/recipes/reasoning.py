@@ -25,7 +25,8 @@ from mnemoscope import rundir
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.reasoning import evaluate_puzzles, limem_eval, puzzle_prompt
+from mnemoscope.families.limem import limem_eval
+from mnemoscope.families.reasoning import evaluate_puzzles, puzzle_prompt
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.probes.knights_knaves import (
@@ -185,7 +186,7 @@ class PuzzleProbe:
         self.kw = {"instruction": instruction, "max_new_tokens": max_new_tokens}
         self.perturb, self.seed = perturb, seed
         self.rows: list[dict] = []
-        self.notes: list[str] = []
+        self.notes: dict[str, str] = {}
 
     def wants(self, step: int) -> bool:
         return step in self.steps

@@ -29,7 +29,8 @@ from mnemoscope import rundir
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.recognition import make_foils, recall, two_afc
+from mnemoscope.families.recall import recall
+from mnemoscope.families.recognition import make_foils, two_afc
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics import continual
 from mnemoscope.metrics.dynamics import log_spaced_steps

@@ -25,7 +25,7 @@ from mnemoscope import rundir
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.episodic import sort_in_context
+from mnemoscope.families.sort import sort_in_context
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.probes.corpora import load_corpus, pack_corpus
 from mnemoscope.probes.sort import make_sort_pairs
@@ -148,12 +148,12 @@ def study_data(excerpts: list[str], background: list[str], tokenizer, t: dict, p
 
 
 def evaluate(engine: Engine, records: list[dict], excerpts: list[str]) -> tuple[pd.DataFrame, list[float]]:
-    """SORT records in both conditions (``families.episodic.sort_in_context``) and each excerpt's NLL."""
+    """SORT records in both conditions (``families.sort.sort_in_context``) and each excerpt's NLL."""
     model = engine.model
     was_training = model.training
     model.eval()
     try:
-        frames = [sort_in_context(engine, records, with_excerpt=w)[0] for _, w in CONDITIONS]
+        frames = [sort_in_context(engine, records, with_excerpt=w).samples for _, w in CONDITIONS]
         nll = [s.nll for s in engine.score(excerpts)]
     finally:
         model.train(was_training)

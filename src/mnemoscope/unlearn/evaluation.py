@@ -35,9 +35,11 @@ import pandas as pd
 
 from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families import knowledge as kf
+from mnemoscope.families.extraction import extraction_table
+from mnemoscope.families.knowmem import knowmem
 from mnemoscope.families.membership import membership_metrics, score_texts
-from mnemoscope.families.verbatim import extraction_table, verbmem
+from mnemoscope.families.tofu import tofu
+from mnemoscope.families.verbmem import verbmem
 from mnemoscope.metrics import knowledge as km
 from mnemoscope.metrics.roc import roc_auc
 from mnemoscope.metrics.unlearning import privleak
@@ -104,7 +106,7 @@ def knowmem_mean(engine: Engine, qa: Sequence[Mapping], data: EvalData) -> float
     """Mean MUSE KnowMem (×100) over ``qa``; NaN when there are no items."""
     if not qa:
         return NAN
-    _, m, _ = kf.knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
+    _, m, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
     return m["knowmem/rouge_l_f1/mean"]
 
 
@@ -149,7 +151,7 @@ def choose_stop_step(curve: Sequence[Mapping], target: float, key: str = "knowme
 
 def tofu_block(engine: Engine, items: Sequence[Mapping], forget: bool, data: EvalData) -> tuple[pd.DataFrame, dict]:
     """TOFU per-item frame and its means (probability, ROUGE-L recall, truth-ratio summary)."""
-    samples, m, _ = kf.tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens)
+    samples, m, _ = tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens)
     return samples, {"probability": m["tofu/probability/mean"], "rouge_l_recall": m["tofu/rouge_l_recall/mean"],
                      "truth_ratio": m["tofu/truth_ratio/summary"]}
 
@@ -194,7 +196,7 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
 
     for name, qa in (("forget", data.forget_qa), ("retain", data.retain_qa)):
         if qa:
-            ks, km_, _ = kf.knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
+            ks, km_, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
             metrics[f"knowmem_{name}"] = km_["knowmem/rouge_l_f1/mean"]
             frames.append(ks.assign(set=name, measure="knowmem", value=ks["knowmem"])[
                 ["set", "measure", "value", "question", "answer", "prediction"]])

@@ -36,8 +36,9 @@ CHANCE = 0.5
 # --------------------------------------------------------------------------- helpers
 
 
-def run_notes(run: RunData) -> dict[str, list[str]]:
-    """notes.json as {family: [note, ...]}; {} when absent or unreadable."""
+def run_notes(run: RunData) -> dict[str, str]:
+    """notes.json as {metric key: reason}; {} when absent or unreadable. Runs written before
+    notes were keyed by metric hold {family: [note, ...]}: each note is then keyed by its family."""
     path = Path(run.run_dir) / "notes.json"
     if not path.is_file():
         return {}
@@ -47,7 +48,13 @@ def run_notes(run: RunData) -> dict[str, list[str]]:
         return {}
     if not isinstance(obj, dict):
         return {}
-    return {str(k): [str(n) for n in v] for k, v in obj.items() if isinstance(v, list)}
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, list):
+            out[str(key)] = " · ".join(str(n) for n in value)
+        elif isinstance(value, str):
+            out[str(key)] = value
+    return out
 
 
 def family_samples(run: RunData, family: str) -> pd.DataFrame | None:
@@ -67,9 +74,13 @@ def keys_with(run: RunData, prefix: str) -> list[str]:
 
 
 def metrics_table(run: RunData, prefixes: Sequence[str]) -> Markup | None:
-    """Two columns (metric, value) for every key under ``prefixes``; None when there is none."""
-    rows = [[k, fmt_value(run.metric(k), 3)] for p in prefixes for k in keys_with(run, p)]
-    return html_table(["metric", "value"], rows, numeric=[1]) if rows else None
+    """Two columns (metric, value) for every key under ``prefixes``; None when none has a value
+    (a family that computed nothing has its reasons in the notes section)."""
+    keys = [k for p in prefixes for k in keys_with(run, p)]
+    if all(run.metric(k) is None for k in keys):
+        return None
+    rows = [[k, fmt_value(run.metric(k), 3)] for k in keys]
+    return html_table(["metric", "value"], rows, numeric=[1])
 
 
 def grouped(run: RunData, name: str, group: str) -> dict[str, float | None]:
@@ -83,10 +94,10 @@ def grouped(run: RunData, name: str, group: str) -> dict[str, float | None]:
     return found
 
 
-def _notes_of(run: RunData, families: Sequence[str]) -> str | None:
-    notes = run_notes(run)
-    found = [n for f in families for n in notes.get(f, [])]
-    return " · ".join(found) if found else None
+def _notes_of(run: RunData, prefixes: Sequence[str]) -> str | None:
+    """The notes whose key starts with one of ``prefixes``, joined."""
+    found = [reason for key, reason in run_notes(run).items() if key.startswith(tuple(prefixes))]
+    return " · ".join(dict.fromkeys(found)) if found else None
 
 
 def _cell(value: object, chars: int) -> str:
@@ -157,12 +168,11 @@ def line_figure(series: dict[str, tuple[Sequence[float], Sequence[float | None]]
 
 def section_notes(run: RunData) -> Markup | None:
     """Every note from notes.json: what was skipped or not computed, and why."""
-    notes = run_notes(run)
-    rows = [[family, note] for family, items in notes.items() for note in items]
+    rows = [[key, reason] for key, reason in run_notes(run).items()]
     if not rows:
         return None
-    return section_html("Notes: skipped and not computed", html_table(["family", "note"], rows, text=[1]),
-                        note="A value that could not be computed is absent from metrics.json (or null), never guessed.")
+    return section_html("Notes: skipped and not computed", html_table(["metric", "note"], rows, text=[0, 1]),
+                        note="A value that could not be computed is null in metrics.json, never guessed.")
 
 
 def section_extraction(run: RunData) -> Markup | None:
@@ -188,7 +198,7 @@ def section_extraction(run: RunData) -> Markup | None:
         parts.append(Markup("<h3>Pythia memorization score</h3>"))
         parts.append(metrics_table(run, ["extraction/pythia/"]))
     return section_html("Extraction by prefix length", Markup("\n").join(parts),
-                        note=_notes_of(run, ("extraction", "pythia")))
+                        note=_notes_of(run, ("extraction/exact/rate@prefix", "extraction/pythia")))
 
 
 def section_verbmem(run: RunData) -> Markup | None:
@@ -200,7 +210,7 @@ def section_verbmem(run: RunData) -> Markup | None:
     ex = _examples(family_samples(run, "verbmem"), ["id", "reference", "generated", "verbmem"])
     if ex is not None:
         parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("VerbMem (verbatim continuation)", Markup("\n").join(parts), note=_notes_of(run, ("verbmem",)))
+    return section_html("VerbMem (verbatim continuation)", Markup("\n").join(parts), note=_notes_of(run, ("verbmem/",)))
 
 
 def section_knowmem(run: RunData) -> Markup | None:
@@ -212,7 +222,7 @@ def section_knowmem(run: RunData) -> Markup | None:
     ex = _examples(family_samples(run, "knowmem"), ["question", "answer", "prediction", "knowmem"])
     if ex is not None:
         parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("KnowMem (question answering)", Markup("\n").join(parts), note=_notes_of(run, ("knowmem",)))
+    return section_html("KnowMem (question answering)", Markup("\n").join(parts), note=_notes_of(run, ("knowmem/",)))
 
 
 def section_tofu(run: RunData) -> Markup | None:
@@ -224,7 +234,7 @@ def section_tofu(run: RunData) -> Markup | None:
     ex = _examples(family_samples(run, "tofu"), ["question", "answer", "generated", "probability", "truth_ratio"])
     if ex is not None:
         parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("TOFU", Markup("\n").join(parts), note=_notes_of(run, ("tofu",)))
+    return section_html("TOFU", Markup("\n").join(parts), note=_notes_of(run, ("tofu/",)))
 
 
 def section_target(run: RunData) -> Markup | None:
@@ -232,7 +242,7 @@ def section_target(run: RunData) -> Markup | None:
     table = metrics_table(run, ["knowledge/"])
     if table is None:
         return None
-    return section_html("Target log-probability", table, note=_notes_of(run, ("knowledge",)))
+    return section_html("Target log-probability", table, note=_notes_of(run, ("knowledge/",)))
 
 
 def section_recognition(run: RunData) -> Markup | None:
@@ -252,7 +262,7 @@ def section_recognition(run: RunData) -> Markup | None:
         figure_html(fig, "2AFC accuracy by foil kind",
                     "Correct when the model gives the studied text a lower NLL than its foil; dashed = chance."),
     ])
-    return section_html("Recognition (two-alternative forced choice)", body, note=_notes_of(run, ("recognition",)))
+    return section_html("Recognition (two-alternative forced choice)", body, note=_notes_of(run, ("recognition/",)))
 
 
 def section_recall(run: RunData) -> Markup | None:
@@ -264,7 +274,7 @@ def section_recall(run: RunData) -> Markup | None:
     ex = _examples(family_samples(run, "recall"), ["true", "generated", "match_rate"])
     if ex is not None:
         parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("Recall", Markup("\n").join(parts), note=_notes_of(run, ("recall",)))
+    return section_html("Recall", Markup("\n").join(parts), note=_notes_of(run, ("recall/",)))
 
 
 def section_sort(run: RunData) -> Markup | None:
@@ -300,7 +310,7 @@ def section_sort(run: RunData) -> Markup | None:
         parts.append(figure_html(fig, "SORT accuracy by distance bin",
                                  "Which segment came first; counterbalanced A/B order; dashed = chance. Pair "
                                  "accuracy counts a pair right only when both orders are answered right."))
-    return section_html("Sequence order recall (SORT)", Markup("\n").join(parts), note=_notes_of(run, ("sort",)))
+    return section_html("Sequence order recall (SORT)", Markup("\n").join(parts), note=_notes_of(run, ("sort/",)))
 
 
 def section_reasoning(run: RunData) -> Markup | None:
@@ -309,7 +319,7 @@ def section_reasoning(run: RunData) -> Markup | None:
     if table is None:
         return None
     return section_html("Knights and Knaves: memorization vs reasoning", table,
-                        note=_notes_of(run, ("reasoning", "limem")))
+                        note=_notes_of(run, ("reasoning/",)))
 
 
 for _section in (section_extraction, section_verbmem, section_knowmem, section_tofu, section_target,
