@@ -12,6 +12,8 @@ from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.unlearn import losses as L
 from mnemoscope.unlearn import runner as R
+from mnemoscope.unlearn.methods import METHODS
+from mnemoscope.unlearn.methods.rmu import LayerTap, decoder_layers
 
 FORGET = ["Anna Berg was born in Lisbon in 1901 and studied music at the academy.",
           "The museum in Alder keeps a collection of old clocks and maps."]
@@ -41,7 +43,7 @@ def test_gradient_ascent_raises_forget_nll(fresh, tokenizer, tmp_path):
     assert res.steps_run == 5 and res.diverged_at is None
 
 
-@pytest.mark.parametrize("method", sorted(L.METHODS))
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_registered_method_runs_on_the_loop(method, fresh, tokenizer, tmp_path):
     start = R.fingerprint(fresh)
     res = R.unlearn(fresh, tokenizer, R.text_examples(FORGET), R.text_examples(RETAIN), _cfg(method, steps=2), tmp_path)
@@ -169,8 +171,8 @@ def test_divergence_stops_and_restores_last_good_state(fresh, tokenizer, tmp_pat
 
 
 def test_rmu_hook_reads_the_chosen_layer(fresh):
-    layers = R.decoder_layers(fresh)
-    tap = R.LayerTap(layers[0])
+    layers = decoder_layers(fresh)
+    tap = LayerTap(layers[0])
     ids = torch.tensor([[5, 6, 7]])
     with torch.no_grad():
         out = fresh(input_ids=ids, output_hidden_states=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.recipes import RECIPES
+from mnemoscope.unlearn.methods import METHODS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--model", required=True, help="local directory (save_pretrained) or hub id")
     u.add_argument("--forget", required=True, help="forget set: TOFU/QA (.json/.jsonl), MUSE prompt/gt, or texts")
     u.add_argument("--retain", required=True, help="retain set, same formats")
-    u.add_argument("--method", required=True, help="ga, gd, kl, npo, npo_gd, npo_kl, simnpo, simnpo_gd, task_vector, rmu")
+    u.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     u.add_argument("--retrained", default="", help="a model trained without the forget set (the gold standard)")
     u.add_argument("--holdout", default="", help="items drawn like the forget set but never trained (reference, PrivLeak)")
     u.add_argument("--ppl", default="", help="held-out general texts for perplexity")

@@ -37,6 +37,7 @@ from mnemoscope.probes.fictional import WorldConfig, make_world
 from mnemoscope.recipes.rundirs import prepare_run_dir
 from mnemoscope.train.loop import TrainConfig, train
 from mnemoscope.unlearn import evaluation as ev
+from mnemoscope.unlearn.methods import METHODS, get_method
 from mnemoscope.unlearn.runner import (
     Example,
     UnlearnConfig,
@@ -47,7 +48,7 @@ from mnemoscope.unlearn.runner import (
     unlearn_sequence,
 )
 
-ALL_METHODS = ["ga", "gd", "kl", "npo", "npo_gd", "npo_kl", "simnpo", "simnpo_gd", "task_vector", "rmu"]
+ALL_METHODS = list(METHODS)
 
 DEFAULTS = {
     "seed": 0,
@@ -59,8 +60,7 @@ DEFAULTS = {
     "train": {"epochs": 20, "batch_size": 16, "seq_len": 128, "lr": 3e-3, "warmup": 20},
     "unlearn": {"methods": ALL_METHODS, "steps": 30, "lr": 1e-4, "batch_size": 8, "eval_every": 5,
                 "stop_rule": True},
-    "hparams": {"rmu": {"steering_coef": 20.0, "alpha": 10.0}, "task_vector": {"alpha": 1.0},
-                "simnpo": {"beta": 4.5, "gamma": 0.0}},
+    "hparams": {name: dict(get_method(name).lab) for name in METHODS if get_method(name).lab},
     "scalability": {"methods": ["npo_gd"], "fractions": [0.34, 0.67, 1.0]},
     "sustainability": {"methods": ["npo_gd"], "requests": 3},
     "robustness": {"relearn_steps": 10, "relearn_lr": 2e-4},
@@ -191,8 +191,6 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     cfg = resolve(DEFAULTS, overrides)
     unknown = sorted(set(cfg["unlearn"]["methods"]) - set(ALL_METHODS))
     if unknown:
-        from mnemoscope.unlearn.losses import get_method
-
         get_method(unknown[0])  # raises with the known names
     out = prepare_run_dir(Path(out), cfg)
     timer = rundir.Timer()
@@ -400,8 +398,6 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     for flag in ("forget", "retain"):
         if not d[flag]:
             raise MnemoscopeError(f"unlearn needs --{flag} FILE")
-    from mnemoscope.unlearn.losses import get_method
-
     get_method(u["method"])
     if u["lora"]:
         from mnemoscope.unlearn.runner import require_peft

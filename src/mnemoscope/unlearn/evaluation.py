@@ -301,12 +301,12 @@ def relearn_attack(
     Examples), then KnowMem on the rest of F (``test_qa``). Returns before/after/recovery (×100)."""
     import copy
 
-    from mnemoscope.unlearn.runner import UnlearnConfig, unlearn
+    from mnemoscope.unlearn.runner import FINETUNE, UnlearnConfig, finetune
 
     before = knowmem_mean(Engine(model, tokenizer), test_qa, data)
     attacked = copy.deepcopy(model)
-    cfg = UnlearnConfig(method="task_vector", steps=steps, lr=lr, batch_size=batch_size, max_length=max_length,
-                        seed=data.seed, hparams={"alpha": -1.0})  # θ − (−1)(θ_F − θ) = θ_F: plain fine-tuning
-    res = unlearn(attacked, tokenizer, list(learn), None, cfg, out)
+    cfg = UnlearnConfig(method=FINETUNE, steps=steps, lr=lr, batch_size=batch_size, max_length=max_length,
+                        seed=data.seed)
+    res = finetune(attacked, tokenizer, list(learn), cfg, out)
     after = knowmem_mean(Engine(res.model, tokenizer), test_qa, data)
     return {"knowmem_before": before, "knowmem_after": after, "recovery": after - before}

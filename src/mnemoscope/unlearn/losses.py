@@ -1,8 +1,10 @@
-"""Unlearning objectives as pure torch functions (PROTOCOLS §11).
+"""Unlearning objectives as pure torch functions (the methods in ``unlearn.methods`` compose them).
 
 Every objective takes already-computed quantities (per-example NLLs, sequence log-likelihoods,
 logits, hidden states) and returns a scalar loss to MINIMISE. No model, no optimizer, no I/O:
-the training loop computes the inputs, these functions only state the formulas.
+the training loop computes the inputs, these functions only state the formulas. A shape that does
+not fit is a programming error (ValueError); a bad hyperparameter or data without a scored token
+is the user's (MnemoscopeError).
 
 Notation: F = forget set, R = retain set, π_θ = model being unlearned, π_ref = the frozen model
 before unlearning. log π(y|x) is a *sequence* log-likelihood: the sum of log p over the scored
@@ -11,11 +13,7 @@ before unlearning. log π(y|x) is a *sequence* log-likelihood: the sum of log p 
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +28,7 @@ IGNORE_INDEX = -100
 
 def _check_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if logits.dim() != 3 or labels.dim() != 2 or tuple(logits.shape[:2]) != tuple(labels.shape):
-        raise MnemoscopeError(
+        raise ValueError(
             f"logits/labels: expected logits [batch, seq, vocab] and labels [batch, seq], got "
             f"{tuple(logits.shape)} and {tuple(labels.shape)}; pass the model's full logits"
         )
@@ -98,7 +96,7 @@ def kl_retain(
     float32. The reference side is detached. Terms with p_ref(v) = 0 contribute 0.
     """
     if logits_theta.shape != logits_ref.shape or tuple(mask.shape) != tuple(logits_theta.shape[:-1]):
-        raise MnemoscopeError(
+        raise ValueError(
             f"kl_retain: logits_theta {tuple(logits_theta.shape)}, logits_ref "
             f"{tuple(logits_ref.shape)} and mask {tuple(mask.shape)} must agree (mask = logits "
             "without the vocab axis); score theta and ref on the same retain batch"
@@ -163,7 +161,7 @@ def npo_loss(
     """
     _check_beta(beta)
     if seq_logp_theta.shape != seq_logp_ref.shape:
-        raise MnemoscopeError(
+        raise ValueError(
             f"npo_loss: seq_logp_theta {tuple(seq_logp_theta.shape)} and seq_logp_ref "
             f"{tuple(seq_logp_ref.shape)} must have the same shape (one value per forget example)"
         )
@@ -212,7 +210,7 @@ def simnpo_loss(
     if not math.isfinite(gamma):
         raise MnemoscopeError(f"gamma: must be a finite number, got {gamma!r}")
     if seq_logp_theta.shape != lengths.shape:
-        raise MnemoscopeError(
+        raise ValueError(
             f"simnpo_loss: seq_logp_theta {tuple(seq_logp_theta.shape)} and lengths "
             f"{tuple(lengths.shape)} must have the same shape (one value per forget example)"
         )
@@ -255,7 +253,7 @@ def _masked_sq_norm_mean(diff: torch.Tensor, mask: torch.Tensor | None, name: st
     if mask is None:
         return sq.mean()
     if tuple(mask.shape) != tuple(sq.shape):
-        raise MnemoscopeError(
+        raise ValueError(
             f"rmu_loss: {name} has shape {tuple(mask.shape)}, expected {tuple(sq.shape)} "
             "(the activations' shape without the hidden axis)"
         )
@@ -287,13 +285,13 @@ def rmu_loss(
         raise MnemoscopeError(f"steering_coef: must be a finite number, got {steering_coef!r}")
     hidden = h_forget.shape[-1]
     if control_vec.shape != (hidden,) or h_retain.shape[-1] != hidden:
-        raise MnemoscopeError(
+        raise ValueError(
             f"rmu_loss: control_vec {tuple(control_vec.shape)} and activations (hidden sizes "
             f"{hidden}, {h_retain.shape[-1]}) must share one hidden size; build u with "
             "make_control_vector(hidden_size)"
         )
     if h_retain.shape != h_retain_ref.shape:
-        raise MnemoscopeError(
+        raise ValueError(
             f"rmu_loss: h_retain {tuple(h_retain.shape)} and h_retain_ref "
             f"{tuple(h_retain_ref.shape)} must have the same shape (same retain batch, same layer)"
         )
@@ -303,63 +301,3 @@ def rmu_loss(
         h_retain.float() - h_retain_ref.detach().float(), retain_mask, "retain_mask"
     )
     return forget_term + alpha * retain_term
-
-
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """What an unlearning method needs from the loop, and its published default knobs."""
-
-    name: str
-    needs_ref_model: bool
-    needs_retain: bool
-    description: str
-    defaults: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
-
-
-def _spec(name: str, ref: bool, retain: bool, description: str, **defaults: float) -> MethodSpec:
-    return MethodSpec(name, ref, retain, description, defaults)
-
-
-METHODS: dict[str, MethodSpec] = {
-    s.name: s
-    for s in (
-        _spec("ga", False, False, "gradient ascent: −NLL on F"),
-        _spec("gd", False, True, "gradient difference: −NLL on F + w·NLL on R", retain_weight=1.0),
-        _spec("kl", True, True, "−NLL on F + w·KL(π_ref ‖ π_θ) on R", retain_weight=1.0),
-        _spec("npo", True, False, "negative preference optimization on sequence likelihoods", beta=0.1),
-        _spec("npo_gd", True, True, "NPO + w·NLL on R", beta=0.1, retain_weight=1.0),
-        _spec("npo_kl", True, True, "NPO + w·KL(π_ref ‖ π_θ) on R", beta=0.1, retain_weight=1.0),
-        _spec("simnpo", False, False, "reference-free, length-normalised NPO", beta=4.5, gamma=0.0),
-        _spec(
-            "simnpo_gd", False, True, "SimNPO + w·NLL on R", beta=4.5, gamma=0.0, retain_weight=1.0
-        ),
-        _spec(
-            "rmu",
-            True,
-            True,
-            "steer one layer's forget activations to c·u, keep retain activations (Zephyr-7B "
-            "defaults; tune c and α per model)",
-            steering_coef=6.5,
-            alpha=1200.0,
-        ),
-        _spec("task_vector", False, False, "fine-tune on F to θ_F, return θ − α(θ_F − θ)", alpha=5.0),
-    )
-}
-
-
-def get_method(name: str) -> MethodSpec:
-    """Look up an unlearning method by name; unknown names raise with the sorted known names."""
-    if name in METHODS:
-        return METHODS[name]
-    known = sorted(METHODS)
-    close = difflib.get_close_matches(str(name), known, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise MnemoscopeError(
-        f"unlearning method {name!r} is unknown.{hint} Set the method to one of: {', '.join(known)}"
-    )

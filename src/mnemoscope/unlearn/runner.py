@@ -1,10 +1,10 @@
-"""Apply an unlearning method on the shared training loop (PROTOCOLS §11).
+"""Apply an unlearning method on the shared training loop.
 
-One method = one loss from :mod:`mnemoscope.unlearn.losses` (looked up in ``METHODS``); the
-loop, checkpoints, resume and optimizer are ``mnemoscope.train.loop.train``'s. This module
-only turns examples into token batches, builds ``loss_fn(model, batch)`` per method, keeps a
-frozen reference copy when a method needs π_ref, hooks one layer for RMU, runs task-vector
-negation as "fine-tune on F, then θ − α(θ_F − θ)", and watches the run:
+A method is a plug-in (``unlearn.methods``): its loss, what it needs and how it finishes. The
+loop, checkpoints, resume and optimizer are ``mnemoscope.train.loop.train``'s. This module knows
+no method by name: it turns examples into token batches, keeps a frozen reference copy when the
+method needs π_ref, trains a copy when the method's result is computed from the trained weights
+(task vectors), and watches the run:
 
 - an ``evaluate(model) -> dict`` callback at step 0, every ``eval_every`` steps and at the end
   (the trade-off curve), persisted to ``curve.jsonl`` so a resumed run keeps its points;
@@ -20,6 +20,7 @@ Examples are (prompt, target) pairs: the loss covers the target's tokens only. A
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -35,7 +36,8 @@ from mnemoscope.engine.encoding import Encoder, text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.train.loop import TrainConfig, train
 from mnemoscope.unlearn import losses as L
-from mnemoscope.unlearn.task_vector import negate_task_vector
+from mnemoscope.unlearn.methods import METHODS, get_method
+from mnemoscope.unlearn.methods.base import Method, Step
 
 QA_TEMPLATE = "Question: {question}\nAnswer:"
 DONE = "done.json"
@@ -192,114 +194,34 @@ class Diverged(Exception):
         self.step, self.value = step, value
 
 
-def decoder_layers(model) -> torch.nn.ModuleList:
-    """The model's list of transformer blocks (the ModuleList as long as num_hidden_layers)."""
-    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and (n is None or len(module) == n) and name.endswith(("layers", "h")):
-            return module
-    raise MnemoscopeError("rmu: cannot find the model's decoder layers (a ModuleList named 'layers' or 'h'); use another method")
-
-
-class LayerTap:
-    """Forward hook that keeps one layer's output hidden states ([B, T, H]) of the last call."""
-
-    def __init__(self, module: torch.nn.Module):
-        self.value: torch.Tensor | None = None
-        self.handle = module.register_forward_hook(self._hook)
-
-    def _hook(self, _module, _inputs, output):
-        self.value = output[0] if isinstance(output, (tuple, list)) else output
-
-    def close(self) -> None:
-        self.handle.remove()
-
-
-def resolve_hparams(method: str, overrides: Mapping[str, float] | None) -> dict[str, float]:
-    """Registry defaults with ``overrides`` applied; unknown names list the known ones."""
-    spec = L.get_method(method)
-    known = dict(spec.defaults)
-    extra = {"layer"} if method == "rmu" else set()
+def resolve_hparams(method: str | Method, overrides: Mapping[str, float] | None) -> dict[str, float]:
+    """The method's defaults with ``overrides`` applied; an unknown name lists the known ones."""
+    m = get_method(method) if isinstance(method, str) else method
+    known = dict(m.defaults)
     for k, v in (overrides or {}).items():
-        if k not in known and k not in extra:
-            names = ", ".join(sorted(set(known) | extra)) or "none"
-            raise MnemoscopeError(f"unlearn hparam '{k}' does not apply to method '{method}'; known: {names}")
+        if k not in known and k not in m.extra_hparams:
+            names = ", ".join(sorted(set(known) | set(m.extra_hparams))) or "none"
+            raise MnemoscopeError(f"unlearn hparam '{k}' does not apply to method '{m.name}'; known: {names}")
         known[k] = float(v)
     return known
 
 
-def build_loss_fn(
-    method: str,
-    hparams: Mapping[str, float],
-    *,
-    ref_model=None,
-    rmu_taps: tuple[LayerTap, LayerTap] | None = None,
-    control_vec: torch.Tensor | None = None,
-) -> Callable:
-    """``loss_fn(model, batch) -> (loss, extras)`` for ``method``; ``batch`` is the dict made by
-    the runner (``{"step", "forget": TokenBatch, "retain": TokenBatch | None}``). Raises
+def make_loss_fn(method: Method, hp: Mapping[str, float], reference=None) -> Callable:
+    """``loss_fn(model, batch) -> (loss, extras)`` for the training loop; ``batch`` is the
+    runner's ``{"step", "forget": TokenBatch, "retain": TokenBatch | None}``. Raises
     :class:`Diverged` on a non-finite loss."""
-    spec = L.get_method(method)
-    if spec.needs_ref_model and ref_model is None and method != "task_vector":
-        raise MnemoscopeError(f"method '{method}' needs a reference model (the model before unlearning)")
-    h = dict(hparams)
-    w = h.get("retain_weight", 1.0)
-
-    def fwd(model, b: TokenBatch):
-        return model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits
-
-    def ref_fwd(b: TokenBatch):
-        with torch.no_grad():
-            return fwd(ref_model, b)
+    if method.needs_reference and reference is None:
+        raise MnemoscopeError(f"method '{method.name}' needs a reference model (the model before unlearning)")
+    hp = dict(hp)
 
     def loss_fn(model, batch):
         device = next(model.parameters()).device
-        f = _to(batch["forget"], device)
-        r = _to(batch["retain"], device) if batch.get("retain") is not None else None
-        if spec.needs_retain and r is None:
-            raise MnemoscopeError(f"method '{method}' needs a retain set; pass --retain FILE")
-        extras: dict[str, float] = {}
-        if method == "rmu":
-            tap, ref_tap = rmu_taps
-            fwd(model, f)
-            h_f = tap.value
-            fwd(model, r)
-            h_r = tap.value
-            ref_fwd(r)
-            h_r_ref = ref_tap.value.detach()
-            loss = L.rmu_loss(h_f, h_r, h_r_ref, control_vec, h["steering_coef"], h["alpha"],
-                              forget_mask=f.attention_mask.bool(), retain_mask=r.attention_mask.bool())
-        elif method == "task_vector":
-            nll_f = L.sequence_nll(fwd(model, f), f.labels)
-            loss = nll_f.mean()  # θ_F: plain fine-tuning on F; negation happens after the loop
-            extras["nll_forget"] = float(nll_f.detach().mean())
-        else:
-            logits_f = fwd(model, f)
-            seq_f = L.sequence_logprob(logits_f, f.labels)
-            counts = L.token_counts(f.labels)
-            nll_f = -seq_f / counts.float()
-            extras["nll_forget"] = float(nll_f.detach().mean())
-            logits_r = fwd(model, r) if r is not None and spec.needs_retain else None
-            if method.startswith("npo"):
-                seq_ref = L.sequence_logprob(ref_fwd(f), f.labels)
-            if method == "ga":
-                loss = L.ga_loss(nll_f)
-            elif method == "gd":
-                loss = L.gd_loss(nll_f, L.sequence_nll(logits_r, r.labels), w)
-            elif method == "kl":
-                loss = L.kl_loss(nll_f, logits_r, ref_fwd(r), L.next_token_mask(r.labels), w)
-            elif method == "npo":
-                loss = L.npo_loss(seq_f, seq_ref, h["beta"])
-            elif method == "npo_gd":
-                loss = L.npo_gd_loss(seq_f, seq_ref, L.sequence_nll(logits_r, r.labels), h["beta"], w)
-            elif method == "npo_kl":
-                loss = L.npo_kl_loss(seq_f, seq_ref, logits_r, ref_fwd(r), L.next_token_mask(r.labels), h["beta"], w)
-            elif method == "simnpo":
-                loss = L.simnpo_loss(seq_f, counts, h["beta"], h["gamma"])
-            elif method == "simnpo_gd":
-                loss = L.simnpo_gd_loss(seq_f, counts, L.sequence_nll(logits_r, r.labels), h["beta"], h["gamma"], w)
-            else:  # a registry entry without a loss here is a bug in this module
-                raise RuntimeError(f"runner has no loss for method {method!r}")
+        batches = {"forget": _to(batch["forget"], device)}
+        if batch.get("retain") is not None:
+            batches["retain"] = _to(batch["retain"], device)
+        elif method.needs_retain:
+            raise MnemoscopeError(f"method '{method.name}' needs a retain set; pass --retain FILE")
+        loss, extras = method.loss(Step(model, reference, batches, int(batch.get("step", -1))), hp)
         if not torch.isfinite(loss):
             raise Diverged(int(batch.get("step", -1)), float(loss.detach()))
         return loss, extras
@@ -335,10 +257,10 @@ def apply_lora(model, rank: int, alpha: float, target_modules: Sequence[str] | N
 
 @dataclass
 class UnlearnConfig:
-    """One unlearning run. ``hparams`` override the method's registry defaults (e.g. beta);
-    RMU also takes ``layer`` (default: the middle block)."""
+    """One unlearning run. ``method``: a registered name (``unlearn.methods.METHODS``) or a
+    :class:`Method`; ``hparams`` override its defaults (e.g. beta; RMU also takes ``layer``)."""
 
-    method: str
+    method: str | Method
     steps: int = 30
     lr: float = 1e-4
     batch_size: int = 8
@@ -432,8 +354,9 @@ def unlearn(
     complete ``done.json`` reloads the result instead of training, and an interrupted run
     resumes from its newest checkpoint.
     """
-    spec = L.get_method(cfg.method)
-    hp = resolve_hparams(cfg.method, cfg.hparams)
+    method = cfg.method if isinstance(cfg.method, Method) else get_method(cfg.method)
+    name = method.name
+    hp = resolve_hparams(method, cfg.hparams)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = log or (lambda _m: None)
@@ -443,49 +366,46 @@ def unlearn(
         saved = json.loads(done.read_text())
         _load(model, out / FINAL)
         model.eval()
-        log(f"{cfg.method}: already done, reusing {out / FINAL}")
+        log(f"{name}: already done, reusing {out / FINAL}")
         saved.pop("model", None)
         return UnlearnResult(**saved, model=model)
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     f_items = encode_examples(forget, tokenizer, max_length=cfg.max_length, bos=cfg.bos)
     r_items = encode_examples(retain, tokenizer, max_length=cfg.max_length, bos=cfg.bos) if retain else None
-    if spec.needs_retain and not r_items:
-        raise MnemoscopeError(f"method '{cfg.method}' needs a retain set; pass --retain FILE or pick ga, npo, simnpo or task_vector")
+    if method.needs_retain and not r_items:
+        raise MnemoscopeError(f"method '{name}' needs a retain set; pass --retain FILE or pick one of "
+                              f"{', '.join(n for n in METHODS if not get_method(n).needs_retain)}")
     f_stream = BatchStream(f_items, cfg.batch_size, cfg.seed, pad)
     r_stream = BatchStream(r_items, cfg.batch_size, cfg.seed + 1, pad) if r_items else None
 
     def batch_fn(step: int) -> dict:
         return {"step": step, "forget": f_stream.batch(step),
-                "retain": r_stream.batch(step) if r_stream is not None and spec.needs_retain else None}
+                "retain": r_stream.batch(step) if r_stream is not None and method.needs_retain else None}
 
     if cfg.lora:
-        if cfg.method == "task_vector":
-            raise MnemoscopeError("unlearn.lora: task_vector negates a full fine-tune; set unlearn.lora=false for it")
+        if not method.lora:
+            raise MnemoscopeError(f"unlearn.lora: {name} cannot train LoRA adapters; set unlearn.lora=false for it")
         model = apply_lora(model, cfg.lora_rank, cfg.lora_alpha)
-    ref_model, taps, control = None, None, None
-    if spec.needs_ref_model:
+    ref_model = None
+    if method.needs_reference:
         ref_model = copy.deepcopy(model).eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
-    if cfg.method == "rmu":
-        layers, ref_layers = decoder_layers(model), decoder_layers(ref_model)
-        layer = int(hp.get("layer", len(layers) // 2))
-        if not 0 <= layer < len(layers):
-            raise MnemoscopeError(f"rmu layer {layer} is out of range: the model has {len(layers)} layers (0..{len(layers) - 1})")
-        taps = (LayerTap(layers[layer]), LayerTap(ref_layers[layer]))
-        control = make_control(model, cfg.seed)
 
+    # A method whose result is not the trained weights (task vectors) trains a copy; its result is
+    # written into the caller's model at every eval point.
     train_model, base_state, view = model, None, None
-    if cfg.method == "task_vector":
+    if method.trains_copy():
         base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         train_model = copy.deepcopy(model)
-        view = model  # the negated model is written into the caller's model at each eval point
+        view = model
 
-    def negated_into_view():
-        view.load_state_dict(negate_task_vector(base_state, train_model.state_dict(), hp["alpha"]))
+    def result_into_view():
+        view.load_state_dict(method.result(base_state, train_model.state_dict(), hp))
 
-    loss_fn = build_loss_fn(cfg.method, hp, ref_model=ref_model, rmu_taps=taps, control_vec=control)
+    method.start(train_model, ref_model, hp, cfg.seed)
+    loss_fn = make_loss_fn(method, hp, reference=ref_model)
     curve_path = out / CURVE
     tcfg = cfg.train_config()
     every = cfg.eval_every
@@ -495,8 +415,8 @@ def unlearn(
         state["stop_step"] = next((p["step"] for p in curve if p.get("stop")), None)
 
     def eval_model():
-        if cfg.method == "task_vector":
-            negated_into_view()
+        if view is not None:
+            result_into_view()
             return view
         return train_model
 
@@ -517,7 +437,7 @@ def unlearn(
         rundir.write_text(curve_path, "".join(json.dumps(rundir.json_safe(p)) + "\n" for p in curve))
         if was_training:
             m.train()
-        log(f"{cfg.method} step {steps_done}: " + ", ".join(
+        log(f"{name} step {steps_done}: " + ", ".join(
             f"{k} {v:.2f}" for k, v in point.items() if k not in ("step", "stop") and isinstance(v, float)))
 
     def on_step(step: int, rec: dict) -> None:
@@ -538,39 +458,50 @@ def unlearn(
         if (out / LAST_GOOD).exists():
             _load(train_model, out / LAST_GOOD)
             restored = state["good_step"] if state["good_step"] is not None else max(p["step"] for p in curve)
-        notes.append(f"{cfg.method}: the loss diverged ({exc.value}) at step {exc.step}; stopped and restored "
+        notes.append(f"{name}: the loss diverged ({exc.value}) at step {exc.step}; stopped and restored "
                      f"the last good state (step {restored}); lower unlearn.lr")
         log(notes[-1])
     finally:
-        if taps:
-            for t in taps:
-                t.close()
+        method.stop()
     train_model.eval()
-    if cfg.method == "task_vector":
-        negated_into_view()
+    if view is not None:
+        result_into_view()
         result_model = view
     else:
         result_model = train_model
     if state["stop_step"] is not None:
         _load(result_model, out / STOP)
-        notes.append(f"{cfg.method}: stopping rule met at step {state['stop_step']}; that state is the result")
+        notes.append(f"{name}: stopping rule met at step {state['stop_step']}; that state is the result")
     elif stop_when is not None:
-        notes.append(f"{cfg.method}: stopping rule never met within {cfg.steps} steps; the last state is the result")
+        notes.append(f"{name}: stopping rule never met within {cfg.steps} steps; the last state is the result")
     if cfg.lora:
         result_model = result_model.merge_and_unload()
     result_model.eval()
     steps_run = history[-1]["step"] + 1 if history else (diverged_at or 0)
-    result = UnlearnResult(cfg.method, steps_run, history, curve, state["stop_step"], diverged_at, restored,
+    result = UnlearnResult(name, steps_run, history, curve, state["stop_step"], diverged_at, restored,
                            start_fp, fingerprint(result_model), notes, result_model)
     _save(result_model, out / FINAL)
     rundir.write_json(done, result.to_dict())
     return result
 
 
-def make_control(model, seed: int) -> torch.Tensor:
-    """RMU's fixed random unit direction u for the model's hidden size."""
-    hidden = int(getattr(model.config, "hidden_size"))
-    return L.make_control_vector(hidden, seed=seed)
+class FineTune(Method):
+    """Plain fine-tuning (mean NLL on the given set): the relearning attack, never an unlearning
+    method, so it is not registered in ``methods.METHODS``."""
+
+    def forget_loss(self, step, hp):
+        return step.nll("forget").mean()
+
+
+FINETUNE = FineTune("finetune", "plain fine-tuning on the given examples")
+
+
+def finetune(model, tokenizer, examples: Sequence[Example], cfg: UnlearnConfig, out: str | Path,
+             log: Callable[[str], None] | None = None) -> UnlearnResult:
+    """Fine-tune ``model`` in place on ``examples`` with the unlearning loop's settings (``cfg.method``
+    is ignored): checkpoints, resume and divergence handling as for :func:`unlearn`."""
+    return unlearn(model, tokenizer, examples, None, dataclasses.replace(cfg, method=FINETUNE, hparams={}), out,
+                   log=log)
 
 
 def unlearn_sequence(

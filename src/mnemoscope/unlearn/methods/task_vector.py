@@ -1,4 +1,5 @@
-"""Task-vector negation (Ilharco et al. 2023; PROTOCOLS §11): θ_new = θ − α (θ_F − θ)."""
+"""Task-vector negation (Ilharco et al. 2023): fine-tune a copy further on F to θ_F, then return
+θ − α(θ_F − θ) [α = 5]. Its loss is plain fine-tuning (mean NLL on F); the negation is its result."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 import torch
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.unlearn.methods.base import Method
 
 
 def negate_task_vector(
@@ -56,3 +58,18 @@ def negate_task_vector(
             theta_f = ft.detach().to(device=base.device, dtype=work)
             out[key] = (theta - alpha * (theta_f - theta)).to(base.dtype)
     return out
+
+
+class TaskVector(Method):
+    def forget_loss(self, step, hp):
+        return step.nll("forget").mean()  # θ_F: plain fine-tuning on F; the negation is the result
+
+    def trains_copy(self):
+        return True
+
+    def result(self, original_state, trained_state, hp):
+        return negate_task_vector(original_state, trained_state, hp["alpha"])
+
+
+METHOD = TaskVector("task_vector", "fine-tune on F to θ_F, return θ − α(θ_F − θ)", {"alpha": 5.0}, lora=False,
+                    lab={"alpha": 1.0})

@@ -1,0 +1,128 @@
+"""What an unlearning method is: a loss on the shared training loop, what it needs, how it ends.
+
+A method is one module in ``unlearn/methods/`` holding ``METHOD``, an instance of
+:class:`Method` (or of a subclass that overrides its hooks). The runner (``unlearn.runner``)
+knows no method by name: it asks the method what it needs (a retain set, a frozen reference
+copy of the model), calls ``start`` before training, ``loss`` at every step, ``stop`` after, and
+``result`` for the weights to evaluate. ``methods.METHODS`` lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import torch
+
+from mnemoscope.unlearn import losses as L
+
+
+class Step:
+    """What a loss may ask about one training step, each computed once on demand: the model's
+    and the frozen reference's logits on the forget (``"forget"``) or retain (``"retain"``)
+    batch, sequence log-likelihoods log π(y|x), per-example NLL −log π(y|x)/|y|, token counts
+    |y| and the next-token mask."""
+
+    def __init__(self, model, reference, batches: dict, step: int = -1):
+        self.model, self.reference, self.batches, self.step = model, reference, batches, step
+        self._cache: dict = {}
+
+    def _memo(self, key, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def batch(self, which: str):
+        b = self.batches.get(which)
+        if b is None:
+            raise RuntimeError(f"the runner gave no {which} batch to a method that needs one")
+        return b
+
+    def logits(self, which: str) -> torch.Tensor:
+        b = self.batch(which)
+        return self._memo(("logits", which),
+                          lambda: self.model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits)
+
+    def ref_logits(self, which: str) -> torch.Tensor:
+        b = self.batch(which)
+
+        def run():
+            with torch.no_grad():
+                return self.reference(input_ids=b.input_ids, attention_mask=b.attention_mask).logits
+
+        return self._memo(("ref_logits", which), run)
+
+    def seq_logprob(self, which: str) -> torch.Tensor:
+        return self._memo(("seq", which), lambda: L.sequence_logprob(self.logits(which), self.batch(which).labels))
+
+    def ref_seq_logprob(self, which: str) -> torch.Tensor:
+        return self._memo(("ref_seq", which),
+                          lambda: L.sequence_logprob(self.ref_logits(which), self.batch(which).labels))
+
+    def counts(self, which: str) -> torch.Tensor:
+        return L.token_counts(self.batch(which).labels)
+
+    def nll(self, which: str) -> torch.Tensor:
+        """Per-example mean NLL (every example scores ≥ 1 token)."""
+        return self._memo(("nll", which), lambda: L.sequence_nll(self.logits(which), self.batch(which).labels))
+
+    def mask(self, which: str) -> torch.Tensor:
+        return L.next_token_mask(self.batch(which).labels)
+
+
+@dataclass
+class Method:
+    """An unlearning method. ``defaults``: its hyperparameters with published defaults (the user
+    overrides them by name); ``extra_hparams``: further accepted names without a default;
+    ``retain_term``: "" (none), "nll" (+ w·mean NLL on R) or "kl" (+ w·KL(π_ref ‖ π_θ) on R),
+    added to ``forget_loss`` with w = ``retain_weight`` (a retain term implies ``needs_retain``)."""
+
+    name: str
+    description: str
+    defaults: dict = field(default_factory=dict)
+    needs_reference: bool = False
+    needs_retain: bool = False
+    retain_term: str = ""
+    extra_hparams: tuple[str, ...] = ()
+    lora: bool = True  # can train LoRA adapters instead of every weight
+    lab: dict = field(default_factory=dict)  # hyperparameters tuned for the embedded tiny lab, if they differ
+
+    def __post_init__(self) -> None:
+        self.defaults = MappingProxyType(dict(self.defaults))
+        self.lab = MappingProxyType(dict(self.lab))
+        if self.retain_term not in ("", "nll", "kl"):
+            raise ValueError(f"retain_term must be '', 'nll' or 'kl', got {self.retain_term!r}")
+        self.needs_retain = self.needs_retain or bool(self.retain_term)
+
+    # ------------------------------------------------------------------ the loss
+    def forget_loss(self, step: Step, hp: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, step: Step, hp: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """``forget_loss`` plus the retain term; extras logged with the step (``nll_forget``)."""
+        loss = self.forget_loss(step, hp)
+        w = hp.get("retain_weight", 1.0)
+        if self.retain_term == "nll":
+            loss = loss + w * step.nll("retain").float().mean()
+        elif self.retain_term == "kl":
+            loss = loss + w * L.kl_retain(step.logits("retain"), step.ref_logits("retain"), step.mask("retain"))
+        return loss, self.extras(step)
+
+    def extras(self, step: Step) -> dict[str, float]:
+        return {"nll_forget": float(step.nll("forget").detach().mean())}
+
+    # ------------------------------------------------------------------ hooks (defaults: none)
+    def start(self, model, reference, hp: dict, seed: int) -> None:
+        """Before training (e.g. hook a layer)."""
+
+    def stop(self) -> None:
+        """After training, also when it failed (remove hooks)."""
+
+    def trains_copy(self) -> bool:
+        """True when the trained weights are not the result (see :meth:`result`)."""
+        return False
+
+    def result(self, original_state: dict, trained_state: dict, hp: dict) -> dict:
+        """The unlearned weights from the original and the trained ones (a method that trains a
+        copy, e.g. task-vector negation)."""
+        return trained_state

@@ -1,0 +1,75 @@
+"""RMU (Li et al. 2024, WMDP): at one decoder layer, push the forget set's activations toward a
+fixed random unit direction scaled by c, and keep the retain set's activations close to the frozen
+reference's: L = mean ‖h_F − c·u‖² + α·mean ‖h_R − h_R^ref‖² over non-pad positions.
+Zephyr-7B defaults (c = 6.5, α = 1200); tune both per model. ``layer`` defaults to the middle block."""
+
+from __future__ import annotations
+
+import torch
+
+from mnemoscope.errors import MnemoscopeError
+from mnemoscope.unlearn import losses as L
+from mnemoscope.unlearn.methods.base import Method
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The model's list of transformer blocks (the ModuleList as long as num_hidden_layers)."""
+    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and (n is None or len(module) == n) and name.endswith(("layers", "h")):
+            return module
+    raise MnemoscopeError("rmu: cannot find the model's decoder layers (a ModuleList named 'layers' or 'h'); "
+                          "use another method")
+
+
+class LayerTap:
+    """Forward hook that keeps one layer's output hidden states ([B, T, H]) of the last call."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.value: torch.Tensor | None = None
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, _module, _inputs, output):
+        self.value = output[0] if isinstance(output, (tuple, list)) else output
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def make_control(model, seed: int) -> torch.Tensor:
+    """RMU's fixed random unit direction u for the model's hidden size."""
+    return L.make_control_vector(int(getattr(model.config, "hidden_size")), seed=seed)
+
+
+class RMU(Method):
+    def start(self, model, reference, hp, seed):
+        layers, ref_layers = decoder_layers(model), decoder_layers(reference)
+        layer = int(hp.get("layer", len(layers) // 2))
+        if not 0 <= layer < len(layers):
+            raise MnemoscopeError(f"rmu layer {layer} is out of range: the model has {len(layers)} layers "
+                                  f"(0..{len(layers) - 1})")
+        self.taps = (LayerTap(layers[layer]), LayerTap(ref_layers[layer]))
+        self.control = make_control(model, seed)
+
+    def stop(self):
+        for tap in getattr(self, "taps", ()):
+            tap.close()
+        self.taps = ()
+
+    def loss(self, step, hp):
+        tap, ref_tap = self.taps
+        forget, retain = step.batch("forget"), step.batch("retain")
+        step.logits("forget")
+        h_f = tap.value
+        step.logits("retain")
+        h_r = tap.value
+        step.ref_logits("retain")
+        h_r_ref = ref_tap.value.detach()
+        loss = L.rmu_loss(h_f, h_r, h_r_ref, self.control, hp["steering_coef"], hp["alpha"],
+                          forget_mask=forget.attention_mask.bool(), retain_mask=retain.attention_mask.bool())
+        return loss, {}
+
+
+METHOD = RMU("rmu", "steer one layer's forget activations to c·u, keep retain activations (Zephyr-7B defaults; "
+                    "tune c and α per model)", {"steering_coef": 6.5, "alpha": 1200.0}, needs_reference=True,
+             needs_retain=True, extra_hparams=("layer",), lab={"steering_coef": 20.0, "alpha": 10.0})
