@@ -62,17 +62,19 @@ def test_rerun_reuses_the_trained_model_and_gives_the_same_numbers(finished, cap
 
 
 def test_interrupted_run_resumes_to_the_same_result(finished, tmp_path, monkeypatch):
-    real_train = quickstart.train
+    from mnemoscope.train import phase
+
+    real_train = phase.train
 
     def interrupted(*args, **kwargs):
         return real_train(*args, stop_after=150, **kwargs)
 
-    monkeypatch.setattr(quickstart, "train", interrupted)
+    monkeypatch.setattr(phase, "train", interrupted)
     out = tmp_path / "run"
     assert _run(out) == 2  # "training stopped early; rerun the same command to resume"
-    assert (out / "checkpoints" / "step-000100").exists()
+    assert (out / "train" / "checkpoints" / "step-000100").exists()
     assert not (out / "metrics.json").exists()
-    monkeypatch.setattr(quickstart, "train", real_train)
+    monkeypatch.setattr(phase, "train", real_train)
     assert _run(out) == 0
     resumed = json.loads((out / "metrics.json").read_text())
     expected = json.loads((finished / "metrics.json").read_text())

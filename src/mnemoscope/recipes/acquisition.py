@@ -13,7 +13,6 @@ with a larger model; the default ``tiny`` scale runs in a few minutes on a CPU.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -39,15 +38,20 @@ from mnemoscope.probes.fictional import (
     check_probe_targets,
     make_world,
 )
-from mnemoscope.recipes.common import lab_tokenizer, preset_from, resolve_scaled
-from mnemoscope.recipes.rundirs import prepare_run_dir
+from mnemoscope.recipes.common import (
+    finish_lab_run,
+    lab_tokenizer,
+    preset_from,
+    resolve_scaled,
+)
 from mnemoscope.train.data import (
     InjectedData,
     injection_steps,
     place_events,
     schedule_documents,
 )
-from mnemoscope.train.loop import TrainConfig, train
+from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.phase import train_phase
 from mnemoscope.train.probing import Prober, probe_schedule
 
 KINDS = ("memorization", "semantic", "compositional")
@@ -92,17 +96,16 @@ def resolve_config(overrides: dict | None) -> dict:
 
 def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_config(overrides)
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "acquisition")
     seed, t, inj = cfg["seed"], cfg["train"], cfg["injection"]
 
-    with timer("data"):
+    with run.phase("data"):
         world = make_world(WorldConfig(n_people=cfg["world"]["n_people"], n_paraphrases=cfg["world"]["n_paraphrases"],
                                        seed=seed))
         c = cfg["corpus"]
         texts = load_corpus(c["source"], n_docs=c["n_docs"], seed=seed, field=c["field"], split=c["split"])
         documents = [d for d in world.documents if d["kind"] == "document"]
-        tokenizer = lab_tokenizer(out, texts + [d["text"] for d in documents], cfg)
+        tokenizer = lab_tokenizer(run.out, texts + [d["text"] for d in documents], cfg)
         steps = injection_steps(inj["relative_steps"], inj["start"])
         versions: dict[str, dict[str, list[str]]] = {g: {} for g in GROUPS}
         for d in sorted(documents, key=lambda d: (d["person_id"], d["version"])):
@@ -125,31 +128,27 @@ def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log
             f"{entry['tokens_with_loss']} injected tokens under the loss")
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(probes)} probes at {len(schedule)} steps; "
         f"{len(plan)} injections over {t['steps']} steps")
-    with timer("train"):
+    with run.phase("train"):
         prober = Prober(tokenizer, probes, schedule)
-        history, curves = _train_or_load(model, data, prober, TrainConfig(seed=seed, **t), out, log)
-    with timer("analysis"):
+        history = train_phase(model, data.batch, TrainConfig(seed=seed, **t), run.out / "train", log, probe=prober,
+                              name="train")
+        model.save_pretrained(run.out / "model")
+        curves = prober.frame()
+    with run.phase("analysis"):
         metrics, samples, retention = analyze(curves, steps, window=cfg["probes"]["window"],
                                               batch_size=t["batch_size"], seq_len=t["seq_len"],
                                               iqr_factor=cfg["analysis"]["iqr_factor"])
-    metrics["train/final_loss"] = float(np.mean([h["loss"] for h in history[-10:]]))
-    metrics["model/parameters"] = count_parameters(model)
-    metrics["acquisition/probe_seconds"] = prober.seconds
+    run.metrics.update(metrics)
+    run.metrics["acquisition/probe_seconds"] = prober.seconds
 
     train_curves = pd.DataFrame(history)
     train_curves["injected_tokens"] = [data.injected_tokens_with_loss(s) for s in train_curves["step"]]
-    rundir.write_parquet(out / "curves.parquet", train_curves)
-    rundir.write_parquet(out / "samples.parquet", samples)
-    rundir.write_parquet(out / "retention.parquet", retention)
-    rundir.write_json(out / "metrics.json", metrics)
-    rundir.write_json(out / "manifest.json", rundir.manifest(
-        seed, str(next(model.parameters()).device), timer.timings,
-        {"recipe": "acquisition", "injection_steps": steps, "injection_log": data.injection_log(),
-         "probe_steps": len(schedule)}))
-    from mnemoscope.report.html import write_report
-
-    write_report(out)
-    return out
+    for name, table in (("curves", train_curves), ("samples", samples), ("retention", retention),
+                        ("probe_curves", curves)):
+        run.add_table(name, table)
+    return finish_lab_run(run, model, history, extra={"injection_steps": steps,
+                                                      "injection_log": data.injection_log(),
+                                                      "probe_steps": len(schedule)})
 
 
 # --------------------------------------------------------------------------- analysis
@@ -278,26 +277,3 @@ def select_probes(probes: list[dict], per_kind: int, seed: int) -> list[dict]:
             items = [items[int(i)] for i in keep]
         out.extend(items)
     return out
-
-
-def _train_or_load(model, data: InjectedData, prober: Prober, tcfg: TrainConfig, out: Path, log):
-    """Train with probing (resuming from checkpoints) unless the final model is already saved."""
-    from safetensors.torch import load_model
-
-    final = out / "model"
-    done = final / "training.json"
-    if done.exists():
-        load_model(model, str(final / "model.safetensors"), strict=False)
-        model.eval()
-        log("training already complete: reusing the saved model and probe curves")
-        return json.loads(done.read_text())["history"], pd.read_parquet(out / "probe_curves.parquet")
-    every = max(1, tcfg.steps // 10)
-    history = train(model, data.batch, tcfg, out, log=log, probe=prober,
-                    on_step=lambda s, r: log(f"step {s + 1}/{tcfg.steps} loss {r['loss']:.3f}") if (s + 1) % every == 0 else None)
-    if len(history) < tcfg.steps:
-        raise MnemoscopeError("training stopped early; rerun the same command to resume")
-    curves = prober.frame()
-    rundir.write_parquet(out / "probe_curves.parquet", curves)
-    model.save_pretrained(final)
-    rundir.write_json(done, {"history": history})
-    return history, curves

@@ -30,15 +30,14 @@ from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.probes.fictional import WorldConfig, capacity_pools, make_world
 from mnemoscope.recipes.common import (
     bootstrap_ci,
-    finish_run,
+    finish_lab_run,
     fit_log_line,
     make_model,
     resolve_scaled,
     train_config,
-    train_phase,
 )
-from mnemoscope.recipes.rundirs import prepare_run_dir
 from mnemoscope.train.data import pack_background
+from mnemoscope.train.phase import train_phase
 from mnemoscope.train.probing import Prober
 
 DEFAULTS = {
@@ -67,11 +66,11 @@ SCALES = {
 
 def run(out: str | Path = "runs/capacity", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "capacity")
+    out = run.out
     seed, t, w = cfg["seed"], cfg["train"], cfg["world"]
 
-    with timer("data"):
+    with run.phase("data"):
         world, groups = make_groups(w["per_group"], w["exposures"], w["n_paraphrases"], seed)
         copies = biography_copies(world, groups)
         model, tokenizer = make_model(cfg, [d["text"] for d in world.documents if d["kind"] == "document"], out)
@@ -84,11 +83,11 @@ def run(out: str | Path = "runs/capacity", overrides: dict | None = None, log=pr
     n_params = count_parameters(model)
     log(f"model: {n_params / 1e6:.2f} M parameters; {len(copies)} biography copies ({total} tokens) in {steps} steps; "
         f"{len(probes)} attribute probes")
-    with timer("train"):
+    with run.phase("train"):
         prober = Prober(tokenizer, probes, [0, steps] + log_spaced_steps(steps))
         history = train_phase(model, lambda s: rows[s * t["batch_size"]:(s + 1) * t["batch_size"]],
                               train_config(t, steps, seed), out / "phases" / "train", log, probe=prober)
-    with timer("analysis"):
+    with run.phase("analysis"):
         curves_long = prober.frame()
         info = pd.DataFrame(probes)[["id", "person_id", "attribute", "exposures"]].rename(columns={"id": "probe_id"})
         curves_long = curves_long.merge(info, on="probe_id")
@@ -100,12 +99,13 @@ def run(out: str | Path = "runs/capacity", overrides: dict | None = None, log=pr
     metrics["model/parameters"] = n_params
     metrics["capacity/steps"] = steps
     metrics["capacity/tokens"] = steps * t["batch_size"] * t["seq_len"]
-    return finish_run(
-        out, recipe="capacity", model=model, history=history, metrics=metrics, seed=seed, timings=timer.timings,
-        tables={"curves": pd.DataFrame(history), "samples": samples, "probe_curves": curves_long,
-                "bits_curve": bits_curve},
-        extra={"pools": {a: pools[a] for a in w["attributes"]}, "steps": steps,
-               "biography_copies": len(copies), "biography_tokens": total})
+    run.metrics.update(metrics)
+    tables = {"curves": pd.DataFrame(history), "samples": samples, "probe_curves": curves_long, "bits_curve": bits_curve}
+    for name, table in tables.items():
+        run.add_table(name, table)
+    return finish_lab_run(run, model, history, extra={
+        "pools": {a: pools[a] for a in w["attributes"]}, "steps": steps, "biography_copies": len(copies),
+        "biography_tokens": total})
 
 
 # --------------------------------------------------------------------------- data

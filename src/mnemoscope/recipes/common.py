@@ -1,11 +1,11 @@
-"""Helpers shared by recipes: scale presets, lab models and tokenizers, resumable training
-phases, bootstrap intervals and log-line fits. Recipes stay short by composing these."""
+"""Helpers shared by recipes: scale presets, lab models and tokenizers, training configs,
+bootstrap intervals, log-line fits and the end of a lab run. Recipes stay short by composing
+these (training phases: ``train.phase.train_phase``; the run directory: ``rundir.Run``)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +17,7 @@ from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import build_model, get_preset, load_or_train_tokenizer
-from mnemoscope.train.loop import TrainConfig, train
+from mnemoscope.train.loop import TrainConfig
 
 
 def preset_from(model_cfg: dict):
@@ -66,37 +66,6 @@ def train_config(t: dict, steps: int, seed: int, **changes) -> TrainConfig:
     return TrainConfig(seed=seed, steps=steps, **{**{k: v for k, v in t.items() if k in keys}, **changes})
 
 
-def train_phase(model, batch_fn: Callable[[int], object], tcfg: TrainConfig, out: Path, log, *, probe=None,
-                loss_fn=None) -> list[dict]:
-    """One training phase in ``out`` (resuming from its checkpoints), or, when ``out/final`` holds
-    its result, the saved weights, history and probe rows."""
-    from safetensors.torch import load_model, save_model
-
-    out = Path(out)
-    final = out / "final"
-    done = final / "training.json"
-    if done.exists():
-        load_model(model, str(final / "model.safetensors"), strict=False)
-        model.eval()
-        if probe is not None:
-            probe.restore(final)
-        log(f"{out.name}: already complete, reusing the saved model")
-        return json.loads(done.read_text())["history"]
-    every = max(1, tcfg.steps // 5)
-    extra = {"loss_fn": loss_fn} if loss_fn is not None else {}
-    history = train(model, batch_fn, tcfg, out, log=log, probe=probe,
-                    on_step=lambda s, r: log(f"{out.name} step {s + 1}/{tcfg.steps} loss {r['loss']:.3f}")
-                    if (s + 1) % every == 0 else None, **extra)
-    if len(history) < tcfg.steps:
-        raise MnemoscopeError("training stopped early; rerun the same command to resume")
-    final.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(final / "model.safetensors"))
-    if probe is not None:
-        probe.save(final)
-    rundir.write_json(done, {"history": history})
-    return history
-
-
 def bootstrap_ci(values: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int,
                  rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of ``stat`` over resampled ``values`` (nan, nan when empty)."""
@@ -124,20 +93,11 @@ def phase_curves(history: list[dict]) -> pd.DataFrame:
     return curves
 
 
-def finish_run(out: Path, *, recipe: str, model, history: list[dict], metrics: dict, tables: dict,
-               seed: int, timings: dict, extra: dict | None = None) -> Path:
-    """Write a finished run: metrics.json (plus train/final_loss = mean of the last 10 losses and
-    model/parameters), each table as ``<name>.parquet``, manifest.json and report.html."""
+def finish_lab_run(run: rundir.Run, model, history: list[dict], extra: dict | None = None) -> Path:
+    """Finish a run that trained a lab model: ``train/final_loss`` (mean of the last 10 losses) and
+    ``model/parameters`` join the metrics, then ``run.finish`` on the model's device."""
     from mnemoscope.lab.tiny import count_parameters
-    from mnemoscope.report.html import write_report
 
-    out = Path(out)
-    metrics.setdefault("train/final_loss", float(np.mean([h["loss"] for h in history[-10:]])))
-    metrics.setdefault("model/parameters", count_parameters(model))
-    for name, frame in tables.items():
-        rundir.write_parquet(out / f"{name}.parquet", frame)
-    rundir.write_json(out / "metrics.json", metrics)
-    rundir.write_json(out / "manifest.json", rundir.manifest(
-        seed, str(next(model.parameters()).device), timings, {"recipe": recipe, **(extra or {})}))
-    write_report(out)
-    return out
+    run.metrics.setdefault("train/final_loss", float(np.mean([h["loss"] for h in history[-10:]])))
+    run.metrics.setdefault("model/parameters", count_parameters(model))
+    return run.finish(device=str(next(model.parameters()).device), extra=extra)

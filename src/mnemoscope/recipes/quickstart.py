@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
@@ -17,16 +16,15 @@ from mnemoscope.config import resolve
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
-from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.membership import ATTACKS, membership_metrics, score_texts
 from mnemoscope.lab.tiny import build_model, count_parameters
 from mnemoscope.probes.canaries import make_canaries
 from mnemoscope.probes.corpus import background_documents
-from mnemoscope.recipes.common import lab_tokenizer
-from mnemoscope.recipes.rundirs import prepare_run_dir
+from mnemoscope.recipes.common import finish_lab_run, lab_tokenizer
 from mnemoscope.train.data import InjectedData, pack_background, plan_injections
-from mnemoscope.train.loop import TrainConfig, train
+from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
     "seed": 0,
@@ -49,13 +47,12 @@ DEFAULTS = {
 
 def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve(DEFAULTS, overrides)
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "quickstart")
     seed = cfg["seed"]
 
-    with timer("data"):
+    with run.phase("data"):
         docs = background_documents(cfg["corpus"]["n_docs"], seed=seed)
-        tokenizer = lab_tokenizer(out, docs, cfg)
+        tokenizer = lab_tokenizer(run.out, docs, cfg)
         c = cfg["canaries"]
         canaries = make_canaries(
             c["per_dose"], tuple(c["doses"]), kinds=tuple(c["kinds"]), n_controls=c["n_controls"],
@@ -76,10 +73,11 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
     model = build_model(cfg["model"]["size"], tokenizer, seed=seed).to(resolve_device(cfg["model"]["device"]))
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters, {len(tokenizer)} tokens; "
         f"{len(plan)} canary injections over {t['steps']} steps")
-    with timer("train"):
-        history = _train_or_load(model, tokenizer, data, TrainConfig(seed=seed, **t), out, log)
+    with run.phase("train"):
+        history = train_phase(model, data.batch, TrainConfig(seed=seed, **t), run.out / "train", log, name="train")
+        model.save_pretrained(run.out / "model")  # with the tokenizer already there: a model users can audit
 
-    with timer("audit"):
+    with run.phase("audit"):
         engine = Engine(model, tokenizer)
         texts = [k.text for k in canaries]
         a = cfg["audit"]
@@ -90,21 +88,13 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
             [samples, extraction_table(engine, texts, prefix_fraction=a["prefix_fraction"], max_suffix=a["max_suffix"])],
             axis=1,
         )
-        metrics = dose_metrics(samples, n_boot=a["n_boot"], seed=seed)
-    metrics["train/final_loss"] = float(np.mean([h["loss"] for h in history[-10:]]))
-    metrics["model/parameters"] = count_parameters(model)
+        run.metrics.update(dose_metrics(samples, n_boot=a["n_boot"], seed=seed))
 
     curves = pd.DataFrame(history)
     curves["injected_tokens"] = [data.injected_tokens_with_loss(s) for s in curves["step"]]
-    rundir.write_parquet(out / "samples.parquet", samples)
-    rundir.write_parquet(out / "curves.parquet", curves)
-    rundir.write_json(out / "metrics.json", metrics)
-    rundir.write_json(out / "manifest.json", rundir.manifest(seed, str(engine.device), timer.timings,
-                                                              {"recipe": "quickstart", "bos": engine.bos}))
-    from mnemoscope.report.html import write_report
-
-    write_report(out)
-    return out
+    run.add_table("samples", samples)
+    run.add_table("curves", curves)
+    return finish_lab_run(run, model, history, extra={"bos": engine.bos})
 
 
 def dose_metrics(samples: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, float]:
@@ -127,26 +117,3 @@ def dose_metrics(samples: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, 
             membership_metrics(pair["label"].to_numpy(), pair[score_cols], suffix=f"@dose={dose}", n_boot=n_boot, seed=seed)
         )
     return metrics
-
-
-def _train_or_load(model, tokenizer, data: InjectedData, tcfg: TrainConfig, out: Path, log) -> list[dict]:
-    """Train (resuming from checkpoints) unless the final model is already saved."""
-    import json
-
-    from safetensors.torch import load_model
-
-    final = out / "model"
-    done = final / "training.json"
-    if done.exists():
-        load_model(model, str(final / "model.safetensors"), strict=False)
-        model.eval()
-        log("training already complete: reusing the saved model")
-        return json.loads(done.read_text())["history"]
-    every = max(1, tcfg.steps // 10)
-    history = train(model, data.batch, tcfg, out, log=log,
-                    on_step=lambda s, r: log(f"step {s + 1}/{tcfg.steps} loss {r['loss']:.3f}") if (s + 1) % every == 0 else None)
-    if len(history) < tcfg.steps:
-        raise MnemoscopeError("training stopped early; rerun the same command to resume")
-    model.save_pretrained(final)
-    rundir.write_json(done, {"history": history})
-    return history

@@ -36,13 +36,12 @@ from mnemoscope.probes.knights_knaves import (
 )
 from mnemoscope.recipes.common import (
     bootstrap_ci,
-    finish_run,
+    finish_lab_run,
     make_model,
     resolve_scaled,
     train_config,
-    train_phase,
 )
-from mnemoscope.recipes.rundirs import prepare_run_dir
+from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
     "seed": 0,
@@ -72,11 +71,11 @@ SPLITS = ("train", "perturbed", "unseen")
 
 def run(out: str | Path = "runs/reasoning", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "reasoning")
+    out = run.out
     seed, t, pz = cfg["seed"], cfg["train"], cfg["puzzles"]
 
-    with timer("data"):
+    with run.phase("data"):
         train_set, unseen = make_puzzle_sets(pz, seed)
         texts = [training_text(p, pz["instruction"]) for p in train_set]
         model, tokenizer = make_model(cfg, texts + [render_puzzle(p) for p in unseen], out)
@@ -88,24 +87,26 @@ def run(out: str | Path = "runs/reasoning", overrides: dict | None = None, log=p
     eval_epochs = sorted({0, t["epochs"]} | set(log_spaced_steps(t["epochs"])))
     log(f"model: {n_params / 1e6:.2f} M parameters; {len(train_set)} training and {len(unseen)} unseen puzzles; "
         f"{steps} steps, evaluated at epochs {eval_epochs}")
-    with timer("train"):
+    with run.phase("train"):
         probe = PuzzleProbe(tokenizer, train_set, unseen, [e * data.steps_per_epoch for e in eval_epochs],
                             perturb=pz["perturb"], instruction=pz["instruction"], max_new_tokens=answer_tokens + 4,
                             seed=seed)
         history = train_phase(model, data.batch, train_config({**t, "seq_len": data.seq_len}, steps, seed),
                               out / "phases" / "train", log, probe=probe, loss_fn=answer_loss)
-    with timer("analysis"):
+    with run.phase("analysis"):
         rows = probe.frame()
         rows["epoch"] = rows["step"] // data.steps_per_epoch
         metrics, curve = analyze(rows, n_boot=cfg["analysis"]["n_boot"], seed=seed)
     metrics["model/parameters"] = n_params
     metrics["reasoning/limem/n_skipped"] = float(len(train_set) - metrics["reasoning/n@split=train,phase=after"])
     samples = rows[rows["step"].isin([0, steps])].assign(phase=lambda f: np.where(f["step"] == 0, "before", "after"))
-    return finish_run(
-        out, recipe="reasoning", model=model, history=history, metrics=metrics, seed=seed, timings=timer.timings,
-        tables={"curves": pd.DataFrame(history), "samples": samples.reset_index(drop=True), "probe_rows": rows,
-                "reasoning_curve": curve},
-        extra={"steps_per_epoch": data.steps_per_epoch, "eval_epochs": eval_epochs, "seq_len": data.seq_len})
+    run.metrics.update(metrics)
+    tables = {"curves": pd.DataFrame(history), "samples": samples.reset_index(drop=True), "probe_rows": rows,
+              "reasoning_curve": curve}
+    for name, table in tables.items():
+        run.add_table(name, table)
+    return finish_lab_run(run, model, history, extra={
+        "steps_per_epoch": data.steps_per_epoch, "eval_epochs": eval_epochs, "seq_len": data.seq_len})
 
 
 # --------------------------------------------------------------------------- data

@@ -37,18 +37,18 @@ from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.probes.corpora import load_corpus, pack_corpus
 from mnemoscope.recipes.common import (
     bootstrap_ci,
-    finish_run,
+    finish_lab_run,
     fit_log_line,
     make_model,
     phase_curves,
     resolve_scaled,
     train_config,
-    train_phase,
 )
-from mnemoscope.recipes.rundirs import prepare_run_dir
 from mnemoscope.train.data import InjectedData, place_events
 
 STUDY, OTHER = "study", "other"  # the two continual-learning tasks
+
+from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
     "seed": 0,
@@ -85,11 +85,11 @@ SCALES = {
 
 def run(out: str | Path = "runs/retention", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "retention")
+    out = run.out
     seed, t, ph, st = cfg["seed"], cfg["train"], cfg["phases"], cfg["study"]
 
-    with timer("data"):
+    with run.phase("data"):
         c = cfg["corpus"]
         texts = load_corpus(c["source"], n_docs=c["n_docs"], seed=seed, field=c["field"], split=c["split"])
         model, tokenizer = make_model(cfg, texts, out)
@@ -99,21 +99,21 @@ def run(out: str | Path = "runs/retention", overrides: dict | None = None, log=p
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(split['study'])} study items in "
         f"exposure groups {st['exposures']}, {len(items)} recognition pairs")
 
-    with timer("evaluate"):
+    with run.phase("evaluate"):
         initial = measure_items(Engine(model, tokenizer), items).assign(phase="initial")
-    with timer("pretrain"):
+    with run.phase("pretrain"):
         bg = pack_corpus(split["pretrain"], tokenizer, n_rows=ph["pretrain_steps"] * t["batch_size"],
                          seq_len=t["seq_len"], batch_size=t["batch_size"], seed=seed)
         history = [dict(h, phase="pretrain") for h in train_phase(
             model, lambda s: bg[s * t["batch_size"]:(s + 1) * t["batch_size"]],
             train_config(t, ph["pretrain_steps"], seed), out / "phases" / "pretrain", log)]
-    with timer("evaluate"):
+    with run.phase("evaluate"):
         before = measure_items(Engine(model, tokenizer), items).assign(phase="before_study")
-    with timer("study"):
+    with run.phase("study"):
         data = study_data(split, tokenizer, t, ph, seed)
         history += [dict(h, phase="study") for h in train_phase(
             model, data.batch, train_config(t, data.steps, seed, lr=ph["study_lr"], warmup=ph["study_warmup"]), out / "phases" / "study", log)]
-    with timer("retention"):
+    with run.phase("retention"):
         check_other_coverage(split["other"], tokenizer, ph["retention_steps"] * t["batch_size"] * t["seq_len"])
         other = pack_corpus(split["other"], tokenizer, n_rows=ph["retention_steps"] * t["batch_size"],
                             seq_len=t["seq_len"], batch_size=t["batch_size"], seed=seed + 3)
@@ -121,7 +121,7 @@ def run(out: str | Path = "runs/retention", overrides: dict | None = None, log=p
         history += [dict(h, phase="retention") for h in train_phase(
             model, lambda s: other[s * t["batch_size"]:(s + 1) * t["batch_size"]],
             train_config(t, ph["retention_steps"], seed), out / "phases" / "retention", log, probe=probe)]
-    with timer("analysis"):
+    with run.phase("analysis"):
         rows = probe.frame()
         samples = pd.concat([initial, before,
                              rows[rows["step"] == 0].drop(columns="step").assign(phase="after_study"),
@@ -129,12 +129,13 @@ def run(out: str | Path = "runs/retention", overrides: dict | None = None, log=p
                             ignore_index=True)
         a = cfg["analysis"]
         metrics, retention = analyze(samples, rows, n_boot=a["n_boot"], window=a["window"], seed=seed)
-    return finish_run(
-        out, recipe="retention", model=model, history=history, metrics=metrics, seed=seed, timings=timer.timings,
-        tables={"curves": phase_curves(history), "samples": samples, "probe_rows": rows, "retention": retention},
-        extra={"phase_steps": {"pretrain": ph["pretrain_steps"], "study": data.steps,
-                               "retention": ph["retention_steps"]},
-               "injection_log": data.injection_log()})
+    run.metrics.update(metrics)
+    tables = {"curves": phase_curves(history), "samples": samples, "probe_rows": rows, "retention": retention}
+    for name, table in tables.items():
+        run.add_table(name, table)
+    return finish_lab_run(run, model, history, extra={
+        "phase_steps": {"pretrain": ph["pretrain_steps"], "study": data.steps, "retention": ph["retention_steps"]},
+        "injection_log": data.injection_log()})
 
 
 # --------------------------------------------------------------------------- data

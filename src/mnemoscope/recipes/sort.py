@@ -31,17 +31,17 @@ from mnemoscope.probes.corpora import load_corpus, pack_corpus
 from mnemoscope.probes.sort import make_sort_pairs
 from mnemoscope.recipes.common import (
     bootstrap_ci,
-    finish_run,
+    finish_lab_run,
     make_model,
     phase_curves,
     resolve_scaled,
     train_config,
-    train_phase,
 )
-from mnemoscope.recipes.rundirs import prepare_run_dir
 from mnemoscope.train.data import InjectedData, plan_injections
 
 CONDITIONS = (("short_term", True), ("long_term", False))
+
+from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
     "seed": 0,
@@ -72,11 +72,11 @@ SCALES = {
 
 def run(out: str | Path = "runs/sort", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "sort")
+    out = run.out
     seed, t, ph, bk = cfg["seed"], cfg["train"], cfg["phases"], cfg["book"]
 
-    with timer("data"):
+    with run.phase("data"):
         c = cfg["corpus"]
         texts = load_corpus(c["source"], n_docs=c["n_docs"], seed=seed, field=c["field"], split=c["split"])
         book, background = make_book(texts, bk["n_excerpts"] * bk["excerpt_words"])
@@ -87,29 +87,30 @@ def run(out: str | Path = "runs/sort", overrides: dict | None = None, log=print)
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters; a book of {len(excerpts)} excerpts × "
         f"{bk['excerpt_words']} words, {len(records)} SORT records")
 
-    with timer("pretrain"):
+    with run.phase("pretrain"):
         bg = pack_corpus(background, tokenizer, n_rows=ph["pretrain_steps"] * t["batch_size"], seq_len=t["seq_len"],
                          batch_size=t["batch_size"], seed=seed)
         history = [dict(h, phase="pretrain") for h in train_phase(
             model, lambda s: bg[s * t["batch_size"]:(s + 1) * t["batch_size"]],
             train_config(t, ph["pretrain_steps"], seed), out / "phases" / "pretrain", log)]
-    with timer("evaluate"):
+    with run.phase("evaluate"):
         before, before_nll = evaluate(Engine(model, tokenizer), records, excerpts)
-    with timer("study"):
+    with run.phase("study"):
         data = study_data(excerpts, background, tokenizer, t, ph, seed)
         history += [dict(h, phase="study") for h in train_phase(
             model, data.batch, train_config(t, ph["study_steps"], seed), out / "phases" / "study", log)]
-    with timer("evaluate"):
+    with run.phase("evaluate"):
         after, after_nll = evaluate(Engine(model, tokenizer), records, excerpts)
-    with timer("analysis"):
+    with run.phase("analysis"):
         samples = pd.concat([before.assign(phase="before"), after.assign(phase="after")], ignore_index=True)
         nll = pd.DataFrame({"excerpt_id": range(len(excerpts)), "nll_before": before_nll, "nll_after": after_nll})
         metrics = analyze(samples, nll, n_boot=cfg["analysis"]["n_boot"], seed=seed)
-    return finish_run(
-        out, recipe="sort", model=model, history=history, metrics=metrics, seed=seed, timings=timer.timings,
-        tables={"curves": phase_curves(history), "samples": samples, "excerpts": nll},
-        extra={"injection_log": data.injection_log(),
-               "phase_steps": {"pretrain": ph["pretrain_steps"], "study": ph["study_steps"]}})
+    run.metrics.update(metrics)
+    for name, table in {"curves": phase_curves(history), "samples": samples, "excerpts": nll}.items():
+        run.add_table(name, table)
+    return finish_lab_run(run, model, history, extra={
+        "injection_log": data.injection_log(),
+        "phase_steps": {"pretrain": ph["pretrain_steps"], "study": ph["study_steps"]}})
 
 
 # --------------------------------------------------------------------------- data
