@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from mnemoscope.cli import main
-from mnemoscope.recipes import quickstart
 
 SMALL = [
     "model.size=micro", "model.vocab_size=1024", "corpus.n_docs=600", "canaries.per_dose=4",
