@@ -317,3 +317,13 @@ def test_membership_family_against_sklearn_and_with_missing_scores():
     assert "mia/b: not computed: 1 members" in notes["mia/b/auc"]
     assert "mia/b: 2 text(s) have no finite score" in notes["mia/b/auc"]
     assert any("underpowered" in n and "3 non-members" in n for n in notes.values())
+
+
+def test_the_end_of_run_summary_has_a_headline_per_family_and_the_notes_count(full_run):
+    text = audit.summary(full_run)
+    for title in ("Extraction sweep", "Pythia memorization score", "VerbMem", "KnowMem", "TOFU",
+                  "Target log-probability", "Recognition", "Recall", "Sequence order recall", "Knights and Knaves"):
+        assert title in text, title
+    assert "min_k_pp  AUC" in text and "exact extraction: members" in text
+    assert "note(s) on what was skipped or not computed" in text
+    assert "knowmem/n " not in text  # headlines only, not every key

@@ -19,6 +19,7 @@ from sklearn.metrics import roc_curve
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.report import html, plots
+from mnemoscope.report.sections import membership as membership_sections
 from mnemoscope.report.html import (
     RunData,
     fmt_auc,
@@ -233,7 +234,7 @@ def test_malicious_text_is_escaped(dose_report):
 
 def test_samples_show_extremes_in_order(tmp_path):
     run = load_run(make_run(tmp_path / "run"))
-    part = html.section_samples(run)
+    part = membership_sections.section_samples(run)
     frame = run.samples.dropna(subset=["score/min_k_pp"]).sort_values("score/min_k_pp", ascending=False)
     highest, lowest = part.split("<h3>Lowest")
     ids_high = re.findall(r"<td>(c\d{3})</td>", highest)
@@ -247,7 +248,7 @@ def test_samples_show_extremes_in_order(tmp_path):
 def test_samples_never_repeat_rows_when_few(tmp_path):
     root = make_run(tmp_path / "run")
     pd.read_parquet(root / "samples.parquet").iloc[:7].to_parquet(root / "samples.parquet", index=False)
-    part = html.section_samples(load_run(root))
+    part = membership_sections.section_samples(load_run(root))
     ids = re.findall(r"<td>(c\d{3})</td>", part)
     assert len(ids) == 7 and len(set(ids)) == 7
 
@@ -356,7 +357,7 @@ def test_section_that_raises_is_shown_not_fatal(tmp_path):
 
     run = load_run(make_run(tmp_path / "run", with_curves=False))
     with pytest.warns(RuntimeWarning, match="broken"):
-        page = render_report(run, [html.section_overview, broken, lambda r: None, html.section_summary])
+        page = render_report(run, [html.section_overview, broken, lambda r: None, membership_sections.section_summary])
     assert "<h2>broken (failed)</h2>" in page and "ValueError: &lt;bad&gt; data" in page
     assert "<h2>Run</h2>" in page and "<h2>Summary</h2>" in page
 
@@ -378,25 +379,25 @@ def test_sections_skip_missing_data(tmp_path):
 
 def test_rundata_discovery(tmp_path):
     run = load_run(make_run(tmp_path / "run"))
-    assert run.attacks == list(ATTACKS)
-    assert run.doses == list(DOSES)
-    assert run.fprs() == [0.001, 0.01, 0.05]
+    assert membership_sections.run_attacks(run) == list(ATTACKS)
+    assert membership_sections.run_doses(run) == list(DOSES)
+    assert membership_sections.run_fprs(run) == [0.001, 0.01, 0.05]
     assert run.metric("mia/zlib/auc") == pytest.approx(0.75)
     assert run.metric("mia/min_k_pp/auc", 16) == 0.8125
     assert run.metric("extraction/exact/rate", 1) is None  # null
     assert run.metric("no/such/key") is None
     assert run.flagged("mia/loss/tpr@fpr=0.01/underpowered") and not run.flagged("mia/loss/tpr@fpr=0.05/underpowered")
-    np.testing.assert_array_equal(run.labels(), (run.samples["dose"] > 0).astype(float))
+    np.testing.assert_array_equal(membership_sections.run_labels(run), (run.samples["dose"] > 0).astype(float))
 
 
 def test_rundata_labels_from_dose_and_extra_attacks():
     samples = pd.DataFrame({"dose": [0, 2, 0, 5], "score/a": [1.0, 2, 3, 4]})
     run = RunData(Path("x"), {"mia/b/auc": 0.6, "mia/a/auc": float("nan"), "mia/b/auc@dose=2": 0.7}, samples)
-    np.testing.assert_array_equal(run.labels(), [0, 1, 0, 1])
-    assert run.attacks == ["a", "b"]
+    np.testing.assert_array_equal(membership_sections.run_labels(run), [0, 1, 0, 1])
+    assert membership_sections.run_attacks(run) == ["a", "b"]
     assert run.metric("mia/a/auc") is None
-    assert RunData(Path("x"), {}, pd.DataFrame({"t": [1]})).labels() is None
-    assert RunData(Path("x"), {}, pd.DataFrame({"t": [1]})).doses is None
+    assert membership_sections.run_labels(RunData(Path("x"), {}, pd.DataFrame({"t": [1]}))) is None
+    assert membership_sections.run_doses(RunData(Path("x"), {}, pd.DataFrame({"t": [1]}))) is None
 
 
 # --------------------------------------------------------------------------- formatting

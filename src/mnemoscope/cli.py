@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.recipes import RECIPES
+from mnemoscope.summary import fmt
 from mnemoscope.unlearn.methods import METHODS
 
 
@@ -89,32 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _summary(out: Path) -> str:
+def _summary(out: Path, module) -> str:
+    """What the recipe module's ``summary(run_dir)`` prints, else its first ungrouped numbers."""
+    if hasattr(module, "summary"):
+        return module.summary(out)
     metrics = json.loads((out / "metrics.json").read_text())
-    lines = []
-    doses = sorted({int(k.split("@dose=")[1]) for k in metrics if "@dose=" in k})
-    if doses:
-        lines.append(f"{'dose':>5} {'exact extraction':>17} {'memorization':>13} {'AUC min_k_pp':>13} {'AUC loss':>9}")
-        for d in doses:
-            def g(key):
-                v = metrics.get(key)
-                return "-" if v is None else f"{v:.2f}"
-            lines.append(f"{d:>5} {g(f'extraction/exact/rate@dose={d}'):>17} "
-                         f"{g(f'extraction/memorization/mean@dose={d}'):>13} "
-                         f"{g(f'mia/min_k_pp/auc@dose={d}'):>13} {g(f'mia/loss/auc@dose={d}'):>9}")
-    elif any(k.startswith("mia/") and k.endswith("/auc") for k in metrics):
-        for attack in sorted({k.split("/")[1] for k in metrics if k.startswith("mia/") and k.endswith("/auc")}):
-            auc, lo, hi = (metrics.get(f"mia/{attack}/auc{s}") for s in ("", "/ci_lo", "/ci_hi"))
-            lines.append(f"{attack:>10}  AUC {_fmt(auc)}  [{_fmt(lo)}, {_fmt(hi)}]")
-    else:  # other recipes: the first ungrouped numbers; the report has the rest
-        plain = [k for k in sorted(metrics) if "@" not in k and isinstance(metrics[k], (int, float))]
-        lines += [f"{k:<48} {_fmt(metrics[k])}" for k in plain[:12]]
-        lines.append(f"({len(metrics)} metrics in {out / 'metrics.json'})")
+    plain = [k for k in sorted(metrics) if "@" not in k and isinstance(metrics[k], (int, float))]
+    lines = [f"{k:<48} {fmt(metrics[k])}" for k in plain[:12]]
+    lines.append(f"({len(metrics)} metrics in {out / 'metrics.json'})")
     return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             out = module.run(getattr(args, "out", None) or f"runs/{recipe}",
                              parse_overrides(getattr(args, "overrides", [])))
         elif command == "audit":
-            from mnemoscope.recipes import audit
+            from mnemoscope.recipes import audit as module
 
             flags = {  # only the flags the user gave: they override the --config file
                 "seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
@@ -145,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                 "ref_model": "membership.ref_model", "ref_mismatch": "membership.ref_mismatch",
                 "lowercase": "membership.lowercase",
             }
-            overrides = audit.load_config_file(args.config) if hasattr(args, "config") else {}
+            overrides = module.load_config_file(args.config) if hasattr(args, "config") else {}
             overrides.update({key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)})
             if hasattr(args, "no_extraction"):
                 overrides["audit.extraction"] = False
-            out = audit.run(args.out, overrides)
+            out = module.run(args.out, overrides)
         elif command == "unlearn":
             from mnemoscope.recipes import unlearning
 
@@ -179,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnemoscope: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    print(_summary(out))
+    print(_summary(out, module))
     print(f"report: {out / 'report.html'}")
     return 0
 

@@ -30,6 +30,7 @@ from mnemoscope.metrics.extraction import (
     rates_by_group,
 )
 from mnemoscope.probes import formats
+from mnemoscope.summary import fmt
 
 NAME = "extraction"
 TITLE = "Extraction sweep (k-extractable)"
@@ -204,3 +205,13 @@ def k_extractable(engine: Backend, texts: list[str], *, prefix_lengths: tuple[in
                               "must be ≥ 1")
     inputs = Inputs(list(texts), [str(i) for i in range(len(texts))], list(prefix_lengths), suffix_len)
     return plan_and_measure(plan, measure, inputs, engine)
+
+
+def headline(metrics: dict) -> list[str]:
+    """``k-extractable rate by prefix: 8 → 0.10, 16 → 0.25``."""
+    rates = [(int(k.split("@prefix=")[1]), v) for k, v in metrics.items()
+             if k.startswith("extraction/exact/rate@prefix=") and v is not None]
+    if not rates:
+        return []
+    return [f"{TITLE}: " + ", ".join(f"prefix {p} → {fmt(v)}" for p, v in sorted(rates))]
+

@@ -36,6 +36,7 @@ DEFAULTS = {"knowmem": {"file": "", "shots": "", "n_shots": 0, "max_new_tokens":
 PATH_KEYS = ("knowmem.file", "knowmem.shots")
 NEEDS = ("generate",)
 KEY = "knowmem/rouge_l_f1/mean"
+HEADLINE = (KEY,)
 
 
 @dataclass

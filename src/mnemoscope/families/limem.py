@@ -31,6 +31,7 @@ TITLE = "LiMem (memorization vs reasoning)"
 DEFAULTS: dict = {}  # reads the puzzles section of families.reasoning
 PATH_KEYS: tuple[str, ...] = ()
 NEEDS = ("generate",)
+HEADLINE = ("reasoning/limem/limem@perturb=statement", "reasoning/limem/limem@perturb=leaf")
 
 
 @dataclass

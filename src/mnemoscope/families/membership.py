@@ -40,6 +40,7 @@ from mnemoscope.metrics.membership import membership_scores
 from mnemoscope.metrics.roc import membership_report
 from mnemoscope.probes import formats
 from mnemoscope.probes.textfile import load_texts
+from mnemoscope.summary import auc_line, fmt
 
 NAME = "membership"
 TITLE = "Membership inference"
@@ -279,3 +280,15 @@ def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
             result.metrics[f"extraction/memorization/mean@set={name}"] = float(group["extraction/memorization"].mean())
     result.samples = samples
     return result
+
+
+def headline(metrics: dict) -> list[str]:
+    """One line per attack (AUC with its CI), then the quick extraction test by set."""
+    attacks = sorted({k.split("/")[1] for k in metrics if k.startswith("mia/") and k.endswith("/auc")
+                      and metrics[k] is not None})
+    lines = [auc_line(metrics, a) for a in attacks]
+    rates = [metrics.get(f"extraction/exact/rate@set={s}") for s in ("member", "nonmember")]
+    if all(r is not None for r in rates):
+        lines.append(f"exact extraction: members {fmt(rates[0])}, non-members {fmt(rates[1])}")
+    return lines
+

@@ -28,6 +28,7 @@ DEFAULTS: dict = {}  # reads extraction.pythia, extraction.pythia_prefix, extrac
 PATH_KEYS: tuple[str, ...] = ()
 NEEDS = ("generate",)
 KEY = "extraction/pythia/score/mean"
+HEADLINE = (KEY, "extraction/pythia/memorized/rate")
 
 
 @dataclass

@@ -37,6 +37,7 @@ NEEDS = ("generate",)
 ANSWER_CUE = "\nAnswer:"
 PERTURBATIONS = {"statement": perturb_statement, "leaf": perturb_leaf}
 KEY = "reasoning/kk/accuracy"
+HEADLINE = (KEY,)
 
 
 def puzzle_prompt(puzzle: Puzzle, *, instruction: bool = True, answer_cue: str = ANSWER_CUE) -> str:

@@ -30,6 +30,7 @@ DEFAULTS = {"recall": {"texts": ""}}
 PATH_KEYS = ("recall.texts",)
 NEEDS = ("generate",)
 KEY = "recall/match_rate/mean"
+HEADLINE = (KEY, "recall/exact/rate")
 
 
 @dataclass

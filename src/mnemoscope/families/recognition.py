@@ -30,6 +30,7 @@ DEFAULTS = {"recognition": {"seen": "", "foils": ["shuffled_words"], "pool": "",
 PATH_KEYS = ("recognition.seen", "recognition.pool", "recognition.pairs")
 NEEDS = ("logprobs",)
 KEY = "recognition/2afc/accuracy"
+HEADLINE = (KEY,)
 
 
 def make_foils(

@@ -37,6 +37,7 @@ DEFAULTS = {"sort": {"texts": "", "segment_words": 20, "excerpt_words": None, "n
                      "long_term": False}}
 PATH_KEYS = ("sort.texts",)
 NEEDS = ("logprobs",)
+HEADLINE = ("sort/short_term/accuracy", "sort/long_term/accuracy")
 _DROP = ("excerpt",)  # long and repeated across records: kept out of the per-sample frame
 
 

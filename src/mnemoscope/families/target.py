@@ -29,6 +29,7 @@ DEFAULTS = {"target": {"file": ""}}
 PATH_KEYS = ("target.file",)
 NEEDS = ("logprobs",)
 PREFIX = "knowledge"
+HEADLINE = (f"{PREFIX}/target_nll/mean",)
 
 
 @dataclass

@@ -37,6 +37,7 @@ DEFAULTS = {"tofu": {"file": "", "forget": True, "max_new_tokens": 64}}
 PATH_KEYS = ("tofu.file",)
 NEEDS = ("logprobs", "generate")
 TOFU_TEMPLATE = QA_TEMPLATE
+HEADLINE = ("tofu/probability/mean", "tofu/rouge_l_recall/mean", "tofu/truth_ratio/summary")
 
 
 @dataclass

@@ -28,6 +28,7 @@ DEFAULTS = {"verbmem": {"file": "", "max_new_tokens": 128}}
 PATH_KEYS = ("verbmem.file",)
 NEEDS = ("generate",)
 KEY = "verbmem/rouge_l_f1/mean"
+HEADLINE = (KEY,)
 
 
 @dataclass

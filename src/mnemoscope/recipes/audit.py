@@ -18,6 +18,7 @@ in notes.json.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from mnemoscope.engine import Engine, load_model
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import all_families
 from mnemoscope.families.base import Context
+from mnemoscope.summary import fmt
 
 FAMILIES = all_families()
 COMMON = {
@@ -138,3 +140,21 @@ def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
     return run.finish(device=str(engine.device), extra={
         "model": loaded.name, "bos": engine.bos, "dtype": str(loaded.dtype), "backend": engine.name,
         "families": [fam.NAME for fam, _, _ in plans]})
+
+
+def summary(out: Path) -> str:
+    """One headline line per family that ran (membership: one per attack), and the notes count."""
+    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    notes = json.loads((Path(out) / "notes.json").read_text())
+    lines = []
+    for fam in FAMILIES:
+        if hasattr(fam, "headline"):
+            lines += fam.headline(metrics)
+            continue
+        shown = [f"{key} {fmt(metrics[key])}" for key in fam.HEADLINE if metrics.get(key) is not None]
+        if shown:
+            lines.append(f"{fam.TITLE}: " + ", ".join(shown))
+    if notes:
+        lines.append(f"{len(notes)} note(s) on what was skipped or not computed: {Path(out) / 'notes.json'}")
+    return "\n".join(lines)
+

@@ -7,6 +7,7 @@ with dose (dose 0 = held-out controls from the same generator).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -117,3 +118,18 @@ def dose_metrics(samples: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, 
             membership_metrics(pair["label"].to_numpy(), pair[score_cols], suffix=f"@dose={dose}", n_boot=n_boot, seed=seed)
         )
     return metrics
+
+
+def summary(out: Path) -> str:
+    """The dose table printed when the run ends."""
+    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    doses = sorted({int(k.split("@dose=")[1]) for k in metrics if "@dose=" in k})
+    lines = [f"{'dose':>5} {'exact extraction':>17} {'memorization':>13} {'AUC min_k_pp':>13} {'AUC loss':>9}"]
+    for d in doses:
+        def g(key: str) -> str:
+            v = metrics.get(key)
+            return "-" if v is None else f"{v:.2f}"
+        lines.append(f"{d:>5} {g(f'extraction/exact/rate@dose={d}'):>17} {g(f'extraction/memorization/mean@dose={d}'):>13} "
+                     f"{g(f'mia/min_k_pp/auc@dose={d}'):>13} {g(f'mia/loss/auc@dose={d}'):>9}")
+    return "\n".join(lines)
+

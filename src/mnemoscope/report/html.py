@@ -28,7 +28,6 @@ from markupsafe import Markup, escape
 
 from mnemoscope import rundir
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.metrics.roc import roc_auc, roc_curve_points
 from mnemoscope.report import plots
 
 __all__ = [
@@ -72,33 +71,6 @@ class RunData:
     manifest: dict = field(default_factory=dict)
     curves: pd.DataFrame | None = None
 
-    @property
-    def attacks(self) -> list[str]:
-        """Attack names: the ``score/<attack>`` columns of samples, then any other
-        ``mia/<attack>/auc`` in metrics, in order of appearance."""
-        found = [c.split("/", 1)[1] for c in self.samples.columns if str(c).startswith("score/")]
-        for key in self.metrics:
-            m = re.fullmatch(r"mia/([^/@]+)/auc", key)
-            if m and m.group(1) not in found:
-                found.append(m.group(1))
-        return found
-
-    @property
-    def doses(self) -> list[int] | None:
-        """Sorted distinct doses from the ``dose`` column, or None when there is none (audit runs)."""
-        if "dose" not in self.samples.columns:
-            return None
-        values = pd.to_numeric(self.samples["dose"], errors="coerce").dropna().unique()
-        return sorted(int(v) if float(v).is_integer() else float(v) for v in values)
-
-    def labels(self) -> np.ndarray | None:
-        """Membership labels (1 member, 0 non-member): the ``label`` column, else ``dose > 0``."""
-        if "label" in self.samples.columns:
-            return pd.to_numeric(self.samples["label"], errors="coerce").to_numpy(dtype=np.float64)
-        if "dose" in self.samples.columns:
-            return (pd.to_numeric(self.samples["dose"], errors="coerce") > 0).to_numpy(dtype=np.float64)
-        return None
-
     def metric(self, name: str, dose: int | float | None = None) -> float | None:
         """``metrics[name]`` or ``metrics[name@dose=D]`` as a float; None when absent, null or not finite."""
         key = name if dose is None else f"{name}@dose={dose}"
@@ -113,17 +85,6 @@ class RunData:
         """True when the 0/1 flag ``name`` (e.g. ``mia/loss/tpr@fpr=0.01/underpowered``) is set."""
         return bool(self.metric(name, dose))
 
-    def fprs(self) -> list[float]:
-        """The FPRs at which TPR was reported (``mia/<attack>/tpr@fpr=F`` keys), ascending."""
-        found = set()
-        for key in self.metrics:
-            m = re.fullmatch(r"mia/[^/@]+/tpr@fpr=([0-9.eE+-]+)(?:/underpowered)?", key)
-            if m:
-                try:
-                    found.add(float(m.group(1)))
-                except ValueError:
-                    continue
-        return sorted(found)
 
 
 def _read_json(path: Path, *, required: bool) -> dict:
@@ -340,142 +301,10 @@ def section_overview(run: RunData) -> Markup:
     final_loss = run.metric("train/final_loss")
     if final_loss is not None:
         facts.append(("Final training loss", fmt_value(final_loss)))
-    labels = run.labels()
-    n = len(run.samples)
-    if labels is not None:
-        n_pos, n_neg = int(np.sum(labels == 1)), int(np.sum(labels == 0))
-        facts.append(("Texts", f"{n:,} ({n_pos:,} members, {n_neg:,} non-members)"))
-    else:
-        facts.append(("Texts", f"{n:,}"))
+    if len(run.samples):
+        facts.append(("Samples", f"{len(run.samples):,} rows in samples.parquet"))
     body = Markup("").join(Markup("<dt>{}</dt><dd>{}</dd>").format(k, str(v)) for k, v in facts)
     return section_html("Run", Markup('<dl class="facts">{}</dl>').format(body))
-
-
-def _membership_table(run: RunData, attacks: list[str]) -> Markup:
-    fprs = run.fprs()
-    columns = ["attack", "ROC-AUC [95% CI]"] + [f"TPR @ FPR {_fpr_label(f)}" for f in fprs]
-    rows = []
-    for a in attacks:
-        row: list[object] = [a, fmt_auc(run.metric(f"mia/{a}/auc"), run.metric(f"mia/{a}/auc/ci_lo"),
-                                        run.metric(f"mia/{a}/auc/ci_hi"))]
-        for f in fprs:
-            key = f"mia/{a}/tpr@fpr={f:g}"
-            row.append(fmt_tpr(run.metric(key), run.flagged(f"{key}/underpowered"), f))
-        rows.append(row)
-    return html_table(columns, rows, numeric=range(1, len(columns)))
-
-
-def _dose_table(run: RunData, doses: list, attacks: list[str]) -> Markup:
-    columns = ["dose", "n", "exact extraction rate", "memorization (mean)", "mean NLL"]
-    columns += [f"AUC {a} [95% CI]" for a in attacks]
-    counts = pd.to_numeric(run.samples["dose"], errors="coerce").value_counts()
-    rows, classes = [], []
-    for d in doses:
-        row: list[object] = [f"{d} (control)" if d == 0 else d, int(counts.get(d, 0))]
-        row += [fmt_value(run.metric(name, d)) for name in
-                ("extraction/exact/rate", "extraction/memorization/mean", "mia/loss/mean_nll")]
-        for a in attacks:
-            if d == 0:
-                row.append(Markup('<span class="muted">control</span>'))
-            else:
-                row.append(fmt_auc(run.metric(f"mia/{a}/auc", d), run.metric(f"mia/{a}/auc/ci_lo", d),
-                                   run.metric(f"mia/{a}/auc/ci_hi", d)))
-        rows.append(row)
-        classes.append("")
-    overall = [run.metric(f"mia/{a}/auc") for a in attacks]
-    if any(v is not None for v in overall):
-        n_members = int(sum(counts.get(d, 0) for d in doses if d != 0))
-        row = ["all doses > 0", n_members, "", "", ""]
-        row += [fmt_auc(run.metric(f"mia/{a}/auc"), run.metric(f"mia/{a}/auc/ci_lo"), run.metric(f"mia/{a}/auc/ci_hi"))
-                for a in attacks]
-        rows.append(row)
-        classes.append("total")
-    return html_table(columns, rows, numeric=range(1, len(columns)), row_classes=classes)
-
-
-def section_summary(run: RunData) -> Markup | None:
-    """By dose: n, extraction, NLL and AUC vs controls; then per attack: AUC [CI] and TPR at low
-    FPR for all members vs non-members, with "underpowered" where the negatives are too few."""
-    attacks = [a for a in run.attacks if run.metric(f"mia/{a}/auc") is not None
-               or any(run.metric(f"mia/{a}/auc", d) is not None for d in (run.doses or []))]
-    doses = run.doses
-    parts = []
-    if doses:
-        parts.append(Markup('<h3>By dose</h3><p class="caption">Each dose\'s texts against the dose-0 controls '
-                            '(higher AUC = the model tells them apart; 0.5 = chance). Extraction: greedy '
-                            'continuation of a prefix matches the true suffix.</p>'))
-        parts.append(_dose_table(run, doses, attacks))
-    if attacks:
-        n_pos = run.metric(f"mia/{attacks[0]}/n_members")
-        n_neg = run.metric(f"mia/{attacks[0]}/n_nonmembers")
-        who = "all members vs controls" if doses else "members vs non-members"
-        if n_pos is not None and n_neg is not None:
-            who += f" ({int(n_pos):,} vs {int(n_neg):,})"
-        parts.append(Markup('<h3>Membership inference</h3><p class="caption">{}; score oriented so that higher = '
-                            'member. TPR at an FPR below 1/(number of non-members) cannot be measured and is '
-                            'marked underpowered.</p>').format(who))
-        parts.append(_membership_table(run, attacks))
-    if not parts:
-        return None
-    return section_html("Summary", Markup("\n").join(parts))
-
-
-def section_dose_response(run: RunData) -> Markup | None:
-    """Extraction rates, AUC per attack (95% CI bars, chance 0.5) and mean NLL against dose."""
-    doses = run.doses
-    if not doses:
-        return None
-    extraction = {
-        "exact extraction rate": [run.metric("extraction/exact/rate", d) for d in doses],
-        "memorization (mean)": [run.metric("extraction/memorization/mean", d) for d in doses],
-    }
-    stats = ("auc", "auc/ci_lo", "auc/ci_hi")
-    auc = {  # attack → (auc, ci_lo, ci_hi) per dose; dose 0 holds the controls themselves
-        a: tuple([None if d == 0 else run.metric(f"mia/{a}/{s}", d) for d in doses] for s in stats)
-        for a in run.attacks
-    }
-    nll = [run.metric("mia/loss/mean_nll", d) for d in doses]
-    fig = plots.dose_response_figure(doses, extraction=extraction, auc=auc, nll=nll,
-                                     colors=plots.attack_colors(run.attacks))
-    if fig is None:
-        return None
-    return section_html(
-        "Dose–response",
-        figure_html(fig, "dose-response plots",
-                    "Dose axis is categorical (doses evenly spaced). AUC compares each dose with the "
-                    "dose-0 controls; bars are 95% bootstrap CIs; dashed line = chance."),
-    )
-
-
-def section_roc(run: RunData) -> Markup | None:
-    """ROC curves of every attack, all members vs non-members (controls), linear and log-log."""
-    labels = run.labels()
-    if labels is None:
-        return None
-    curves, legend, skipped = {}, {}, []
-    for a in run.attacks:
-        col = f"score/{a}"
-        if col not in run.samples.columns:
-            continue
-        scores = pd.to_numeric(run.samples[col], errors="coerce").to_numpy(dtype=np.float64)
-        keep = np.isfinite(scores) & np.isin(labels, (0, 1))
-        y, s = labels[keep].astype(int), scores[keep]
-        if min(int(y.sum()), int((1 - y).sum())) < 2:
-            skipped.append(a)
-            continue
-        curves[a] = roc_curve_points(y, s)
-        auc = run.metric(f"mia/{a}/auc")
-        legend[a] = f"{a} (AUC {auc if auc is not None else roc_auc(y, s):.3f})"
-    if not curves:
-        return None
-    fig = plots.roc_figure(curves, labels=legend, colors=plots.attack_colors(run.attacks))
-    note = f"skipped (fewer than 2 members or non-members with a score): {', '.join(skipped)}" if skipped else None
-    return section_html(
-        "ROC curves",
-        figure_html(fig, "ROC curves", "All members vs all non-members (controls). Left: linear axes; right: "
-                    "log-log axes, where the low-FPR regime is visible. Dashed diagonal = chance."),
-        note=note,
-    )
 
 
 def section_training(run: RunData) -> Markup | None:
@@ -494,62 +323,6 @@ def section_training(run: RunData) -> Markup | None:
     if len(injected):
         caption += f"; {len(injected):,} steps had injected tokens in their batch (orange marks)"
     return section_html("Training loss", figure_html(fig, "training loss curve", caption))
-
-
-def _ranking_attack(run: RunData) -> str | None:
-    """The attack with the highest overall AUC (first one on ties or when no AUC is known)."""
-    present = [a for a in run.attacks if f"score/{a}" in run.samples.columns]
-    if not present:
-        return None
-    return max(present, key=lambda a: (run.metric(f"mia/{a}/auc") or -1.0, -present.index(a)))
-
-
-def section_samples(run: RunData) -> Markup | None:
-    """The few highest- and lowest-scoring texts under the best attack, escaped and truncated."""
-    attack = _ranking_attack(run)
-    if attack is None or "text" not in run.samples.columns:
-        return None
-    col = f"score/{attack}"
-    frame = run.samples.assign(_score=pd.to_numeric(run.samples[col], errors="coerce"))
-    frame = frame[np.isfinite(frame["_score"])].sort_values("_score", ascending=False, kind="mergesort")
-    if frame.empty:
-        return None
-    k = min(N_EXTREME, len(frame))
-    top = frame.iloc[:k]
-    bottom = frame.iloc[max(k, len(frame) - N_EXTREME):].iloc[::-1]  # lowest first, never repeating top rows
-    spec = [("id", "id", None), ("kind", "kind", None), ("dose", "dose", None), ("label", "label", None),
-            ("_score", f"score ({attack})", 3), ("nll", "NLL", 3), ("extraction/exact", "extracted", None),
-            ("extraction/memorization", "memorization", 2), ("text", "text", TEXT_CHARS),
-            ("generated", "greedy continuation", GENERATED_CHARS)]
-    spec = [s for s in spec if s[0] in frame.columns]
-    columns = [s[1] for s in spec]
-    numeric = [i for i, s in enumerate(spec) if s[0] in ("_score", "nll", "extraction/memorization", "dose", "label")]
-    text = [i for i, s in enumerate(spec) if s[0] in ("text", "generated")]
-
-    def rows(part: pd.DataFrame) -> list[list[object]]:
-        out = []
-        for _, r in part.iterrows():
-            row = []
-            for name, _, arg in spec:
-                v = r[name]
-                if name in ("text", "generated"):
-                    row.append(_truncate(v, arg))
-                elif name == "extraction/exact":
-                    row.append(DASH if pd.isna(v) else ("yes" if float(v) >= 1 else "no"))
-                elif arg is not None:
-                    row.append(fmt_value(None if pd.isna(v) else float(v), arg))
-                else:
-                    row.append(DASH if pd.isna(v) else v)
-            out.append(row)
-        return out
-
-    parts = [Markup("<h3>Highest {} scores (most member-like)</h3>").format(attack),
-             html_table(columns, rows(top), numeric=numeric, text=text)]
-    if len(bottom):
-        parts += [Markup("<h3>Lowest {} scores (least member-like)</h3>").format(attack),
-                  html_table(columns, rows(bottom), numeric=numeric, text=text)]
-    note = f"{len(frame):,} scored texts ranked by {col}, the attack with the highest AUC; texts are truncated."
-    return section_html("Samples", Markup("\n").join(parts), note=note)
 
 
 def _natural_key(key: str) -> list:
@@ -581,23 +354,36 @@ def section_config(run: RunData) -> Markup | None:
     return section_html("Configuration", body)
 
 
-SECTIONS: list[Section] = [section_overview, section_summary, section_dose_response, section_roc,
-                           section_training, section_samples]
+SECTIONS: list[Section] = [section_overview, section_training]
 APPENDIX: list[Section] = [section_all_metrics, section_config]
 
 
-def register_section(fn: Section, *, index: int | None = None) -> Section:
-    """Add ``fn`` to ``SECTIONS`` (before the appendix), at ``index`` or at the end; a named
-    function with the same module and qualified name replaces the old one (so re-importing a
-    recipe does not duplicate its section). Returns ``fn`` (usable as a decorator)."""
+_ORDER: dict[int, float] = {id(section_overview): 0, id(section_training): 20}
+DEFAULT_ORDER = 50.0
+
+
+def _order(fn: Section) -> float:
+    return _ORDER.get(id(fn), DEFAULT_ORDER)
+
+
+def register_section(fn: Section, *, index: int | None = None, order: float | None = None) -> Section:
+    """Add ``fn`` to ``SECTIONS`` (before the appendix). Placement: ``order`` (the run overview is
+    0, the training curve 20, sections without an order 50; a recipe's headline section takes
+    5, right after the overview), or a list ``index``, or the end. A named function with the same
+    module and qualified name replaces the old one (so re-importing a recipe does not duplicate
+    its section). Returns ``fn`` (usable as a decorator)."""
     ident = (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))
+    if order is not None:
+        _ORDER[id(fn)] = float(order)
     for i, old in enumerate(SECTIONS):
         same_name = "<lambda>" not in str(ident[1]) and ident == (
             getattr(old, "__module__", None), getattr(old, "__qualname__", None))
         if old is fn or same_name:
             SECTIONS[i] = fn
             return fn
-    SECTIONS.insert(len(SECTIONS) if index is None else index, fn)
+    if index is None:
+        index = next((i for i, old in enumerate(SECTIONS) if _order(old) > _order(fn)), len(SECTIONS))
+    SECTIONS.insert(index, fn)
     return fn
 
 
