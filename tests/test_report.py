@@ -19,7 +19,6 @@ from sklearn.metrics import roc_curve
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.report import html, plots
-from mnemoscope.report.sections import membership as membership_sections
 from mnemoscope.report.html import (
     RunData,
     fmt_auc,
@@ -34,6 +33,7 @@ from mnemoscope.report.html import (
     section_html,
     write_report,
 )
+from mnemoscope.report.sections import membership as membership_sections
 
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp")
 DOSES = (0, 1, 4, 16)
