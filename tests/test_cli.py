@@ -7,6 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import yaml
 
 from mnemoscope.cli import main
 
@@ -62,6 +63,20 @@ def _assert_clean_failure(code, capsys, out, pattern):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and pattern in err, err
     assert not out.exists()
+
+
+def test_audit_and_unlearn_take_set_and_refuse_a_misspelled_key_before_any_work(saved_model_dir, sets, tmp_path,
+                                                                               capsys):
+    out = tmp_path / "run"
+    _assert_clean_failure(_audit(saved_model_dir, *sets, out, "--set", "audit.k=0.5", "--set", "audit.n_bot=5"),
+                          capsys, out, "did you mean 'audit.n_boot'")
+    forget = tmp_path / "f.jsonl"
+    forget.write_text(json.dumps({"question": "Where?", "answer": "Lisbon"}) + "\n")
+    code = main(["unlearn", "--model", str(saved_model_dir), "--forget", str(forget), "--retain", str(forget),
+                 "--method", "ga", "--out", str(out), "--set", "unlearn.step=3"])
+    _assert_clean_failure(code, capsys, out, "did you mean 'unlearn.steps'")
+    assert _audit(saved_model_dir, *sets, out, "--set", "audit.k=0.5", "--no-extraction") == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["audit"]["k"] == 0.5
 
 
 def test_missing_model_path(sets, tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from mnemoscope.config import flatten, parse_overrides, resolve
+from mnemoscope.config import Typed, flatten, merge_sections, parse_overrides, resolve
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.probes.textfile import load_texts
 
@@ -30,6 +30,27 @@ def test_resolve_applies_overrides_without_touching_defaults():
 def test_unknown_key_suggests_the_nearest():
     with pytest.raises(MnemoscopeError, match="did you mean 'train.steps'"):
         resolve(DEFAULTS, {"train.step": 3})
+
+
+def test_typed_leaves_default_to_null_and_check_their_type():
+    tree = {"engine": {"max_length": Typed(int), "bins": Typed(list), "init": Typed(str)}}
+    assert resolve(tree) == {"engine": {"max_length": None, "bins": None, "init": None}}
+    cfg = resolve(tree, {"engine.max_length": 512.0, "engine.bins": (0, 4), "engine.init": "runs/x/model"})
+    assert cfg["engine"] == {"max_length": 512, "bins": [0, 4], "init": "runs/x/model"}
+    assert resolve(tree, {"engine.max_length": None})["engine"]["max_length"] is None
+    with pytest.raises(MnemoscopeError, match="'engine.max_length' expects int or null, got 'long'"):
+        resolve(tree, {"engine.max_length": "long"})
+    with pytest.raises(MnemoscopeError, match="expects int or null"):
+        resolve(tree, {"engine.max_length": True})
+    with pytest.raises(MnemoscopeError, match="expects str or null"):
+        resolve(tree, {"engine.init": 3})
+
+
+def test_sections_merge_and_a_leaf_declared_twice_is_a_bug():
+    merged = merge_sections({"a": {"x": 1}, "seed": 0}, {"a": {"y": 2}, "b": {"z": 3}})
+    assert merged == {"a": {"x": 1, "y": 2}, "seed": 0, "b": {"z": 3}}
+    with pytest.raises(ValueError, match="'x' is declared twice"):
+        merge_sections({"a": {"x": 1}}, {"a": {"x": 2}})
 
 
 def test_wrong_type_is_refused():

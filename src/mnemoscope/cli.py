@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from mnemoscope.config import parse_overrides
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.recipes import RECIPES
 from mnemoscope.summary import fmt
@@ -61,25 +62,30 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-extraction", action="store_true", help="skip the quick greedy extraction test")
     a.add_argument("--drop-overlap", action="store_true", help="drop texts present in both sets")
     a.add_argument("--seed", type=int)
+    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set knowmem.max_new_tokens=16 (applied last; repeatable)")
 
-    u = sub.add_parser("unlearn", help="unlearn a forget set from your own model and evaluate it six ways")
+    u = sub.add_parser("unlearn", argument_default=argparse.SUPPRESS,
+                       help="unlearn a forget set from your own model and evaluate it six ways")
     u.add_argument("--model", required=True, help="local directory (save_pretrained) or hub id")
     u.add_argument("--forget", required=True, help="forget set: TOFU/QA (.json/.jsonl), MUSE prompt/gt, or texts")
     u.add_argument("--retain", required=True, help="retain set, same formats")
     u.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
-    u.add_argument("--retrained", default="", help="a model trained without the forget set (the gold standard)")
-    u.add_argument("--holdout", default="", help="items drawn like the forget set but never trained (reference, PrivLeak)")
-    u.add_argument("--ppl", default="", help="held-out general texts for perplexity")
+    u.add_argument("--retrained", help="a model trained without the forget set (the gold standard)")
+    u.add_argument("--holdout", help="items drawn like the forget set but never trained (reference, PrivLeak)")
+    u.add_argument("--ppl", help="held-out general texts for perplexity")
     u.add_argument("--out", default="runs/unlearn")
-    u.add_argument("--steps", type=int, default=30)
-    u.add_argument("--lr", type=float, default=1e-5)
-    u.add_argument("--batch-size", type=int, default=4)
-    u.add_argument("--eval-every", type=int, default=10)
+    u.add_argument("--steps", type=int, help="unlearning steps (default 30)")
+    u.add_argument("--lr", type=float, help="learning rate (default 1e-5)")
+    u.add_argument("--batch-size", type=int, help="examples per step (default 4)")
+    u.add_argument("--eval-every", type=int, help="steps between curve points (default 10)")
     u.add_argument("--lora", action="store_true", help="train LoRA adapters (needs `pip install peft`)")
     u.add_argument("--drop-overlap", action="store_true", help="drop retain items that are also in the forget set")
-    u.add_argument("--dtype", default="auto")
-    u.add_argument("--device", default="auto")
-    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
+    u.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    u.add_argument("--seed", type=int)
+    u.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set unlearn.hparams... (see docs/unlearning.md); repeatable")
 
     rep = sub.add_parser("report", help="(re)build report.html for a run directory")
     rep.add_argument("run_dir")
@@ -109,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     try:
         if command == "run":
-            from mnemoscope.config import parse_overrides
             from mnemoscope.recipes import get_recipe
 
             recipe = getattr(args, "recipe", "quickstart")
@@ -133,17 +138,21 @@ def main(argv: list[str] | None = None) -> int:
             overrides.update({key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)})
             if hasattr(args, "no_extraction"):
                 overrides["audit.extraction"] = False
+            overrides.update(parse_overrides(args.overrides))
             out = module.run(args.out, overrides)
         elif command == "unlearn":
             from mnemoscope.recipes import unlearning
 
-            out = unlearning.run_user(args.out, {
-                "seed": args.seed, "model.name": args.model, "model.dtype": args.dtype, "model.device": args.device,
-                "data.forget": args.forget, "data.retain": args.retain, "data.retrained": args.retrained,
-                "data.holdout": args.holdout, "data.ppl": args.ppl, "data.drop_overlap": args.drop_overlap,
-                "unlearn.method": args.method, "unlearn.steps": args.steps, "unlearn.lr": args.lr,
-                "unlearn.batch_size": args.batch_size, "unlearn.eval_every": args.eval_every, "unlearn.lora": args.lora,
-            })
+            flags = {  # only the flags the user gave override the defaults; --set comes last
+                "seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
+                "forget": "data.forget", "retain": "data.retain", "retrained": "data.retrained",
+                "holdout": "data.holdout", "ppl": "data.ppl", "drop_overlap": "data.drop_overlap",
+                "method": "unlearn.method", "steps": "unlearn.steps", "lr": "unlearn.lr",
+                "batch_size": "unlearn.batch_size", "eval_every": "unlearn.eval_every", "lora": "unlearn.lora",
+            }
+            overrides = {key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)}
+            overrides.update(parse_overrides(args.overrides))
+            out = unlearning.run_user(args.out, overrides)
             print(f"report: {out / 'report.html'}")
             return 0
         elif command == "analyze":

@@ -1,8 +1,10 @@
 """Nested experiment configs: defaults, ``key=value`` overrides, and strict key checking.
 
-A recipe declares its defaults as a nested dict. ``--set train.steps=50`` overrides one leaf;
-values are parsed as YAML scalars/lists (``64``, ``1e-3``, ``[0, 1, 4]``, ``true``). An unknown key
-is an error that names the nearest known key.
+A recipe (and each measurement family) declares its defaults as a nested dict, in one place;
+a leaf's type is its default's type, or ``Typed(type)`` for a leaf whose default is None.
+``--set train.steps=50`` overrides one leaf; values are parsed as YAML scalars/lists (``64``,
+``1e-3``, ``[0, 1, 4]``, ``true``). An unknown key is an error naming the nearest known key, and a
+value of the wrong type is an error naming the key and the type it expects — both before any work.
 """
 
 from __future__ import annotations
@@ -13,6 +15,24 @@ import difflib
 import yaml
 
 from mnemoscope.errors import MnemoscopeError
+
+
+class Typed:
+    """A config leaf whose default is None but whose values have a type: ``Typed(int)`` accepts
+    null or an int (a float that is whole counts), ``Typed(str)`` null or a string."""
+
+    def __init__(self, type_: type, default=None):
+        self.type, self.default = type_, default
+
+    def __repr__(self) -> str:
+        return f"Typed({self.type.__name__})"
+
+
+def _defaults_of(tree):
+    """The tree with every ``Typed`` leaf replaced by its default."""
+    if isinstance(tree, dict):
+        return {k: _defaults_of(v) for k, v in tree.items()}
+    return copy.deepcopy(tree.default) if isinstance(tree, Typed) else copy.deepcopy(tree)
 
 
 def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
@@ -56,22 +76,38 @@ def _number_or_value(value):
 
 def resolve(defaults: dict, overrides: dict[str, object] | None = None, where: str = "--set") -> dict:
     """Defaults with dotted-key overrides applied; unknown keys and type changes are errors."""
-    config = copy.deepcopy(defaults)
+    config = _defaults_of(defaults)
     known = _leaf_keys(defaults)
     for key, value in (overrides or {}).items():
         if key not in known:
             raise _unknown(key, known, where)
         *parents, leaf = key.split(".")
-        node = config
+        node, spec = config, defaults
         for p in parents:
-            node = node[p]
+            node, spec = node[p], spec[p]
         old = node[leaf]
+        if isinstance(spec[leaf], Typed):
+            node[leaf] = _typed(key, spec[leaf].type, value)
+            continue
         if old is not None and value is not None and not _compatible(old, value):
             raise MnemoscopeError(
                 f"config key '{key}' expects {type(old).__name__}, got {value!r} ({type(value).__name__})"
             )
         node[leaf] = float(value) if isinstance(old, float) and isinstance(value, int) else value
     return config
+
+
+def _typed(key: str, type_: type, value):
+    if value is None or (type_ is float and isinstance(value, int) and not isinstance(value, bool)):
+        return None if value is None else float(value)
+    if type_ is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if type_ is list and isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, bool) != (type_ is bool) or not isinstance(value, type_):
+        raise MnemoscopeError(f"config key '{key}' expects {type_.__name__} or null, got {value!r} "
+                              f"({type(value).__name__})")
+    return value
 
 
 def _compatible(old, new) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mnemoscope.config import Typed
 from mnemoscope.engine import Backend
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
@@ -33,7 +34,7 @@ from mnemoscope.probes.sort import make_sort_pairs, sort_accuracy_by_bin, sort_p
 
 NAME = "sort"
 TITLE = "Sequence order recall (SORT)"
-DEFAULTS = {"sort": {"texts": "", "segment_words": 20, "excerpt_words": None, "n_pairs": 20, "distance_bins": None,
+DEFAULTS = {"sort": {"texts": "", "segment_words": 20, "excerpt_words": Typed(int), "n_pairs": 20, "distance_bins": Typed(list),
                      "long_term": False}}
 PATH_KEYS = ("sort.texts",)
 NEEDS = ("logprobs",)

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from mnemoscope import rundir
-from mnemoscope.config import flatten, merge_sections, resolve
+from mnemoscope.config import Typed, flatten, merge_sections, resolve
 from mnemoscope.engine import Engine, load_model
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import all_families
@@ -35,9 +35,9 @@ from mnemoscope.summary import fmt
 FAMILIES = all_families()
 COMMON = {
     "seed": 0,
-    "model": {"name": "", "dtype": "auto", "device": "auto", "revision": None, "trust_remote_code": False,
+    "model": {"name": "", "dtype": "auto", "device": "auto", "revision": Typed(str), "trust_remote_code": False,
               "allow_pickle": False},
-    "engine": {"bos": "auto", "truncation": "refuse", "max_length": None, "max_batch_size": 64, "max_tokens": 16384},
+    "engine": {"bos": "auto", "truncation": "refuse", "max_length": Typed(int), "max_batch_size": 64, "max_tokens": 16384},
     "audit": {"n_boot": 1000},
 }
 DEFAULTS = merge_sections(COMMON, *(f.DEFAULTS for f in FAMILIES))

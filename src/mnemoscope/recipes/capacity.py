@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
+from mnemoscope.config import Typed
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import count_parameters
@@ -44,7 +45,7 @@ DEFAULTS = {
     "seed": 0,
     "scale": "tiny",  # tiny | gpu
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 2048,
-              "init": None, "device": "auto"},  # init: a model directory / hub id to start from
+              "init": Typed(str), "device": "auto"},  # init: a model directory / hub id to start from
     # per_group people for each exposure count (0 = never trained: the control group)
     "world": {"per_group": 48, "exposures": [0, 1, 10, 30, 100], "n_paraphrases": 3,
               "attributes": ["birth_date", "birth_city", "university", "major", "employer", "mentor"]},

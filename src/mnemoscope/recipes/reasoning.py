@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
+from mnemoscope.config import Typed
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
@@ -47,7 +48,7 @@ DEFAULTS = {
     "seed": 0,
     "scale": "tiny",  # tiny | gpu
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 1024,
-              "init": None, "device": "auto"},  # init: a model directory / hub id to start from
+              "init": Typed(str), "device": "auto"},  # init: a model directory / hub id to start from
     # n_train / n_unseen puzzles for each number of people; perturb: statement | leaf
     "puzzles": {"n_people": [2, 3], "n_train": 48, "n_unseen": 48, "depth": 2, "width": 2, "perturb": "statement",
                 "instruction": False},

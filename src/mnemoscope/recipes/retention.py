@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
+from mnemoscope.config import Typed
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
@@ -54,7 +55,7 @@ DEFAULTS = {
     "seed": 0,
     "scale": "tiny",  # tiny | gpu (see SCALES)
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 2048,
-              "init": None, "device": "auto"},  # init: a model directory / hub id to start from
+              "init": Typed(str), "device": "auto"},  # init: a model directory / hub id to start from
     "corpus": {"source": "generated", "n_docs": 6000, "field": "text", "split": "train"},
     # exposures: one group of per_group items for each count (0 = never studied, the control);
     # other_items: documents of the continued-training text tested as the second task.

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
+from mnemoscope.config import Typed
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
@@ -47,10 +48,10 @@ DEFAULTS = {
     "seed": 0,
     "scale": "tiny",  # tiny | gpu
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 2048,
-              "init": None, "device": "auto"},  # init: a model directory / hub id to start from
+              "init": Typed(str), "device": "auto"},  # init: a model directory / hub id to start from
     "corpus": {"source": "generated", "n_docs": 3000, "field": "text", "split": "train"},
     # the book: n_excerpts excerpts of excerpt_words words; pairs of segment_words-word segments
-    "book": {"n_excerpts": 8, "excerpt_words": 120, "segment_words": 20, "n_pairs": 64, "distance_bins": None},
+    "book": {"n_excerpts": 8, "excerpt_words": 120, "segment_words": 20, "n_pairs": 64, "distance_bins": Typed(list)},
     "train": {"batch_size": 8, "seq_len": 256, "lr": 1e-3, "warmup": 20, "schedule": "constant",
               "checkpoint_every": 100, "bf16": False},
     "phases": {"pretrain_steps": 300, "study_steps": 150, "exposures": 10},
