@@ -86,6 +86,7 @@ def manifest(seed: int, device: str, timings: dict[str, float], extra: dict | No
     import transformers
 
     import mnemoscope
+    from mnemoscope import provenance
 
     info = {
         "mnemoscope": mnemoscope.__version__,
@@ -100,6 +101,7 @@ def manifest(seed: int, device: str, timings: dict[str, float], extra: dict | No
         "cpu_threads": torch.get_num_threads(),
         "created_unix": time.time(),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "provenance": provenance.current(),  # input, config and model hashes (mnemoscope/provenance.py)
     }
     if extra:
         info.update(extra)

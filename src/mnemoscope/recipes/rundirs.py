@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from mnemoscope import rundir
+from mnemoscope import provenance, rundir
 from mnemoscope.errors import MnemoscopeError
 
 
@@ -24,4 +24,5 @@ def prepare_run_dir(out: Path, cfg: dict) -> Path:
         raise MnemoscopeError(f"{out} exists and is not a mnemoscope run directory: pass --out NEW_DIR")
     out.mkdir(parents=True, exist_ok=True)
     rundir.write_yaml(config_file, cfg)
+    provenance.note_run(cfg)  # hash the inputs as the run starts; rundir.manifest records them
     return out
