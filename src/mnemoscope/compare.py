@@ -14,6 +14,7 @@ its spread. Only complete runs are compared; the others are listed as skipped.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -47,6 +48,7 @@ MISSING = object()  # a key the run does not have (distinct from a null value)
 # --------------------------------------------------------------------------- patterns
 
 
+@functools.lru_cache(maxsize=256)
 def glob_regex(pattern: str) -> re.Pattern:
     """A metric-key glob as a regex: ``*`` within a segment, ``**`` across, ``?``, ``[...]``."""
     out, i = [], 0
@@ -140,20 +142,27 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def config_differences(run_list: list[Run]) -> list[str]:
-    """Config keys (dotted) whose value is not the same in every run of a recipe (absent counts as
-    a value). Runs of different recipes are not compared key by key: their configs differ anyway."""
+def differences_by_recipe(run_list: list[Run]) -> dict[str | None, list[str]]:
+    """Per recipe: config keys (dotted) whose value is not the same in every run of that recipe
+    (absent counts as a value). Runs of different recipes are not compared key by key."""
     by_recipe: dict[str | None, list[dict]] = {}
     for r in run_list:
         by_recipe.setdefault(r.recipe, []).append(_flatten(r.config))
-    differ: set[str] = set()
-    for flat in by_recipe.values():
+    out = {}
+    for recipe, flat in by_recipe.items():
         keys = set().union(*flat)
-        differ.update(k for k in keys if len({_canonical(f[k]) if k in f else "\0absent" for f in flat}) > 1)
-    return sorted(differ, key=natural_key)
+        differ = [k for k in keys if len({_canonical(f[k]) if k in f else "\0absent" for f in flat}) > 1]
+        out[recipe] = sorted(differ, key=natural_key)
+    return out
 
 
-def _display(value) -> str:
+def config_differences(run_list: list[Run]) -> list[str]:
+    """Config keys that differ between runs of the same recipe (all recipes together)."""
+    keys = set().union(*differences_by_recipe(run_list).values())
+    return sorted(keys, key=natural_key)
+
+
+def display_value(value) -> str:
     if value is MISSING:
         return ""
     if isinstance(value, str):
@@ -210,18 +219,21 @@ class Comparison:
         return sizes
 
 
-def _group_labels(run_list: list[Run], config_keys: list[str]) -> list[str]:
-    """Runs with the same config apart from ``seed`` share a label: the differing keys' values."""
-    keys = [k for k in config_keys if k != "seed"]
-    flat = [_flatten(r.config) for r in run_list]
-    recipes = {r.recipe for r in run_list}
-    idents, labels = {}, []
-    for r, f in zip(run_list, flat):
-        ident = (r.recipe, tuple(_canonical(f.get(k, MISSING)) if k in f else "\0" for k in keys))
+def _group_labels(run_list: list[Run]) -> list[str]:
+    """Runs of a recipe whose configs are equal apart from ``seed`` share a label: the values of
+    the keys that differ between that recipe's runs."""
+    differing = differences_by_recipe(run_list)
+    several = len(differing) > 1
+    idents: dict[tuple, str] = {}
+    labels = []
+    for r in run_list:
+        keys = [k for k in differing[r.recipe] if k != "seed"]
+        f = _flatten(r.config)
+        ident = (r.recipe, tuple(_canonical(f[k]) if k in f else "\0" for k in keys))
         if ident not in idents:
-            parts = [f"{k}={_display(f[k])}" for k in keys if k in f]
+            parts = [f"{k}={display_value(f[k])}" for k in keys if k in f]
             text = ", ".join(parts[:3]) + (" …" if len(parts) > 3 else "")
-            if len(recipes) > 1:
+            if several:
                 text = f"{r.recipe or 'run'}: {text}" if text else (r.recipe or "run")
             text = text or "all runs"
             if text in idents.values():
@@ -247,7 +259,7 @@ def compare(targets: list[str | Path], patterns: list[str] | None = None) -> Com
     values = pd.DataFrame([[as_number(r.metrics.get(k, MISSING)) for k in columns] for r in complete],
                           index=pd.Index(labels, name="run"), columns=columns, dtype="float64")
     config_keys = config_differences(complete)
-    comparison = Comparison(complete, columns, values, config_keys, _group_labels(complete, config_keys), skipped)
+    comparison = Comparison(complete, columns, values, config_keys, _group_labels(complete), skipped)
     comparison.warnings, comparison.notes = provenance_check(complete)
     if skipped:
         comparison.notes.insert(0, f"skipped {len(skipped)} run(s) that are not complete: "
@@ -340,7 +352,7 @@ def _csv_cell(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _md(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|").replace("\n", " ")
 
@@ -355,7 +367,7 @@ def _run_rows(c: Comparison, cell) -> tuple[list[str], list[list[str]]]:
     rows = []
     for r in c.runs:
         row = [r.label] + ([r.recipe or ""] if show_recipe else [])
-        row += [_display(c.config_value(r, k)) for k in c.config_keys]
+        row += [display_value(c.config_value(r, k)) for k in c.config_keys]
         row += [cell(c.raw(r, k)) for k in c.columns]
         rows.append(row)
     return header, rows
@@ -388,7 +400,7 @@ def format_table(c: Comparison, fmt: str = "md", *, spread: bool = False) -> str
         return buf.getvalue()
     if fmt != "md":
         raise MnemoscopeError(f"unknown format '{fmt}': use md, csv or json")
-    return _md(header, rows) + "\n"
+    return md_table(header, rows) + "\n"
 
 
 def _clean(v):

@@ -62,17 +62,26 @@ def status_of(path: Path) -> str:
     return INTERRUPTED
 
 
-def find_runs(folder: Path) -> list[Path]:
-    """Run directories in ``folder`` (itself included), natural path order; a run's own
-    sub-folders (checkpoints, models) are not searched."""
-    folder = Path(folder)
-    found = []
+def _walk(folder: Path):
+    """(folder, file names, is a run) for ``folder`` and below, never entering a run directory
+    (its checkpoints and models hold no other run) nor a hidden folder."""
     for root, dirs, files in os.walk(folder):
-        if any(name in files for name in MARKERS):
-            found.append(Path(root))
-            dirs[:] = []  # nothing below a run directory is another run
-        else:
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+        is_run = any(name in files for name in MARKERS)
+        yield Path(root), files, is_run
+        dirs[:] = [] if is_run else sorted(d for d in dirs if not d.startswith("."))
+
+
+def find_runs(folder: Path) -> list[Path]:
+    """Run directories in ``folder`` (itself included), in natural path order."""
+    folder = Path(folder)
+    found = [root for root, _, is_run in _walk(folder) if is_run]
+    return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+def find_pages(folder: Path, name: str = "comparison.html") -> list[Path]:
+    """Files called ``name`` in ``folder`` or below, outside run directories (e.g. seed comparisons)."""
+    folder = Path(folder)
+    found = [root / name for root, files, is_run in _walk(folder) if not is_run and name in files]
     return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
 
 
@@ -115,11 +124,11 @@ class Run:
         for key in ("name", "init"):
             if isinstance(m.get(key), str) and m[key]:
                 return m[key]
-        if m.get("size"):
-            params = self.metrics.get("model/parameters")
-            size = f" ({_count(params)})" if isinstance(params, (int, float)) and math.isfinite(params) else ""
-            return f"lab {m['size']}{size}"
-        return ""
+        if not m:
+            return ""
+        params = self.metrics.get("model/parameters")
+        size = f" ({_count(params)})" if isinstance(params, (int, float)) and math.isfinite(params) else ""
+        return f"lab {m['size']}{size}" if m.get("size") else f"lab{size}"  # trained by the recipe
 
     @property
     def provenance(self) -> dict | None:
@@ -141,7 +150,8 @@ def _read_json(path: Path) -> dict:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise MnemoscopeError(f"{path} is not readable JSON ({exc}); rerun the run or move it out of the folder") from None
+        raise MnemoscopeError(f"{path} is not readable JSON ({exc}); rerun the run or move it out of the folder") \
+            from None
     if not isinstance(obj, dict):
         raise MnemoscopeError(f"{path} must hold one JSON object; rerun the run or move it out of the folder")
     return obj
