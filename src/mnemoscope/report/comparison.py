@@ -136,8 +136,9 @@ def _series_figure(c: Comparison, runs_idx: list[int], panels: list[tuple[Series
             ax.plot(x, mean, marker="o", color=color, label=label, linewidth=1.8)
             if len(members) > 1:
                 ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
-                for row in y:
-                    ax.plot(x, row, linestyle="none", marker=".", color=color, alpha=0.7, markersize=5)
+                # every run's points as one artist: hundreds of runs stay cheap to draw
+                ax.plot(np.tile(x, len(members)), y.ravel(), linestyle="none", marker=".", color=color, alpha=0.7,
+                        markersize=5)
         if series.chance is not None:
             ax.axhline(series.chance, label="chance", **plots.CHANCE_STYLE)
         ax.set_xticks(x, [p[0] for p in points])
@@ -244,17 +245,22 @@ def section_strips(c: Comparison) -> Markup | None:
     short_ids = any(len(n) > 14 for n in names)  # long labels: numbered ticks, spelled out in the caption
     ticks = [f"g{i + 1}" if short_ids else n for i, n in enumerate(names)]
     for ax, key in zip(axes, columns):
+        column = c.values[key].to_numpy(dtype=np.float64)
+        bars = []  # (x, mean, sd) of groups with ≥ 2 values, drawn as one artist
         for gi, name in enumerate(names):
-            y = c.values[key].to_numpy(dtype=np.float64)[groups[name]]
+            y = column[groups[name]]
             y = y[np.isfinite(y)]
             if not y.size:
                 continue
-            color = plots.PALETTE[gi % len(plots.PALETTE)]
             jitter = np.linspace(-0.12, 0.12, y.size) if y.size > 1 else np.zeros(1)
-            ax.plot(gi + jitter, y, linestyle="none", marker="o", color=color, alpha=0.6, markersize=4)
+            ax.plot(gi + jitter, y, linestyle="none", marker="o", color=plots.PALETTE[gi % len(plots.PALETTE)],
+                    alpha=0.6, markersize=4)
             if y.size > 1:
-                ax.errorbar(gi + 0.25, y.mean(), yerr=y.std(ddof=1), color="black", marker="_", markersize=10,
-                            capsize=3, linewidth=1)
+                bars.append((gi + 0.25, y.mean(), y.std(ddof=1)))
+        if bars:
+            bx, bm, bs = np.array(bars).T
+            ax.errorbar(bx, bm, yerr=bs, color="black", marker="_", markersize=10, capsize=3, linewidth=1,
+                        linestyle="none")
         ax.set_xticks(range(len(names)), ticks, fontsize=7)
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(_short(key, 46), fontsize=8)
