@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mnemoscope import runs as runlib
@@ -30,7 +31,7 @@ from mnemoscope.runs import Run, natural_key
 
 # A few keys per recipe that summarise a run (listing, default comparison columns); patterns allowed.
 HEADLINES = {
-    "quickstart": ["mia/min_k_pp/auc", "mia/loss/auc", "extraction/exact/rate@dose=*"],
+    "quickstart": ["mia/min_k_pp/auc", "mia/loss/auc", "train/final_loss", "extraction/exact/rate@dose=*"],
     "audit": ["mia/min_k_pp/auc", "mia/loss/auc", "extraction/exact/rate@set=member"],
     "capacity": ["capacity/bits_per_parameter", "capacity/bits"],
     "reasoning": ["reasoning/accuracy@split=train,phase=after", "reasoning/accuracy@split=unseen,phase=after",
@@ -128,17 +129,18 @@ def as_number(value) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def _canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+def _canonical(value):
+    """A comparable, hashable stand-in for a config value (1 and 1.0 and True stay distinct)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return type(value).__name__, value
+    return "json", json.dumps(value, sort_keys=True, default=str)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
+def _positions(labels: list[str]) -> dict[str, list[int]]:
+    """Label → row positions, in order of first appearance."""
+    out: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        out.setdefault(label, []).append(i)
     return out
 
 
@@ -147,11 +149,11 @@ def differences_by_recipe(run_list: list[Run]) -> dict[str | None, list[str]]:
     (absent counts as a value). Runs of different recipes are not compared key by key."""
     by_recipe: dict[str | None, list[dict]] = {}
     for r in run_list:
-        by_recipe.setdefault(r.recipe, []).append(_flatten(r.config))
+        by_recipe.setdefault(r.recipe, []).append(r.flat_config)
     out = {}
     for recipe, flat in by_recipe.items():
         keys = set().union(*flat)
-        differ = [k for k in keys if len({_canonical(f[k]) if k in f else "\0absent" for f in flat}) > 1]
+        differ = [k for k in keys if len({_canonical(f[k]) if k in f else None for f in flat}) > 1]
         out[recipe] = sorted(differ, key=natural_key)
     return out
 
@@ -188,7 +190,7 @@ class Comparison:
         return run.metrics.get(key, MISSING)
 
     def config_value(self, run: Run, key: str):
-        return _flatten(run.config).get(key, MISSING)
+        return run.flat_config.get(key, MISSING)
 
     @property
     def recipes(self) -> list[str]:
@@ -199,17 +201,22 @@ class Comparison:
         return found
 
     def spread(self) -> pd.DataFrame:
-        """Per group and column: n (runs with a number), mean, sd (n − 1; NaN below 2), min, max."""
-        frame = self.values.copy()
-        frame.index = pd.Index(self.groups, name="group")
-        order = list(dict.fromkeys(self.groups))
-        stats = frame.groupby(level=0, sort=False).agg(["count", "mean", "std", "min", "max"])
+        """Per group and column: n (runs with a finite number), mean, sd (n − 1; NaN below 2
+        runs), min, max (NaN when n = 0). Groups in order of first appearance."""
+        values = self.values.to_numpy(dtype=np.float64)
         rows = []
-        for group in order:
-            for key in self.columns:
-                s = stats.loc[group, key]
-                rows.append({"group": group, "metric": key, "n": int(s["count"]), "mean": s["mean"],
-                             "sd": s["std"], "min": s["min"], "max": s["max"]})
+        for group, idx in _positions(self.groups).items():
+            block = values[idx]
+            finite = np.isfinite(block)
+            n = finite.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(n > 0, np.where(finite, block, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+                squares = np.where(finite, (block - mean) ** 2, 0.0).sum(axis=0)  # two passes: no cancellation
+                sd = np.where(n > 1, np.sqrt(squares / np.maximum(n - 1, 1)), np.nan)
+                low = np.where(n > 0, np.where(finite, block, np.inf).min(axis=0), np.nan)
+                high = np.where(n > 0, np.where(finite, block, -np.inf).max(axis=0), np.nan)
+            rows += [{"group": group, "metric": key, "n": int(n[j]), "mean": mean[j], "sd": sd[j], "min": low[j],
+                      "max": high[j]} for j, key in enumerate(self.columns)]
         return pd.DataFrame(rows, columns=["group", "metric", "n", "mean", "sd", "min", "max"])
 
     def group_sizes(self) -> dict[str, int]:
@@ -228,8 +235,8 @@ def _group_labels(run_list: list[Run]) -> list[str]:
     labels = []
     for r in run_list:
         keys = [k for k in differing[r.recipe] if k != "seed"]
-        f = _flatten(r.config)
-        ident = (r.recipe, tuple(_canonical(f[k]) if k in f else "\0" for k in keys))
+        f = r.flat_config
+        ident = (r.recipe, tuple(_canonical(f[k]) if k in f else None for k in keys))
         if ident not in idents:
             parts = [f"{k}={display_value(f[k])}" for k in keys if k in f]
             text = ", ".join(parts[:3]) + (" …" if len(parts) > 3 else "")

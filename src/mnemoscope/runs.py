@@ -15,6 +15,7 @@ Nothing here imports torch or the report: listing hundreds of runs reads three s
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -97,6 +98,11 @@ class Run:
     failure: dict = field(default_factory=dict)
     label: str = ""
 
+    @functools.cached_property
+    def flat_config(self) -> dict:
+        """The config with dotted keys (``train.lr``); an empty section is a value of its own."""
+        return flatten_config(self.config)
+
     @property
     def recipe(self) -> str | None:
         return self.manifest.get("recipe") or None
@@ -135,6 +141,16 @@ class Run:
         """The manifest's provenance block; None for runs written before it existed."""
         block = self.manifest.get("provenance")
         return block if isinstance(block, dict) else None
+
+
+def flatten_config(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _count(n: float) -> str:
@@ -176,13 +192,15 @@ def load(path: Path, label: str | None = None) -> Run:
                failure=_read_json(path / FAILURE_FILE), label=label if label is not None else path.name)
 
 
-def _labels(paths: list[Path]) -> list[str]:
-    """Short unique names: each path relative to the deepest folder they share."""
-    if len(paths) == 1:
-        return [paths[0].resolve().name]
+def _labels(paths: list[Path], targets: list[Path]) -> list[str]:
+    """Short unique names: each run's path relative to the folder the targets share (a run given
+    itself is called by its name)."""
     resolved = [p.resolve() for p in paths]
-    base = Path(os.path.commonpath(resolved))
-    labels = [p.relative_to(base).as_posix() or p.name for p in resolved]
+    roots = [t.resolve() for t in targets]
+    base = Path(os.path.commonpath(roots)) if len(roots) > 1 else roots[0]
+    if len(roots) > 1 and base in roots and is_run_dir(base):
+        base = base.parent
+    labels = [p.relative_to(base).as_posix() if p != base and p.is_relative_to(base) else p.name for p in resolved]
     return labels if len(set(labels)) == len(labels) else [str(p) for p in paths]
 
 
@@ -208,7 +226,7 @@ def gather(targets: list[str | Path]) -> list[Run]:
             if p.resolve() not in seen:
                 seen.add(p.resolve())
                 paths.append(p)
-    return [load(p, label) for p, label in zip(paths, _labels(paths))]
+    return [load(p, label) for p, label in zip(paths, _labels(paths, [Path(t) for t in targets]))]
 
 
 # --------------------------------------------------------------------------- failure record

@@ -112,7 +112,7 @@ def _group_index(c: Comparison) -> dict[str, list[int]]:
 def _series_figure(c: Comparison, runs_idx: list[int], panels: list[tuple[Series, list[tuple[str, str]]]],
                    groups: dict[str, list[int]]):
     """One panel per series; per group: mean line, min–max band (≥ 2 runs), every run's point."""
-    cols = min(3, len(panels))
+    cols = 2 if len(panels) == 4 else min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = plots.new_figure(4.1 * cols, 3.3 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()

@@ -21,7 +21,7 @@ INDEX_NAME = "index.html"
 STATUS_CLASS = {runlib.FAILED: "under", runlib.INTERRUPTED: "muted"}
 
 
-def headline(run: runlib.Run, limit: int = 4) -> list[tuple[str, object]]:
+def headline(run: runlib.Run, limit: int = 3) -> list[tuple[str, object]]:
     """(key, value) of up to ``limit`` headline keys the run has (value as written: null stays None)."""
     return [(k, run.metrics[k]) for k in headline_columns([run], limit=limit)] if run.metrics else []
 
