@@ -51,7 +51,7 @@ def test_config_hash_ignores_key_order_but_not_values():
     assert provenance.config_sha256({"x": float("nan")}) == provenance.config_sha256({"x": None})
 
 
-def test_inputs_are_found_anywhere_in_the_config(tmp_path):
+def test_inputs_are_found_anywhere_in_the_config(tmp_path, monkeypatch):
     members = tmp_path / "m.jsonl"
     members.write_text('{"text": "a"}\n')
     model = tmp_path / "net"
@@ -59,8 +59,12 @@ def test_inputs_are_found_anywhere_in_the_config(tmp_path):
     (model / "config.json").write_text("{}")
     cfg = {"seed": 0, "model": {"name": str(model), "device": "auto"},
            "data": {"members": str(members), "nonmembers": ""}, "verbmem": {"file": str(tmp_path / "absent.json")}}
+    (tmp_path / "train").mkdir()  # a folder named like a setting's value
+    (tmp_path / "train" / "big.bin").write_bytes(b"x")
+    cfg["corpus"] = {"split": "train"}
+    monkeypatch.chdir(tmp_path)
     inputs = provenance.hash_inputs(cfg)
-    assert set(inputs) == {"data.members", "model.name"}  # "", "auto" and a missing file are not inputs
+    assert set(inputs) == {"data.members", "model.name"}  # "", "auto", "train" and a missing file are not inputs
     assert inputs["data.members"] == {"role": "data", "kind": "file", "path": str(members.resolve()),
                                       "bytes": members.stat().st_size,
                                       "sha256": hashlib.sha256(members.read_bytes()).hexdigest()}

@@ -387,7 +387,9 @@ def _num(v) -> str:
 def format_table(c: Comparison, fmt: str = "md", *, spread: bool = False) -> str:
     """The per-run table (or, with ``spread``, the per-group statistics) as md, csv or json."""
     if fmt == "json":
-        return json.dumps(to_json(c), indent=2, allow_nan=False) + "\n"
+        from mnemoscope.rundir import json_safe
+
+        return json.dumps(json_safe(to_json(c)), indent=2) + "\n"
     if spread:
         s = c.spread()
         header = ["group", "metric", "n", "mean", "sd", "min", "max"]

@@ -9,8 +9,8 @@
      "packages": {"torch": "2.13.0", ...},
      "git": {"revision": ..., "dirty": false}}
 
-Inputs are found in the config itself: every string value that names an existing file or
-directory is hashed (SHA-256 of the bytes; a directory: of its files' names and hashes). A model
+Inputs are found in the config itself: every string value shaped like a path (or under a model
+key) that names an existing file or directory is hashed (SHA-256 of the bytes; a directory: of its files' names and hashes). A model
 given as a hub id is identified by the commit of its local cache snapshot (and the SHA-256 the
 hub gives its large files, read from the cache's blob names) rather than by re-reading the
 weights. Models a recipe trains from scratch are outputs, identified by the config hash.
@@ -123,13 +123,20 @@ def describe_input(key: str, value: str, revision: str | None = None) -> dict | 
     return None
 
 
+def _looks_like_path(key: str, value: str) -> bool:
+    """Model keys, and values shaped like paths (a separator, ``~``/``.`` first, or a file suffix):
+    a plain word such as ``train`` or ``auto`` is a setting even when a folder of that name exists."""
+    return key in MODEL_KEYS or "/" in value or "\\" in value or value.startswith(("~", ".")) or \
+        bool(Path(value).suffix)
+
+
 def hash_inputs(cfg: dict) -> dict[str, dict]:
     """Every config value naming a file, a directory or a cached hub model → its provenance entry."""
     flat = _flatten(cfg)
     revision = flat.get("model.revision") if isinstance(flat.get("model.revision"), str) else None
     inputs = {}
     for key, value in flat.items():
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str) and value.strip() and _looks_like_path(key, value):
             entry = describe_input(key, value, revision if key == "model.name" else None)
             if entry is not None:
                 inputs[key] = entry
