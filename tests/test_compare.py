@@ -18,10 +18,15 @@ from hypothesis import strategies as st
 
 from mnemoscope import runs as runlib
 from mnemoscope.cli import main
-from mnemoscope.compare import compare, format_table, glob_regex, match_keys, provenance_check
+from mnemoscope.compare import (
+    compare,
+    format_table,
+    glob_regex,
+    match_keys,
+    provenance_check,
+)
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.report.comparison import write_comparison
-from mnemoscope.report.index import write_index
 from tests.runfakes import dose_metrics, fake_run
 
 
@@ -157,25 +162,21 @@ def test_statuses(tmp_path):
 
 def test_recording_failure_touches_only_a_directory_the_command_wrote(tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(MnemoscopeError):  # refused before the recipe wrote anything: nothing recorded
-        with runlib.recording_failure(out, "cmd"):
-            raise MnemoscopeError("bad input")
+    with pytest.raises(MnemoscopeError), runlib.recording_failure(out, "cmd"):  # refused up front: no record
+        raise MnemoscopeError("bad input")
     assert not out.exists()
-    with pytest.raises(RuntimeError):
-        with runlib.recording_failure(out, "cmd"):
-            fake_run(out, {}, status="interrupted")
-            raise RuntimeError("out of memory\nsecond line")
+    with pytest.raises(RuntimeError), runlib.recording_failure(out, "cmd"):
+        fake_run(out, {}, status="interrupted")
+        raise RuntimeError("out of memory\nsecond line")
     record = json.loads((out / "failure.json").read_text())
     assert record["error"] == "out of memory second line" and record["type"] == "RuntimeError"
     assert record["command"] == "cmd" and runlib.status_of(out) == "failed"
-    with pytest.raises(MnemoscopeError):  # another command refused by the same directory: record kept
-        with runlib.recording_failure(out, "other"):
-            raise MnemoscopeError("holds a different config")
+    with pytest.raises(MnemoscopeError), runlib.recording_failure(out, "other"):  # refused: record kept
+        raise MnemoscopeError("holds a different config")
     assert json.loads((out / "failure.json").read_text())["command"] == "cmd"
-    with pytest.raises(KeyboardInterrupt):
-        with runlib.recording_failure(out, "cmd"):
-            fake_run(out, {}, status="interrupted")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), runlib.recording_failure(out, "cmd"):
+        fake_run(out, {}, status="interrupted")
+        raise KeyboardInterrupt
     assert runlib.status_of(out) == "interrupted"
     with runlib.recording_failure(out, "cmd"):
         fake_run(out, {"k": 1})

@@ -65,8 +65,11 @@ def fake_mlflow(calls: list):
         yield types.SimpleNamespace(info=types.SimpleNamespace(run_id="r1"))
         calls.append(("end_run",))
 
+    def recorder(name):
+        return lambda arg: calls.append((name, arg))
+
     for name in ("set_experiment", "set_tags", "log_params", "log_metrics", "log_artifact"):
-        setattr(module, name, (lambda n: lambda arg: calls.append((n, arg)))(name))
+        setattr(module, name, recorder(name))
     module.start_run = start_run
     return module
 

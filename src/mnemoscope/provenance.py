@@ -89,7 +89,7 @@ def hub_identity(repo_id: str, revision: str | None = None) -> dict | None:
         return None
     try:
         found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    except Exception:  # an id the hub library rejects is simply not identified
+    except Exception:  # noqa: BLE001 (an id the hub library rejects is simply not identified)
         return None
     if not isinstance(found, str):
         return None

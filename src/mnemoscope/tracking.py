@@ -121,7 +121,7 @@ def log_run(name: str, run_dir: str | Path) -> str:
         return (log_wandb if name == "wandb" else log_mlflow)(run_dir, module)
     except MnemoscopeError:
         raise
-    except Exception as exc:  # the tracker's own failure: the run on disk is complete and untouched
+    except Exception as exc:  # noqa: BLE001 (any tracker failure: the run on disk is complete)
         first = (str(exc).splitlines() or [""])[0]
         raise MnemoscopeError(f"--track {name} failed ({type(exc).__name__}: {first}); the run in {run_dir} is "
                               f"complete: log it later with `mnemoscope track {run_dir} --to {name}`") from None

@@ -408,7 +408,7 @@ def render_comparison(c: Comparison, page_path: Path | None = None, title: str |
                          section_spread(c), section_runs(c, page_dir), section_every(every),
                          section_provenance(c)) if p]
     toc = [(m.group(1), Markup(m.group(2))) for p in parts
-           for m in [re.search(r'<section id="([^"]+)">\s*<h2>(.*?)</h2>', p, re.S)] if m]
+           for m in [re.search(r'<section id="([^"]+)">\s*<h2>(.*?)</h2>', p, re.DOTALL)] if m]
     n_groups = len(set(c.groups))
     env = Environment(autoescape=True, keep_trailing_newline=True)
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
