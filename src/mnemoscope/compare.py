@@ -14,6 +14,7 @@ its spread. Only complete runs are compared; the others are listed as skipped.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import functools
 import io
 import json
@@ -63,20 +64,21 @@ def glob_regex(pattern: str) -> re.Pattern:
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
-        elif c == "[" and pattern.find("]", i + 1) != -1:
-            end = pattern.find("]", i + 1)
-            body = pattern[i + 1:end].replace("\\", "\\\\")
-            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
-            i = end + 1
-            continue
+        elif c == "[":
+            end = i + 1  # the class ends at the first "]" after an optional "!" and a leading "]"
+            end += pattern[end:end + 1] == "!"
+            end += pattern[end:end + 1] == "]"
+            end = pattern.find("]", end)
+            if end == -1:
+                out.append(re.escape(c))
+            else:  # fnmatch's own translation of the class, unwrapped from "(?s:...)\Z"
+                out.append(fnmatch.translate(pattern[i:end + 1])[4:-3])
+                i = end + 1
+                continue
         else:
             out.append(re.escape(c))
         i += 1
     return re.compile("".join(out) + r"\Z")
-
-
-def has_wildcard(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
 
 
 def match_keys(keys, pattern: str) -> list[str]:
