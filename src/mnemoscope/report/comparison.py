@@ -198,7 +198,8 @@ def section_tradeoff(c: Comparison) -> Markup | None:
     if not points:
         return None
     groups = list(dict.fromkeys(c.groups[i] for i in idx))
-    markers = "osD^v<>pXh"
+    markers = "o^Dv<>pXh"  # one per group; ★ and ■ are kept for the retrained and original models
+    symbols = dict(zip(markers, "●▲◆▼◀▶⬟✖⬢"))
     fig = plots.new_figure(6.4, 4.6)
     ax = fig.subplots()
     for mi, (name, pts) in enumerate(points.items()):
@@ -225,7 +226,7 @@ def section_tradeoff(c: Comparison) -> Markup | None:
                "group has several seeds, the large marker is their mean with ± 1 sd bars.")
     if len(groups) > 1:
         caption += " Marker shape = group: " + "; ".join(
-            f"{markers[g % len(markers)]} {_short(name, 60)}" for g, name in enumerate(groups)) + "."
+            f"{symbols[markers[g % len(markers)]]} {_short(name, 60)}" for g, name in enumerate(groups)) + "."
     return section_html("Unlearning trade-off", figure_html(fig, "unlearning trade-off", caption))
 
 
