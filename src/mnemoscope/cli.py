@@ -1,11 +1,16 @@
 """The ``mnemoscope`` command.
 
     mnemoscope run [RECIPE] [--out DIR] [--set key=value ...]   (no recipe = quickstart)
+    mnemoscope run RECIPE --seeds 0,1,2 [--out FOLDER]           (FOLDER/seed=N + the comparison)
     mnemoscope audit --model PATH_OR_ID --members FILE --nonmembers FILE [--out DIR]
     mnemoscope audit --model PATH_OR_ID --config audit.yaml [--out DIR]
     mnemoscope unlearn --model M --forget F --retain R --method NAME [--retrained RM] [--out DIR]
     mnemoscope report RUN_DIR
     mnemoscope analyze wemath FILE
+    mnemoscope compare RUN_OR_FOLDER ... [--metrics PATTERN ...] [--format md|csv|json] [--html FILE]
+    mnemoscope runs [FOLDER] [--format md|csv|json]              (and FOLDER/index.html)
+    mnemoscope track RUN_DIR ... --to wandb|mlflow
+    (run, audit and unlearn also take --track wandb|mlflow)
 
 User errors print one line to stderr and exit with status 2.
 """
@@ -17,10 +22,13 @@ import json
 import sys
 from pathlib import Path
 
+from mnemoscope import tracking
 from mnemoscope.config import parse_overrides
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.recipes import RECIPES
+from mnemoscope.runs import recording_failure
 from mnemoscope.summary import fmt
+from mnemoscope.tracking import TRACKERS
 from mnemoscope.unlearn.methods import METHODS
 
 
@@ -33,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run directory (default: runs/RECIPE)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.steps=50 (repeatable)")
+    r.add_argument("--seeds", default=None, metavar="0,1,2",
+                   help="run once per seed into OUT/seed=N (default OUT: runs/RECIPE-seeds) and write the "
+                        "comparison with the spread into OUT")
+    r.add_argument("--track", choices=TRACKERS, default=None, help="also log the run to wandb or mlflow")
 
     a = sub.add_parser("audit", argument_default=argparse.SUPPRESS,
                        help="every memory measurement on your own model and data (flags and/or a YAML config)")
@@ -64,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int)
     a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set knowmem.max_new_tokens=16 (applied last; repeatable)")
+    a.add_argument("--track", choices=TRACKERS, help="also log the run to wandb or mlflow")
 
     u = sub.add_parser("unlearn", argument_default=argparse.SUPPRESS,
                        help="unlearn a forget set from your own model and evaluate it six ways")
@@ -86,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--seed", type=int)
     u.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set unlearn.hparams... (see docs/unlearning.md); repeatable")
+    u.add_argument("--track", choices=TRACKERS, help="also log the run to wandb or mlflow")
 
     rep = sub.add_parser("report", help="(re)build report.html for a run directory")
     rep.add_argument("run_dir")
@@ -93,6 +107,25 @@ def _parser() -> argparse.ArgumentParser:
     an = sub.add_parser("analyze", help="compute metrics from a results table")
     an.add_argument("what", choices=("wemath",), help="wemath: IK/IG/CM/RM and score from per-item correctness")
     an.add_argument("file", help="CSV or JSONL with id, composite_correct, sub_correct")
+
+    c = sub.add_parser("compare", help="runs side by side: metrics table, differing config, spread, HTML page")
+    c.add_argument("targets", nargs="+", metavar="RUN_OR_FOLDER", help="run directories or folders holding runs")
+    c.add_argument("--metrics", "-m", action="append", default=[], metavar="PATTERN",
+                   help="metric key or glob (* within a /-segment, ** across), e.g. 'mia/*/auc@dose=*' "
+                        "(repeatable; default: the recipes' headline metrics)")
+    c.add_argument("--format", choices=("md", "csv", "json"), default="md", help="table format on stdout")
+    c.add_argument("--spread", action="store_true", help="print each group's n, mean, sd, min, max instead")
+    c.add_argument("--html", default=None, metavar="FILE", help="also write the self-contained comparison page")
+    c.add_argument("--list-keys", action="store_true", help="print every metric key of the runs and stop")
+
+    ls = sub.add_parser("runs", help="list runs with their status and headline metrics; write FOLDER/index.html")
+    ls.add_argument("folder", nargs="?", default="runs")
+    ls.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    ls.add_argument("--no-index", action="store_true", help="do not write FOLDER/index.html")
+
+    t = sub.add_parser("track", help="log finished runs to wandb or mlflow")
+    t.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    t.add_argument("--to", required=True, choices=TRACKERS)
     return p
 
 
@@ -110,17 +143,25 @@ def _summary(out: Path, module) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
+    track = getattr(args, "track", None)
+    command_line = "mnemoscope " + " ".join(sys.argv[1:] if argv is None else argv)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     try:
+        if track:
+            tracking.require(track)  # a missing package fails now, not after the run
         if command == "run":
             from mnemoscope.recipes import get_recipe
 
             recipe = getattr(args, "recipe", "quickstart")
             module = get_recipe(recipe)
-            out = module.run(getattr(args, "out", None) or f"runs/{recipe}",
-                             parse_overrides(getattr(args, "overrides", [])))
+            overrides = parse_overrides(getattr(args, "overrides", []))
+            if getattr(args, "seeds", None):
+                return _run_seeds(recipe, args, overrides, track, command_line)
+            target = getattr(args, "out", None) or f"runs/{recipe}"
+            with recording_failure(Path(target), command_line):
+                out = module.run(target, overrides)
         elif command == "audit":
             from mnemoscope.recipes import audit as module
 
@@ -139,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             if hasattr(args, "no_extraction"):
                 overrides["audit.extraction"] = False
             overrides.update(parse_overrides(args.overrides))
-            out = module.run(args.out, overrides)
+            with recording_failure(Path(args.out), command_line):
+                out = module.run(args.out, overrides)
         elif command == "unlearn":
             from mnemoscope.recipes import unlearning
 
@@ -152,13 +194,29 @@ def main(argv: list[str] | None = None) -> int:
             }
             overrides = {key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)}
             overrides.update(parse_overrides(args.overrides))
-            out = unlearning.run_user(args.out, overrides)
+            with recording_failure(Path(args.out), command_line):
+                out = unlearning.run_user(args.out, overrides)
             print(f"report: {out / 'report.html'}")
+            if track:
+                print(f"tracked: {tracking.log_run(track, out)}")
             return 0
         elif command == "analyze":
             from mnemoscope.analyze import analyze_wemath, format_wemath
 
             print(format_wemath(analyze_wemath(args.file)))
+            return 0
+        elif command == "compare":
+            return _compare(args)
+        elif command == "runs":
+            return _runs(args)
+        elif command == "track":
+            from mnemoscope import runs as runlib
+
+            for run_dir in args.run_dirs:
+                if runlib.status_of(Path(run_dir)) != runlib.COMPLETE or not runlib.is_run_dir(Path(run_dir)):
+                    raise MnemoscopeError(f"{run_dir} is not a complete run directory (no manifest.json and "
+                                          "metrics.json): `mnemoscope runs` shows the status of each run")
+                print(f"{run_dir}: tracked: {tracking.log_run(args.to, run_dir)}")
             return 0
         else:
             from mnemoscope.report.html import write_report
@@ -174,6 +232,64 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(_summary(out, module))
     print(f"report: {out / 'report.html'}")
+    if track:
+        try:
+            print(f"tracked: {tracking.log_run(track, out)}")
+        except MnemoscopeError as exc:
+            print(f"mnemoscope: error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _run_seeds(recipe: str, args, overrides: dict, track: str | None, command_line: str) -> int:
+    from mnemoscope.compare import compare, format_table
+    from mnemoscope.recipes.seeds import check_out, parse_seeds, run_seeds
+
+    seeds = parse_seeds(args.seeds)
+    out = Path(getattr(args, "out", None) or f"runs/{recipe}-seeds")
+    check_out(out, overrides)
+
+    def after_each(run_dir: Path) -> None:
+        print(f"report: {run_dir / 'report.html'}")
+        if track:
+            print(f"tracked: {tracking.log_run(track, run_dir)}")
+
+    dirs = run_seeds(recipe, out, overrides, seeds, after_each=after_each, command=command_line)
+    print(format_table(compare(dirs), "md", spread=True), end="")
+    print(f"comparison: {out / 'comparison.html'} (every metric: {out / 'comparison.json'}, {out / 'spread.csv'})")
+    return 0
+
+
+def _compare(args) -> int:
+    from mnemoscope.compare import compare, format_table, match_keys
+    from mnemoscope.runs import gather
+
+    if args.list_keys:
+        keys = set().union(*(r.metrics for r in gather(args.targets)))
+        print("\n".join(match_keys(keys, "**")))
+        return 0
+    comparison = compare(args.targets, args.metrics or None)
+    for warning in comparison.warnings:
+        print(f"mnemoscope: warning: {warning}", file=sys.stderr)
+    for note in comparison.notes:
+        print(f"mnemoscope: note: {note}", file=sys.stderr)
+    print(format_table(comparison, args.format, spread=args.spread), end="")
+    if args.html:
+        from mnemoscope.report.comparison import write_comparison
+
+        print(f"comparison: {write_comparison(comparison, args.html)}", file=sys.stderr)
+    return 0
+
+
+def _runs(args) -> int:
+    from mnemoscope.report.index import listing, write_index
+    from mnemoscope.runs import gather
+
+    folder = Path(args.folder)
+    run_list = gather([folder])
+    print(listing(run_list, args.format), end="")
+    if not args.no_index:
+        print(f"index: {write_index(folder, run_list)}", file=sys.stderr)
     return 0
 
 

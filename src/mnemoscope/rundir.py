@@ -151,8 +151,11 @@ class Run:
     metrics.json, notes.json, manifest.json and report.html, in that order."""
 
     def __init__(self, out: str | Path, cfg: dict, recipe: str):
+        from mnemoscope import provenance
+
         self.out = open_run_dir(Path(out), cfg)
         self.cfg, self.recipe = cfg, recipe
+        self.inputs = provenance.hash_inputs(cfg)  # hashed as the run reads them (manifest: provenance)
         self.timer = Timer()
         self.metrics: dict[str, float | None] = {}
         self.notes: dict[str, str] = {}
@@ -199,8 +202,11 @@ class Run:
             write_parquet(self.out / f"{name}.parquet", frame)
         write_json(self.out / "metrics.json", self.metrics)
         write_json(self.out / "notes.json", self.notes)
+        from mnemoscope import provenance
+
         write_json(self.out / "manifest.json", manifest(
-            self.cfg.get("seed", 0), device, self.timer.timings, {"recipe": self.recipe, **(extra or {})}))
+            self.cfg.get("seed", 0), device, self.timer.timings,
+            {"recipe": self.recipe, **(extra or {}), "provenance": provenance.collect(self.cfg, self.inputs)}))
         if report:
             from mnemoscope.report.html import write_report
 
