@@ -156,8 +156,14 @@ def test_truncation_policies(tokenizer, model):
     r = Engine(model, tokenizer, max_length=16, truncation="truncate").score([long_text])[0]
     assert r.n_scored == 15
     assert r.truncated == len(tokenizer(long_text)["input_ids"]) - 16
-    pair = Engine(model, tokenizer, max_length=16, truncation="truncate").score(pairs=[(long_text.rstrip(), " Lisbon")])[0]
-    assert tokenizer.decode(pair.token_ids.tolist()) == " Lisbon"
+    # A measured pair is never cut, whatever the policy for texts: its prompt is what the question is about.
+    with pytest.raises(MnemoscopeError, match="prompts are never cut"):
+        Engine(model, tokenizer, max_length=16, truncation="truncate").score(pairs=[(long_text.rstrip(), " Lisbon")])
+    # Training data may keep the answer and drop the oldest prompt tokens (the encoder's own policy).
+    from mnemoscope.engine.encoding import Encoder
+
+    item = Encoder(tokenizer, max_length=16, truncation="truncate").encode_pair(long_text.rstrip(), " Lisbon")
+    assert len(item.ids) == 16 and tokenizer.decode(item.ids[item.score_from:]) == " Lisbon" and item.truncated
 
 
 def test_unscorable_text_is_a_clear_error(tokenizer, model):

@@ -21,6 +21,7 @@ encoding verbs, so every backend tokenizes identically.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +112,16 @@ class Backend:
     def __init__(self, tokenizer, *, bos: str = "auto", max_length: int | None = None, truncation: str = "refuse"):
         self.tokenizer = tokenizer  # read it for decoding and vocabulary checks; encode through the verbs below
         self.encoder = Encoder(tokenizer, bos=bos, max_length=max_length, truncation=truncation)
+        self.task = ""  # what the current calls are for, shown on progress bars (see ``working_on``)
+
+    @contextmanager
+    def working_on(self, task: str):
+        """Label the calls made inside the block (progress bars read "<task>: score")."""
+        previous, self.task = self.task, task
+        try:
+            yield self
+        finally:
+            self.task = previous
 
     # ------------------------------------------------------------------ capabilities
     def require(self, capability: str, what: str) -> None:
@@ -145,7 +156,9 @@ class Backend:
         return self.encoder.encode_text(text)
 
     def encode_pair(self, context: str, target: str) -> Encoded:
-        return self.encoder.encode_pair(context, target)
+        """The pair tokenized whole and split at the context's token count; a pair longer than the
+        context is refused (never cut), whatever the truncation policy of texts."""
+        return self.encoder.encode_pair(context, target, truncate=False)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt ids under the BOS policy (BOS only at position 0)."""

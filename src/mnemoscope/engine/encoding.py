@@ -84,7 +84,9 @@ class Encoder:
         # With a BOS every text token is scored; without one the first token has no context.
         return self._fit(Encoded(ids=ids, score_from=1, bos=self.use_bos), keep="head")
 
-    def encode_pair(self, context: str, target: str) -> Encoded:
+    def encode_pair(self, context: str, target: str, *, truncate: bool | None = None) -> Encoded:
+        """``truncate``: None follows the policy; False refuses a pair longer than the context
+        whatever the policy (measurements never cut the prompt a question is about)."""
         context, target = split_context(context, target)
         if not target:
             raise MnemoscopeError("empty target in a (context, target) pair: every target needs at least one token")
@@ -93,16 +95,20 @@ class Encoder:
         n_context = max(1, n_context)  # the first token of a text can never be scored
         if n_context >= len(whole):
             raise MnemoscopeError(f"target {target!r} adds no token after its context; check the pair")
-        return self._fit(Encoded(ids=whole, score_from=n_context, bos=self.use_bos), keep="tail")
+        return self._fit(Encoded(ids=whole, score_from=n_context, bos=self.use_bos), keep="tail", truncate=truncate)
 
-    def _fit(self, item: Encoded, keep: str) -> Encoded:
+    def _fit(self, item: Encoded, keep: str, truncate: bool | None = None) -> Encoded:
         limit = self.max_length
         if limit is None or len(item.ids) <= limit:
             return item
+        if truncate is False:
+            raise MnemoscopeError(
+                f"a prompt and its answer have {len(item.ids)} tokens but the model's context is {limit}; "
+                "prompts are never cut (that would drop what the question is about): shorten it")
         if self.truncation == "refuse":
             raise MnemoscopeError(
                 f"a text has {len(item.ids)} tokens but the model's context is {limit}: "
-                "shorten it or pass --truncation truncate"
+                "shorten it or pass --truncation truncate (engine.truncation)"
             )
         dropped = len(item.ids) - limit
         if keep == "head":  # texts keep their beginning

@@ -125,7 +125,8 @@ class HFEngine(Backend):
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit="text", leave=False)
+        label = f"{self.task}: {desc}" if self.task else desc
+        return tqdm(total=total, desc=label, unit="item", leave=False)
 
     # ------------------------------------------------------------------ score
     def _body_and_head(self):

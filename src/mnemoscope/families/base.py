@@ -111,6 +111,19 @@ def plan_and_measure(plan, measure, inputs, engine, ctx: Context | None = None) 
     return result
 
 
+def encode_each(encode, items, what: str, ids=None, hint: str = "") -> list:
+    """``[encode(item) for item in items]``, an encoding error naming the family's item (its id
+    when given, else its position) and, with ``hint``, the setting that helps."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(encode(item))
+        except MnemoscopeError as err:
+            name = ids[i] if ids is not None else i
+            raise MnemoscopeError(f"{what} {name!r}: {err}" + (f" ({hint})" if hint else "")) from None
+    return out
+
+
 def check_generation(engine, prompts: list[list[int]], max_new: int, what: str, key: str,
                      ids: list[str] | None = None) -> None:
     """Prompt tokens + new tokens must fit the context (generation never truncates): a one-line

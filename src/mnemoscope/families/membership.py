@@ -34,7 +34,7 @@ from mnemoscope.engine import Backend, TokenScores
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import reference
-from mnemoscope.families.base import Context, Result
+from mnemoscope.families.base import Context, Result, encode_each
 from mnemoscope.families.extraction import compare_continuations, split_prefixes
 from mnemoscope.metrics.membership import membership_scores
 from mnemoscope.metrics.roc import membership_report
@@ -171,6 +171,7 @@ class Inputs:
     extraction: bool = True
     prefix_fraction: float = 0.5
     max_suffix: int = 32
+    sources: tuple[str, str] = ("members", "non-members")  # where each set was read from
 
     @property
     def texts(self) -> list[str]:
@@ -230,15 +231,18 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
         return None
     members, nonmembers = load_sets(d["members"], d["nonmembers"], d["drop_overlap"], ctx.warn,
                                     wikimia_path=d["wikimia"])
+    sources = (d["wikimia"], d["wikimia"]) if d["wikimia"] else (d["members"], d["nonmembers"])
     return Inputs(members, nonmembers, a["k"], m["ref_mismatch"], m["lowercase"], a["extraction"],
-                  a["prefix_fraction"], a["max_suffix"])
+                  a["prefix_fraction"], a["max_suffix"], sources)
 
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context) -> Plan:
     texts = inputs.texts
-    items = engine.encode_texts(texts)
+    names = [f"{inputs.sources[0]}, member {i + 1}" for i in range(len(inputs.members))] + \
+            [f"{inputs.sources[1]}, non-member {i + 1}" for i in range(len(inputs.nonmembers))]
+    items = encode_each(lambda t: engine.encode_texts([t])[0], texts, "text", names)
     if inputs.lowercase:
-        engine.encode_texts([t.lower() for t in texts])
+        encode_each(lambda t: engine.encode_texts([t.lower()])[0], texts, "lower-cased text", names)
     ref_engine = ctx.engines.get("membership.ref_model")
     if ref_engine is not None:
         ref_engine.encode_texts(texts)

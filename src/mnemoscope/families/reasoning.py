@@ -27,6 +27,7 @@ from mnemoscope.probes.knights_knaves import (
     perturb_leaf,
     perturb_statement,
     render_puzzle,
+    solution,
 )
 
 NAME = "reasoning"
@@ -60,12 +61,17 @@ class Plan:
 
 
 def read_puzzles(path: str) -> list[Puzzle]:
-    """Puzzles of a file; bad UTF-8, an unsolvable or malformed puzzle and an empty file are
-    one-line errors naming the file (and line)."""
+    """Puzzles of a file; bad UTF-8, a malformed puzzle, a puzzle without exactly one solution and
+    an empty file are one-line errors naming the file (and line or puzzle) — before any model work."""
     p = Path(path)
     puzzles = load_puzzles(p)
     if not puzzles:
         raise MnemoscopeError(f"{p}: the file holds no puzzles; write one puzzle object per line")
+    for puzzle in puzzles:
+        try:
+            solution(puzzle)
+        except MnemoscopeError as err:
+            raise MnemoscopeError(f"{p}: {err}") from None
     return puzzles
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from mnemoscope.engine import Backend
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.base import Context, Result, plan_and_measure
+from mnemoscope.families.base import Context, Result, encode_each, plan_and_measure
 from mnemoscope.metrics.recognition import two_afc_accuracy
 from mnemoscope.probes import formats
 from mnemoscope.probes.foils import FOIL_KINDS, make_foil
@@ -108,7 +108,8 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     texts = list(dict.fromkeys(list(inputs.pairs["seen"]) + list(inputs.pairs["foil"])))
-    return Plan(inputs, texts, engine.encode_texts(texts))
+    items = encode_each(lambda t: engine.encode_texts([t])[0], texts, "recognition text")
+    return Plan(inputs, texts, items)
 
 
 def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
@@ -129,7 +130,11 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
         samples["nll_seen"] == samples["nll_foil"])
     result.samples = samples
     result.metrics.update({KEY: two_afc_accuracy(samples["nll_seen"], samples["nll_foil"]),
-                           "recognition/2afc/n": float(len(samples))})
+                           "recognition/2afc/n": float(len(samples)),
+                           "recognition/n_truncated": float(sum(1 for it in plan.items if it.truncated))})
+    if result.metrics["recognition/n_truncated"]:
+        result.note("recognition/n_truncated", f"{int(result.metrics['recognition/n_truncated'])} text(s) were cut "
+                                               "to the model's context (their beginning kept)")
     if plan.inputs.by_kind:
         for kind, group in samples.groupby("kind", sort=True):
             result.metrics[f"recognition/2afc/accuracy@foil={kind}"] = two_afc_accuracy(group["nll_seen"],

@@ -28,7 +28,7 @@ from mnemoscope.config import Typed
 from mnemoscope.engine import Backend
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.base import Context, Result, plan_and_measure
+from mnemoscope.families.base import Context, Result, encode_each, plan_and_measure
 from mnemoscope.probes import formats
 from mnemoscope.probes.sort import make_sort_pairs, sort_accuracy_by_bin, sort_prompt
 
@@ -102,11 +102,14 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
 def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     pairs = {}
     for with_excerpt in inputs.conditions:
-        items = []
-        for record in inputs.records:
+        def both(record, with_excerpt=with_excerpt):
             context, choices = sort_prompt(record, with_excerpt)
-            items += [engine.encode_pair(context, choices[0]), engine.encode_pair(context, choices[1])]
-        pairs[with_excerpt] = items
+            return [engine.encode_pair(context, choices[0]), engine.encode_pair(context, choices[1])]
+
+        encoded = encode_each(both, inputs.records, "sort record", [r["pair_id"] for r in inputs.records],
+                              hint="lower sort.excerpt_words or sort.segment_words; the model's context limits "
+                                   "how long an excerpt can be")
+        pairs[with_excerpt] = [item for two in encoded for item in two]
     return Plan(inputs, pairs)
 
 

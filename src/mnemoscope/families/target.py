@@ -19,7 +19,13 @@ import pandas as pd
 from mnemoscope.engine import Backend
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.base import Context, Result, field_pair, plan_and_measure
+from mnemoscope.families.base import (
+    Context,
+    Result,
+    encode_each,
+    field_pair,
+    plan_and_measure,
+)
 from mnemoscope.metrics import knowledge as km
 from mnemoscope.probes import formats
 
@@ -68,7 +74,8 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
 
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
-    return Plan(inputs, [engine.encode_pair(p["prefix"], p["target"]) for p in inputs.probes])
+    return Plan(inputs, encode_each(lambda p: engine.encode_pair(p["prefix"], p["target"]), inputs.probes,
+                                    "target probe", [p["id"] for p in inputs.probes]))
 
 
 def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:

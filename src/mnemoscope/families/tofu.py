@@ -26,7 +26,13 @@ import pandas as pd
 from mnemoscope.engine import Backend
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.base import Context, Result, check_generation, plan_and_measure
+from mnemoscope.families.base import (
+    Context,
+    Result,
+    check_generation,
+    encode_each,
+    plan_and_measure,
+)
 from mnemoscope.metrics import knowledge as km
 from mnemoscope.metrics.text import QA_TEMPLATE, rouge_l_recall
 from mnemoscope.probes import formats
@@ -71,7 +77,9 @@ def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     if "{question}" not in inputs.template:
         raise MnemoscopeError(f"tofu template {inputs.template!r} has no {{question}} field; add one")
     contexts = [inputs.template.format(question=it["question"]) for it in inputs.items]
-    pairs = [engine.encode_pair(c, " " + a) for c, it in zip(contexts, inputs.items) for a in _answers(it)]
+    encoded = encode_each(lambda ci: [engine.encode_pair(ci[0], " " + a) for a in _answers(ci[1])],
+                          list(zip(contexts, inputs.items)), "tofu item", [it["id"] for it in inputs.items])
+    pairs = [item for answers in encoded for item in answers]
     prompts = [engine.encode_prompt(c.rstrip()) for c in contexts]
     check_generation(engine, prompts, inputs.max_new_tokens, "tofu item", "tofu.max_new_tokens",
                      ids=[it["id"] for it in inputs.items])

@@ -129,7 +129,7 @@ def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
         for key, reason in ctx.notes.items():
             run.note(key, reason)
     for fam, plan, ctx in plans:
-        with run.phase(fam.NAME):
+        with run.phase(fam.NAME), engine.working_on(fam.TITLE):
             result = fam.measure(plan, engine, ctx)
         for key, reason in ctx.notes.items():
             result.note(key, reason)

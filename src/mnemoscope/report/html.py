@@ -154,6 +154,21 @@ def fmt_value(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def is_count(key: str) -> bool:
+    """Whether a metric key names a count (its last segment before any ``@`` is ``n``, ``count``,
+    ``n_...`` or ``parameters``): counts print as whole numbers."""
+    stat = key.split("@", 1)[0].rsplit("/", 1)[-1]
+    return stat in ("n", "count", "parameters", "steps", "tokens") or stat.startswith("n_")
+
+
+def fmt_metric(key: str, value, digits: int = 3) -> str:
+    """``fmt_value``, but a count (see :func:`is_count`) with no decimals."""
+    if is_count(key) and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value) and float(value).is_integer():
+        return f"{int(value):,}"
+    return fmt_value(value, digits)
+
+
 def fmt_auc(auc: float | None, lo: float | None = None, hi: float | None = None) -> str:
     """``"0.873 [0.801, 0.934]"``; without a CI just ``"0.873"``; no AUC → "—"."""
     if auc is None or not math.isfinite(auc):
@@ -338,7 +353,7 @@ def section_all_metrics(run: RunData) -> Markup | None:
     for key in sorted(run.metrics, key=_natural_key):
         v = run.metrics[key]
         numeric = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-        rows.append([key, fmt_value(v, 4) if numeric else str(v)])
+        rows.append([key, fmt_metric(key, v, 4) if numeric else str(v)])
     table = html_table(["key", "value"], rows, numeric=[1])
     body = Markup("<details><summary>{} values from metrics.json (null = not computed)</summary>{}</details>").format(
         len(rows), table)
@@ -435,7 +450,7 @@ def render_report(run: RunData, sections: Sequence[Section] | None = None) -> st
     env = Environment(autoescape=True, keep_trailing_newline=True)
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
     return template.render(
-        title=f"mnemoscope · {recipe} · {run.run_dir.name}",
+        title=" · ".join(dict.fromkeys(["mnemoscope", recipe, run.run_dir.name])),
         subtitle=f"model {_model_name(run)} · seed {run.manifest.get('seed', run.config.get('seed', DASH))}",
         toc=toc,
         sections=parts,

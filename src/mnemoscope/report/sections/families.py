@@ -23,6 +23,7 @@ from mnemoscope.report.html import (
     _natural_key,
     _truncate,
     figure_html,
+    fmt_metric,
     fmt_value,
     html_table,
     register_section,
@@ -79,7 +80,7 @@ def metrics_table(run: RunData, prefixes: Sequence[str]) -> Markup | None:
     keys = [k for p in prefixes for k in keys_with(run, p)]
     if all(run.metric(k) is None for k in keys):
         return None
-    rows = [[k, fmt_value(run.metric(k), 3)] for k in keys]
+    rows = [[k, fmt_metric(k, run.metric(k), 3)] for k in keys]
     return html_table(["metric", "value"], rows, numeric=[1])
 
 
@@ -110,16 +111,36 @@ def _cell(value: object, chars: int) -> str:
     return str(value)
 
 
-def _examples(frame: pd.DataFrame | None, columns: Sequence[str], chars: int = 80) -> Markup | None:
-    """The first few rows of a per-sample frame, text columns truncated."""
+def _examples(frame: pd.DataFrame | None, columns: Sequence[str], chars: int = 80, *,
+              by: str | None = None, high: str = "highest", low: str = "lowest") -> Markup | None:
+    """Example rows of a per-sample frame, text columns truncated: with ``by``, the items at both
+    ends of that score (so the contrast is visible), else the first rows."""
     if frame is None or frame.empty:
         return None
     cols = [c for c in columns if c in frame.columns]
     if not cols:
         return None
-    rows = [[_cell(r[c], chars) for c in cols] for _, r in frame.head(EXAMPLES).iterrows()]
     text = [i for i, c in enumerate(cols) if frame[c].dtype == object]
-    return html_table(cols, rows, text=text)
+
+    def table(part: pd.DataFrame) -> Markup:
+        return html_table(cols, [[_cell(r[c], chars) for c in cols] for _, r in part.iterrows()], text=text)
+
+    if by is None or by not in frame.columns or len(frame) <= EXAMPLES:
+        return table(frame.head(EXAMPLES))
+    ranked = frame.assign(_by=pd.to_numeric(frame[by], errors="coerce")).dropna(subset=["_by"])
+    ranked = ranked.sort_values("_by", ascending=False, kind="mergesort")
+    k = min(3, len(ranked) // 2)
+    return Markup("\n").join([Markup("<h4>{} {}</h4>").format(high, by), table(ranked.head(k)),
+                              Markup("<h4>{} {}</h4>").format(low, by), table(ranked.tail(k).iloc[::-1])])
+
+
+def _with_examples(title: str, parts: list, examples: Markup | None, note: str | None,
+                   caption: str | None = None) -> Markup:
+    if caption:
+        parts = [Markup('<p class="caption">{}</p>').format(caption)] + parts
+    if examples is not None:
+        parts += [Markup("<h3>Examples</h3>"), examples]
+    return section_html(title, Markup("\n").join(parts), note=note)
 
 
 def bar_figure(labels: Sequence[str], values: Sequence[float | None], *, ylabel: str, xlabel: str,
@@ -130,15 +151,15 @@ def bar_figure(labels: Sequence[str], values: Sequence[float | None], *, ylabel:
     y = np.array([np.nan if v is None else v for v in values], dtype=float)
     x = np.arange(len(labels))
     ax.bar(x, np.nan_to_num(y), color=plots.PALETTE[0])
-    if chance is not None:
-        ax.axhline(chance, **plots.CHANCE_STYLE, label="chance")
-        ax.legend(loc="upper right", fontsize=8)
+    if chance is not None:  # labelled on the line itself: a legend box would cover the bars' labels
+        ax.axhline(chance, **plots.CHANCE_STYLE)
+        ax.text(len(labels) - 0.5, chance + 0.01, "chance", ha="right", va="bottom", fontsize=7, color="0.4")
     if counts is not None:
         for xi, yi, n in zip(x, y, counts):
             if n is not None and np.isfinite(yi):
                 ax.text(xi, min(yi, 0.97) + 0.02, f"n={int(n)}", ha="center", fontsize=7)
     ax.set_xticks(x, [str(lbl) for lbl in labels], rotation=20 if len(labels) > 4 else 0)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.1)
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel)
     return fig
@@ -194,11 +215,13 @@ def section_extraction(run: RunData) -> Markup | None:
             parts.append(figure_html(fig, "k-extractable rate against prefix length",
                                      "Share of texts whose greedy continuation of the prefix equals the true "
                                      "suffix on every token."))
-    if pythia:
+    if pythia and metrics_table(run, ["extraction/pythia/"]) is not None:
         parts.append(Markup("<h3>Pythia memorization score</h3>"))
         parts.append(metrics_table(run, ["extraction/pythia/"]))
-    return section_html("Extraction by prefix length", Markup("\n").join(parts),
-                        note=_notes_of(run, ("extraction/exact/rate@prefix", "extraction/pythia")))
+    ex = _examples(family_samples(run, "extraction"), ["id", "prefix_tokens", "memorization", "generated"],
+                   by="memorization")
+    return _with_examples("Extraction by prefix length", parts, ex,
+                          _notes_of(run, ("extraction/exact/rate@prefix", "extraction/pythia")))
 
 
 def section_verbmem(run: RunData) -> Markup | None:
@@ -206,11 +229,9 @@ def section_verbmem(run: RunData) -> Markup | None:
     table = metrics_table(run, ["verbmem/"])
     if table is None:
         return None
-    parts = [table]
-    ex = _examples(family_samples(run, "verbmem"), ["id", "reference", "generated", "verbmem"])
-    if ex is not None:
-        parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("VerbMem (verbatim continuation)", Markup("\n").join(parts), note=_notes_of(run, ("verbmem/",)))
+    ex = _examples(family_samples(run, "verbmem"), ["id", "reference", "generated", "verbmem"], by="verbmem")
+    return _with_examples("VerbMem (verbatim continuation)", [table], ex, _notes_of(run, ("verbmem/",)),
+                          "ROUGE-L F1 of the greedy continuation against the true one, ×100 (0–100).")
 
 
 def section_knowmem(run: RunData) -> Markup | None:
@@ -218,11 +239,9 @@ def section_knowmem(run: RunData) -> Markup | None:
     table = metrics_table(run, ["knowmem/"])
     if table is None:
         return None
-    parts = [table]
-    ex = _examples(family_samples(run, "knowmem"), ["question", "answer", "prediction", "knowmem"])
-    if ex is not None:
-        parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("KnowMem (question answering)", Markup("\n").join(parts), note=_notes_of(run, ("knowmem/",)))
+    ex = _examples(family_samples(run, "knowmem"), ["id", "question", "answer", "prediction", "knowmem"], by="knowmem")
+    return _with_examples("KnowMem (question answering)", [table], ex, _notes_of(run, ("knowmem/",)),
+                          "ROUGE-L F1 of the cut greedy answer against the true answer, ×100 (0–100).")
 
 
 def section_tofu(run: RunData) -> Markup | None:
@@ -230,11 +249,11 @@ def section_tofu(run: RunData) -> Markup | None:
     table = metrics_table(run, ["tofu/"])
     if table is None:
         return None
-    parts = [table]
-    ex = _examples(family_samples(run, "tofu"), ["question", "answer", "generated", "probability", "truth_ratio"])
-    if ex is not None:
-        parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("TOFU", Markup("\n").join(parts), note=_notes_of(run, ("tofu/",)))
+    ex = _examples(family_samples(run, "tofu"), ["id", "question", "answer", "generated", "probability",
+                                                 "truth_ratio"], by="probability")
+    return _with_examples("TOFU", [table], ex, _notes_of(run, ("tofu/",)),
+                          "Probability and ROUGE-L recall on 0–1; truth-ratio summary as TOFU reports it "
+                          "(forget set: mean min(TR, 1/TR); otherwise mean max(0, 1 − TR)).")
 
 
 def section_target(run: RunData) -> Markup | None:
@@ -257,12 +276,15 @@ def section_recognition(run: RunData) -> Markup | None:
     ns = [run.metric("recognition/2afc/n")] + [counts.get(k) for k in by_kind]
     rows = [[lbl, fmt_value(n, 0), fmt_value(v)] for lbl, n, v in zip(labels, ns, values)]
     fig = bar_figure(labels, values, ylabel="2AFC accuracy", xlabel="foil kind", chance=CHANCE, counts=ns)
-    body = Markup("\n").join([
-        html_table(["foil kind", "pairs", "accuracy"], rows, numeric=[1, 2]),
-        figure_html(fig, "2AFC accuracy by foil kind",
-                    "Correct when the model gives the studied text a lower NLL than its foil; dashed = chance."),
-    ])
-    return section_html("Recognition (two-alternative forced choice)", body, note=_notes_of(run, ("recognition/",)))
+    parts = [html_table(["foil kind", "pairs", "accuracy"], rows, numeric=[1, 2]),
+             figure_html(fig, "2AFC accuracy by foil kind",
+                         "Correct when the model gives the studied text a lower NLL than its foil; dashed = chance.")]
+    frame = family_samples(run, "recognition")
+    if frame is not None and {"nll_seen", "nll_foil"} <= set(frame.columns):
+        frame = frame.assign(margin=frame["nll_foil"] - frame["nll_seen"])
+    ex = _examples(frame, ["kind", "seen", "foil", "nll_seen", "nll_foil", "margin"], by="margin",
+                   high="clearest recognitions (largest", low="clearest misses (smallest")
+    return _with_examples("Recognition (two-alternative forced choice)", parts, ex, _notes_of(run, ("recognition/",)))
 
 
 def section_recall(run: RunData) -> Markup | None:
@@ -270,11 +292,10 @@ def section_recall(run: RunData) -> Markup | None:
     table = metrics_table(run, ["recall/"])
     if table is None:
         return None
-    parts = [table]
-    ex = _examples(family_samples(run, "recall"), ["true", "generated", "match_rate"])
-    if ex is not None:
-        parts += [Markup("<h3>Examples</h3>"), ex]
-    return section_html("Recall", Markup("\n").join(parts), note=_notes_of(run, ("recall/",)))
+    ex = _examples(family_samples(run, "recall"), ["id", "true", "generated", "match_rate"], by="match_rate")
+    return _with_examples("Recall", [table], ex, _notes_of(run, ("recall/",)),
+                          "Continuation of each text's second half from its first, scored on the continuation "
+                          "only; rates on 0–1.")
 
 
 def section_sort(run: RunData) -> Markup | None:

@@ -138,6 +138,16 @@ def section_summary(run: RunData) -> Markup | None:
                             'member. TPR at an FPR below 1/(number of non-members) cannot be measured and is '
                             'marked underpowered.</p>').format(who))
         parts.append(_membership_table(run, attacks))
+    by_set = [(label, run.metric(f"extraction/exact/rate@set={name}"),
+               run.metric(f"extraction/memorization/mean@set={name}"))
+              for name, label in (("member", "members"), ("nonmember", "non-members"))]
+    if any(rate is not None for _, rate, _ in by_set):
+        parts.append(Markup('<h3>Extraction</h3><p class="caption">Greedy continuation of each text\'s first half: '
+                            'exact = every token of the true second half (up to 32 tokens) reproduced; '
+                            'memorization = share of those tokens reproduced.</p>'))
+        parts.append(html_table(["set", "exact extraction rate", "memorization (mean)"],
+                                [[label, fmt_value(rate), fmt_value(mem)] for label, rate, mem in by_set],
+                                numeric=[1, 2]))
     if not parts:
         return None
     return section_html("Summary", Markup("\n").join(parts))
