@@ -127,22 +127,54 @@ class Timer:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def open_run_dir(out: Path, cfg: dict) -> Path:
+def add_note(notes: dict[str, str], key: str, reason: str) -> None:
+    """``notes[key] = reason``, joining a second reason for the same key with '; '."""
+    if key not in notes:
+        notes[key] = reason
+    elif reason not in notes[key].split("; "):
+        notes[key] = f"{notes[key]}; {reason}"
+
+
+def progress(out: Path) -> list[Path]:
+    """What a run directory holds that is worth keeping: a finished run's manifest, training
+    checkpoints or finished phases, finished unlearning runs."""
+    out = Path(out)
+    found = [out / "manifest.json"] if (out / "manifest.json").exists() else []
+    for pattern in ("**/checkpoints/step-*", "**/final/training.json", "**/done.json"):
+        found += sorted(out.glob(pattern))
+    return found
+
+
+def open_run_dir(out: Path, cfg: dict, warn=None) -> Path:
     """Create ``out`` and write ``config.yaml``, or resume a directory holding the same resolved
-    config; a directory with a different config is refused, never overwritten."""
+    config. A directory with a different config is refused when it holds progress (see
+    :func:`progress`); one that stopped before any (e.g. bad input found while preparing data)
+    is replaced, so the corrected command can run where the failed one did."""
     out = Path(out)
     config_file = out / "config.yaml"
     if config_file.exists():
         previous = yaml.safe_load(config_file.read_text())
         if previous != yaml.safe_load(yaml.safe_dump(json_safe(cfg), sort_keys=False)):
-            raise MnemoscopeError(
-                f"{out} holds a run with a different config: pass --out NEW_DIR, or delete {out} to start over"
-            )
+            if progress(out):
+                raise MnemoscopeError(
+                    f"{out} holds a run with a different config: pass --out NEW_DIR, or delete {out} to start over"
+                )
+            import shutil
+
+            (warn or _stderr)(f"note: {out} held an unfinished run of another config with nothing to resume; "
+                              "replacing it")
+            shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
         raise MnemoscopeError(f"{out} exists and is not a mnemoscope run directory: pass --out NEW_DIR")
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(config_file, cfg)
     return out
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
 
 
 class Run:
@@ -165,10 +197,8 @@ class Run:
         return self.timer(name)
 
     def note(self, key: str, reason: str) -> None:
-        if key in self.notes and reason not in self.notes[key].split("; "):
-            self.notes[key] = f"{self.notes[key]}; {reason}"
-        else:
-            self.notes[key] = reason
+        """Why ``key`` is null, partial or absent (a second reason for the same key is appended)."""
+        add_note(self.notes, key, reason)
 
     def not_computed(self, key: str, reason: str) -> None:
         self.metrics[key] = None

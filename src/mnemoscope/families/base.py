@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.rundir import add_note
 
 
 @dataclass
@@ -70,14 +71,6 @@ class Result:
             self.samples = other.samples if not len(self.samples) else pd.concat(
                 [self.samples, other.samples], ignore_index=True)
         return self
-
-
-def add_note(notes: dict[str, str], key: str, reason: str) -> None:
-    """``notes[key] = reason``, joining a second reason for the same key with '; '."""
-    if key in notes and reason not in notes[key].split("; "):
-        notes[key] = f"{notes[key]}; {reason}"
-    else:
-        notes[key] = reason
 
 
 def _stderr(message: str) -> None:
