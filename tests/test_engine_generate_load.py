@@ -136,3 +136,22 @@ def test_offline_hub_id_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MnemoscopeError, match="could not load model"):
         load_model("mnemoscope-test/does-not-exist", device="cpu")
+
+
+def test_an_unreachable_hub_id_fails_at_once_with_one_line(monkeypatch):
+    """No retries: one quick request to the hub (refused here), then a one-line error."""
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def refuse(name, **kwargs):
+        calls.append((name, kwargs))
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "model_info", refuse)
+    with pytest.raises(MnemoscopeError) as err:
+        load_model("ref2/model", device="cpu")
+    assert len(calls) == 1 and calls[0][1]["timeout"] == 10  # one bounded request, no retry loop
+    msg = str(err.value)
+    assert "'ref2/model' is no local directory and no hub model in the local cache" in msg and "\n" not in msg

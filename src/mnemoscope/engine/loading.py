@@ -86,6 +86,25 @@ def check_local_weights(path: Path, allow_pickle: bool) -> None:
         raise MnemoscopeError(f"model directory '{path}' has no weight files (*.safetensors)")
 
 
+def check_hub_id(name: str, revision: str | None, offline: bool) -> None:
+    """A hub id must be in the local cache, or the hub must answer for it — checked with one quick
+    request, so an unreachable hub or a mistyped path fails at once instead of after retries."""
+    import huggingface_hub
+
+    if huggingface_hub.try_to_load_from_cache(name, "config.json", revision=revision) is not None:
+        return
+    where = f"'{name}' is no local directory and no hub model in the local cache"
+    if offline:
+        raise MnemoscopeError(f"could not load model: {where} (HF_HUB_OFFLINE=1); download it first "
+                              "(huggingface-cli download) or pass the local directory")
+    try:
+        huggingface_hub.model_info(name, revision=revision, timeout=10)
+    except Exception as exc:  # network errors, unknown repos, gated repos: one line either way
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise MnemoscopeError(f"could not load model: {where}, and the hub did not provide it ({reason}); "
+                              "check the path, or download the model and pass its directory") from None
+
+
 def ensure_pad_token(tokenizer) -> None:
     """Give a tokenizer without a pad token one (its EOS, else a new '<|pad|>'). Pads are masked out."""
     if tokenizer.pad_token_id is not None:
@@ -135,6 +154,8 @@ def load_model(
             f"model path '{name}' does not exist: pass a directory written by save_pretrained() or a hub id"
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if not local.exists():
+        check_hub_id(name, revision, offline)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             name,

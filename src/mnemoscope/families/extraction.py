@@ -169,9 +169,9 @@ def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
 def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
     inputs, L = plan.inputs, plan.inputs.suffix_len
     gens = forced_continuations(engine, plan.prompts, L)
-    columns = ["text_index", "id", "prefix_tokens", "suffix_tokens", "exact", "memorization", "generated"]
+    columns = ["text_index", "id", "text", "prefix_tokens", "suffix_tokens", "exact", "memorization", "generated"]
     samples = pd.DataFrame([
-        {"text_index": i, "id": inputs.ids[i], "prefix_tokens": p, "suffix_tokens": L,
+        {"text_index": i, "id": inputs.ids[i], "text": inputs.texts[i], "prefix_tokens": p, "suffix_tokens": L,
          "exact": float(exact_match(g, t)), "memorization": memorization_score(g, t), "generated": engine.decode(g)}
         for (i, p), g, t in zip(plan.jobs, gens, plan.truths)
     ], columns=columns)

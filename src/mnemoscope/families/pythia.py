@@ -83,6 +83,7 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
     samples = pd.DataFrame({
         "text_index": plan.kept,
         "id": [inputs.ids[i] for i in plan.kept],
+        "text": [inputs.texts[i] for i in plan.kept],
         "score": scores,
         "memorized": [float(s == 1.0) for s in scores],
         "generated": [engine.decode(g) for g in gens],

@@ -75,6 +75,10 @@ def load_config_file(path: str | Path) -> dict[str, object]:
             candidate = base / Path(value).expanduser()
             if key in PATH_KEYS or candidate.exists():
                 flat[key] = str(candidate)
+            elif Path(value).exists():  # a model key names a path, but from the wrong folder
+                raise MnemoscopeError(f"{path}: {key} '{value}' is not found relative to the config file "
+                                      f"({candidate}); paths in a config file are relative to its folder")
+            # otherwise a hub id: loading checks the local cache and the hub at once
     return flat
 
 

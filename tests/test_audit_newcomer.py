@@ -1,0 +1,76 @@
+"""The audit as a newcomer meets it: failures leave no debris, paths are relative to the YAML,
+errors name the family, record and setting, and nothing is cut or skipped in silence."""
+
+from __future__ import annotations
+
+import json
+
+from mnemoscope.cli import main
+from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
+
+from .test_audit_suite import MEMBERS, NONMEMBERS, STORY, _jsonl, _write_yaml, wide_dirs  # noqa: F401
+
+
+def _audit(model, config, out, *extra):
+    return main(["audit", "--model", str(model), "--config", str(config), "--out", str(out), "--device", "cpu",
+                 *extra])
+
+
+def _clean_failure(code, capsys, out, *patterns):
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    for p in patterns:
+        assert p in err, err
+    assert not out.exists()
+    return err
+
+
+def test_a_puzzle_without_a_unique_solution_is_refused_before_any_work(tmp_path, wide_dirs, capsys):
+    save_puzzles(tmp_path / "p.jsonl", generate_puzzles(1, 2, seed=0))
+    liar = {"id": "kk-liar", "names": ["Ann"], "statements": [["knave", 0]]}  # "I am a knave": no consistent role
+    with open(tmp_path / "p.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(liar) + "\n")
+    config = _write_yaml(tmp_path, {"puzzles": {"file": "p.jsonl"}})
+    out = tmp_path / "run"
+    _clean_failure(_audit(wide_dirs[0], config, out), capsys, out, "p.jsonl", "kk-liar", "has 0 solutions")
+
+
+def test_model_paths_in_a_yaml_are_relative_to_the_yaml_not_the_working_directory(tmp_path, wide_dirs,
+                                                                                 monkeypatch, capsys):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "ref2").symlink_to(wide_dirs[1])
+    _jsonl(tmp_path / "cfg" / "m.jsonl", [{"text": t} for t in MEMBERS])
+    _jsonl(tmp_path / "cfg" / "n.jsonl", [{"text": t} for t in NONMEMBERS])
+    base = {"data": {"members": "m.jsonl", "nonmembers": "n.jsonl"}, "audit": {"extraction": False, "n_boot": 20}}
+    monkeypatch.chdir(tmp_path)  # ref2/ exists here, next to cfg/, not inside it
+    config = _write_yaml(tmp_path / "cfg", {**base, "membership": {"ref_model": "ref2"}})
+    out = tmp_path / "run"
+    _clean_failure(_audit(wide_dirs[0], config, out), capsys, out, "membership.ref_model 'ref2'",
+                   "relative to its folder")
+    config = _write_yaml(tmp_path / "cfg", {**base, "membership": {"ref_model": "../ref2"}})
+    assert _audit(wide_dirs[0], config, out) == 0
+    assert json.loads((out / "metrics.json").read_text())["mia/ref/auc"] is not None
+
+
+def test_a_sort_excerpt_longer_than_the_context_names_the_family_record_and_setting(tmp_path, wide_dirs, capsys):
+    _jsonl(tmp_path / "story.jsonl", [{"text": " ".join([STORY] * 6)}])
+    config = _write_yaml(tmp_path, {"sort": {"texts": "story.jsonl", "segment_words": 20, "n_pairs": 2}})
+    out = tmp_path / "run"
+    err = _clean_failure(_audit(wide_dirs[0], config, out, "--truncation", "truncate"), capsys, out,
+                         "sort record", "prompts are never cut", "sort.excerpt_words")
+    assert "context is 512" in err
+
+
+def test_every_table_carries_ids_and_texts_to_join_on(tmp_path, wide_dirs):
+    import pandas as pd
+
+    _jsonl(tmp_path / "m.jsonl", [{"id": f"m{i}", "text": t} for i, t in enumerate(MEMBERS)])
+    config = _write_yaml(tmp_path, {"extraction": {"texts": "m.jsonl", "prefix_lengths": [2], "suffix_len": 3,
+                                                   "pythia": True, "pythia_prefix": 2, "pythia_suffix": 3},
+                                    "recall": {"texts": "m.jsonl"}})
+    out = tmp_path / "run"
+    assert _audit(wide_dirs[0], config, out) == 0
+    for family in ("extraction", "pythia", "recall"):
+        frame = pd.read_parquet(out / "family_samples" / f"{family}.parquet")
+        assert frame["id"].tolist()[:2] == ["m0", "m1"] and frame["text"].tolist()[0] == MEMBERS[0], family
