@@ -59,3 +59,22 @@ def saved_model_dir(tmp_path_factory, model, tokenizer):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+# the micro model with a 512-token context, so SORT and puzzle prompts fit
+WIDE = Preset(hidden=64, layers=2, heads=4, intermediate=128, vocab=600, context=512)
+
+
+def save_model_dir(model, tok, path):
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def wide_dirs(tmp_path_factory, tokenizer):
+    """A target and a reference model with the same tokenizer and a 512-token context."""
+    root = tmp_path_factory.mktemp("wide")
+    target = save_model_dir(build_model(WIDE, tokenizer, seed=0).eval(), tokenizer, root / "target")
+    ref = save_model_dir(build_model(WIDE, tokenizer, seed=1).eval(), tokenizer, root / "ref")
+    return target, ref

@@ -8,7 +8,7 @@ import json
 from mnemoscope.cli import main
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
 
-from .test_audit_suite import MEMBERS, NONMEMBERS, STORY, _jsonl, _write_yaml, wide_dirs  # noqa: F401
+from .test_audit_suite import MEMBERS, NONMEMBERS, STORY, _jsonl, _write_yaml
 
 
 def _audit(model, config, out, *extra):

@@ -20,8 +20,7 @@ from mnemoscope.lab.tiny import Preset, build_model
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
 from mnemoscope.recipes import audit
 
-# the conftest micro model with a 512-token context, so SORT and puzzle prompts fit
-WIDE = Preset(hidden=64, layers=2, heads=4, intermediate=128, vocab=600, context=512)
+from .conftest import WIDE, save_model_dir
 
 MEMBERS = [
     "Anna Berg was born in Lisbon in 1901 and studied music.",
@@ -41,21 +40,6 @@ STORY = (
     "where the teacher had already written the day's lesson on the board. At noon the bell rang and the "
     "market filled with voices, and by evening the boats came back heavy with fish and the lamps were lit."
 )
-
-
-def _save(model, tok, path):
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def wide_dirs(tmp_path_factory, tokenizer):
-    """A target and a reference model with the same tokenizer and a 512-token context."""
-    root = tmp_path_factory.mktemp("wide")
-    target = _save(build_model(WIDE, tokenizer, seed=0).eval(), tokenizer, root / "target")
-    ref = _save(build_model(WIDE, tokenizer, seed=1).eval(), tokenizer, root / "ref")
-    return target, ref
 
 
 def _jsonl(path, rows):
@@ -169,7 +153,7 @@ def test_a_prefix_longer_than_the_context_is_noted_not_invented(full_run):
 def test_ref_model_with_another_tokenizer_is_refused_before_anything_is_written(
         wide_dirs, tmp_path, bos_tokenizer, capsys):
     target, _ = wide_dirs
-    other = _save(build_model(WIDE, bos_tokenizer, seed=2), bos_tokenizer, tmp_path / "other")
+    other = save_model_dir(build_model(WIDE, bos_tokenizer, seed=2), bos_tokenizer, tmp_path / "other")
     (tmp_path / "m.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in MEMBERS))
     (tmp_path / "n.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in NONMEMBERS))
     out = tmp_path / "run"
