@@ -45,6 +45,7 @@ def test_reference_against_itself_is_zero_and_ratio_minus_one(model, tokenizer):
     assert (frame["unit"] == "token").all()
     np.testing.assert_allclose(frame["score/ref"], 0.0, atol=1e-12)
     np.testing.assert_allclose(frame["score/ratio"], -1.0, atol=1e-12)
+    np.testing.assert_allclose(frame["score/nll_ratio"], -1.0, atol=1e-12)
 
 
 def test_reference_scores_equal_hand_computed(model, other_model, tokenizer):
@@ -55,6 +56,22 @@ def test_reference_scores_equal_hand_computed(model, other_model, tokenizer):
     np.testing.assert_allclose(frame["nll_target"], nt, rtol=1e-6)
     np.testing.assert_allclose(frame["score/ref"], -(nt - nr), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(frame["score/ratio"], -np.exp(nt) / np.exp(nr), rtol=1e-5)
+    np.testing.assert_allclose(frame["score/nll_ratio"], -nt / nr, rtol=1e-5)
+
+
+def test_ratio_ranks_like_ref_and_the_log_perplexity_ratio_does_not():
+    """ratio = −exp(Δ) is monotone in ref = −Δ: identical AUC; −NLL_t/NLL_r can reorder texts."""
+    from sklearn.metrics import roc_auc_score
+
+    from mnemoscope.metrics.membership import nll_ratio_score, ratio_score, ref_score
+
+    nt = np.array([2.0, 4.0, 3.0, 6.0])
+    nr = np.array([1.0, 5.0, 2.5, 4.0])
+    labels = np.array([1, 0, 1, 0])
+    assert roc_auc_score(labels, ratio_score(nt, nr)) == roc_auc_score(labels, ref_score(nt, nr))
+    assert np.argsort(ref_score(nt, nr)).tolist() != np.argsort(nll_ratio_score(nt, nr)).tolist()
+    np.testing.assert_allclose(nll_ratio_score(nt, nr), -nt / nr)
+    assert np.isnan(nll_ratio_score(1.0, 0.0))
 
 
 def test_one_score_call_per_engine_and_target_scores_reused(model, other_model, tokenizer):

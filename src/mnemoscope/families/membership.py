@@ -8,7 +8,8 @@ member (label member = 1):
 - ``min_k``     = mean of the lowest ⌈k·n⌉ log p_i (k = ``audit.k``, 0.2)
 - ``min_k_pp``  = mean of the lowest ⌈k·n⌉ z_i, z_i = (log p_i − μ_i)/σ_i (needs the backend's
   ``distribution`` capability; refused with a note otherwise)
-- ``ref``, ``ratio`` with a reference model (``membership.ref_model``) and ``lowercase``
+- ``ref``, ``ratio`` (ranks exactly like ``ref``) and ``nll_ratio`` (Carlini et al.'s log-perplexity
+  ratio) with a reference model (``membership.ref_model``), and ``lowercase``
   (``membership.lowercase``): see ``families.reference``.
 
 Per attack: ROC-AUC with a bootstrap 95% CI and TPR at FPR 0.1% / 1% / 5% (null and flagged
@@ -149,8 +150,8 @@ def _likelihood_frame(engine, texts, scored, k, ref_engine, ref_mismatch, lowerc
         ref = reference.ref_ratio_scores(engine, ref_engine, texts, mismatch=ref_mismatch, target_scores=scored)
         for col in ("unit", "nll_target", "nll_ref"):
             frame[f"ref/{col}"] = ref[col].to_numpy()
-        frame["score/ref"] = ref["score/ref"].to_numpy()
-        frame["score/ratio"] = ref["score/ratio"].to_numpy()
+        for attack in ("ref", "ratio", "nll_ratio"):
+            frame[f"score/{attack}"] = ref[f"score/{attack}"].to_numpy()
     if lowercase:
         low = reference.lowercase_scores(engine, texts, scores=scored)
         frame["nll_lower"] = low["nll_lower"].to_numpy()

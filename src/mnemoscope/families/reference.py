@@ -3,7 +3,9 @@
 PROTOCOLS §2, every score oriented higher = more likely a member:
 
 - ``score/ref``       = −(NLL_target(x) − NLL_ref(x))
-- ``score/ratio``     = −ppl_target(x) / ppl_ref(x) = −exp(NLL_target(x) − NLL_ref(x))
+- ``score/ratio``     = −ppl_target(x) / ppl_ref(x) = −exp(NLL_target(x) − NLL_ref(x)) (ranks exactly
+  like ``ref``: a monotone function of the same difference)
+- ``score/nll_ratio`` = −NLL_target(x) / NLL_ref(x) (Carlini et al.'s log-perplexity ratio)
 - ``score/lowercase`` = −log ppl(x) / log ppl(lower(x)) = −NLL(x) / NLL(lower(x))
 
 Both functions return a per-text frame only (like ``membership.score_texts``); feed its
@@ -35,7 +37,7 @@ import pandas as pd
 
 from mnemoscope.engine import Engine, TokenScores
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.metrics.membership import lowercase_score, ratio_score, ref_score
+from mnemoscope.metrics.membership import lowercase_score, nll_ratio_score, ratio_score, ref_score
 
 MISMATCH_POLICIES = ("refuse", "per_byte")
 
@@ -122,6 +124,7 @@ def ref_ratio_scores(
             "unit": unit,
             "score/ref": np.atleast_1d(ref_score(nll_t, nll_r)),
             "score/ratio": np.atleast_1d(ratio_score(nll_t, nll_r)),
+            "score/nll_ratio": np.atleast_1d(nll_ratio_score(nll_t, nll_r)),
         }
     )
 

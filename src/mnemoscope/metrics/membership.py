@@ -26,6 +26,7 @@ __all__ = [
     "min_k_pp_score",
     "ref_score",
     "ratio_score",
+    "nll_ratio_score",
     "lowercase_score",
     "membership_scores",
     "zlib_bytes",
@@ -138,11 +139,26 @@ def ref_score(nll_target: ArrayLike, nll_ref: ArrayLike) -> float | np.ndarray:
 def ratio_score(nll_target: ArrayLike, nll_ref: ArrayLike) -> float | np.ndarray:
     """Ratio attack (copyright traps): ``−ppl_target / ppl_ref = −exp(NLL_t − NLL_r)``.
 
+    A strictly monotone function of ``ref_score``, so it ranks texts exactly as the reference
+    attack does (same AUC and TPRs); kept because the copyright-traps paper reports it.
     Computed as one exponential of the difference so large NLLs do not overflow.
     """
     t = np.asarray(nll_target, dtype=np.float64)
     r = np.asarray(nll_ref, dtype=np.float64)
     return _scalar_or_array(-np.exp(t - r))
+
+
+def nll_ratio_score(nll_target: ArrayLike, nll_ref: ArrayLike) -> float | np.ndarray:
+    """Log-perplexity ratio (Carlini et al. 2021, "comparing to other neural language models"):
+    ``−NLL_target / NLL_ref = −log ppl_target / log ppl_ref``. Unlike ``ratio_score`` it is not a
+    function of the difference alone, so it ranks texts differently from ``ref_score``.
+    ``nan`` where ``NLL_ref = 0``.
+    """
+    t = np.asarray(nll_target, dtype=np.float64)
+    r = np.asarray(nll_ref, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(r == 0, np.nan, -t / np.where(r == 0, 1.0, r))
+    return _scalar_or_array(out)
 
 
 def lowercase_score(nll: ArrayLike, nll_lower: ArrayLike) -> float | np.ndarray:
