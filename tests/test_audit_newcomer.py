@@ -74,3 +74,48 @@ def test_every_table_carries_ids_and_texts_to_join_on(tmp_path, wide_dirs):
     for family in ("extraction", "pythia", "recall"):
         frame = pd.read_parquet(out / "family_samples" / f"{family}.parquet")
         assert frame["id"].tolist()[:2] == ["m0", "m1"] and frame["text"].tolist()[0] == MEMBERS[0], family
+
+
+def _full_example() -> str:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
+    start = doc.index("A full example")
+    block = doc[doc.index("```yaml\n", start) + len("```yaml\n"):]
+    return block[: block.index("```")]
+
+
+def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_path, wide_dirs, capsys):
+    import yaml
+
+    from mnemoscope.config import flatten
+    from mnemoscope.recipes import audit
+
+    text = _full_example()
+    cfg = yaml.safe_load(text)
+    assert set(flatten(audit.DEFAULTS)) - {"model.name"} == set(flatten(cfg)), "docs/formats.md is incomplete"
+    d = tmp_path / "work"
+    d.mkdir()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "ref").symlink_to(wide_dirs[1])
+    long_members = [" ".join([t] * 12) for t in MEMBERS]  # long enough for prefix 64 + suffix 50
+    _jsonl(d / "members.jsonl", [{"text": t} for t in long_members])
+    _jsonl(d / "nonmembers.jsonl", [{"text": " ".join([t] * 12)} for t in NONMEMBERS])
+    _jsonl(d / "pool.jsonl", [{"text": t} for t in NONMEMBERS])
+    _jsonl(d / "verbmem.jsonl", [{"prompt": "The museum in Alder keeps", "gt": " a collection of old clocks."}])
+    _jsonl(d / "qa.jsonl", [{"question": "Where was Anna Berg born?", "answer": "Lisbon"},
+                            {"question": "What does the museum keep?", "answer": "old clocks"}])
+    _jsonl(d / "tofu.jsonl", [{"question": "Where was Anna Berg born?", "answer": "In Lisbon.",
+                               "paraphrased_answer": "Lisbon is her birthplace.", "perturbed_answer": ["In Porto."]}])
+    _jsonl(d / "probes.jsonl", [{"prefix": "Anna Berg was born in", "target": " Lisbon"}])
+    _jsonl(d / "story.jsonl", [{"text": STORY}])
+    save_puzzles(d / "puzzles.jsonl", generate_puzzles(2, 2, seed=0))
+    (d / "audit.yaml").write_text(text.replace("n_boot: 1000", "n_boot: 50"), encoding="utf-8")  # faster CI
+    out = tmp_path / "run"
+    assert _audit(wide_dirs[0], d / "audit.yaml", out) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("mia/min_k_pp/auc", "mia/nll_ratio/auc", "extraction/exact/rate@prefix=64",
+                "extraction/pythia/score/mean", "verbmem/rouge_l_f1/mean", "knowmem/rouge_l_f1/mean",
+                "tofu/probability/mean", "recognition/2afc/accuracy@foil=novel", "recall/match_rate/mean",
+                "sort/short_term/accuracy", "reasoning/kk/accuracy", "reasoning/limem/acc@perturb=statement"):
+        assert metrics.get(key) is not None, key
