@@ -54,7 +54,7 @@ def test_untargeted_finds_verbatim_spans_and_the_filter_removes_them(lab, tmp_pa
     engine, docs = lab
     corpus = _write(tmp_path / "corpus.jsonl", docs, [f"d{i}" for i in range(len(docs))])
     prompts = _write(tmp_path / "prompts.jsonl", [" ".join(d.split()[:2]) for d in docs[:4]])
-    cfg = cfg_of(untargeted, corpus=corpus, prompts=prompts, min_tokens=8, max_new_tokens=24, n_samples=8,
+    cfg = cfg_of(untargeted, corpus=corpus, prompts=prompts, min_tokens=8, max_new_tokens=24, n_samples=8, start=False,
                  filter=True, filter_n=4)
     res = run(untargeted, cfg, engine)
     m, s = res.metrics, res.samples

@@ -1,8 +1,9 @@
 """Untargeted extraction (Nasr et al. 2023, *Scalable Extraction of Training Data from (Production)
 Language Models*): what does the model emit when nobody gives it a prefix?
 
-Generations start from short generic prompts — by default the start of a document (the BOS token,
-or EOS for a tokenizer without one, as Carlini et al. prompt GPT-2) — greedy once per prompt and
+Generations start from short generic prompts — the start of a document (the BOS token, or EOS for
+a tokenizer without one, as Carlini et al. prompt GPT-2; ``start`` [true]) and the texts of the
+``prompts`` file, if named — greedy once per prompt and
 ``n_samples`` sampled ones (top-k 40, temperature 1, seeded). A generation counts as **extracted**
 when it contains a span of at least L tokens (``min_tokens`` [50]) found verbatim in the training
 corpus the user names (``probes.ngram_index``: every hit verified token by token). Only generated
@@ -38,7 +39,8 @@ from mnemoscope.probes.textfile import load_records, load_texts
 NAME = "untargeted"
 TITLE = "Untargeted extraction"
 DEFAULTS = {"untargeted": {
-    "corpus": "", "field": "text", "min_tokens": 50, "prompts": "", "n_samples": 100, "max_new_tokens": 256,
+    "corpus": "", "field": "text", "min_tokens": 50, "prompts": "", "start": True, "n_samples": 100,
+    "max_new_tokens": 256,
     "greedy": True, "temperature": 1.0, "top_k": 40, "top_p": 1.0,
     "filter": False, "filter_n": 10, "filter_fpr": 0.001,
 }}
@@ -96,7 +98,8 @@ def start_prompt(engine: Backend) -> list[int]:
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     s = inputs.settings
-    prompts = [engine.encode_prompt(p) for p in inputs.prompts] if inputs.prompts else [start_prompt(engine)]
+    prompts = [start_prompt(engine)] if s["start"] or not inputs.prompts else []
+    prompts += [engine.encode_prompt(p) for p in inputs.prompts or []]
     check_generation(engine, prompts, int(s["max_new_tokens"]), "untargeted prompt", "untargeted.max_new_tokens")
     t0 = time.perf_counter()
     doc_tokens = engine.text_ids(inputs.corpus)
