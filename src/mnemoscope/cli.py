@@ -90,8 +90,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _summary(out: Path) -> str:
     metrics = json.loads((out / "metrics.json").read_text())
+    manifest = out / "manifest.json"
+    recipe = json.loads(manifest.read_text()).get("recipe") if manifest.is_file() else None
+    from mnemoscope.recipes import RECIPES, get_recipe
+
+    if recipe in RECIPES and hasattr(get_recipe(recipe), "summary"):  # a recipe may print its own table
+        return get_recipe(recipe).summary(metrics)
     lines = []
-    doses = sorted({int(k.split("@dose=")[1]) for k in metrics if "@dose=" in k})
+    doses = sorted({int(k.split("@dose=")[1].split(",")[0]) for k in metrics if "@dose=" in k})
     if doses:
         lines.append(f"{'dose':>5} {'exact extraction':>17} {'memorization':>13} {'AUC min_k_pp':>13} {'AUC loss':>9}")
         for d in doses:

@@ -47,12 +47,12 @@ from mnemoscope.train.data import InjectedData, plan_injections
 DEFAULTS = {
     "seed": 0,
     "model": {"size": "tiny", "vocab_size": 8192, "device": "auto", "layers": 4},
-    "corpus": {"n_docs": 2400},
+    "corpus": {"n_docs": 4000},
     "canaries": {"doses": [0, 1, 4, 16, 64], "per_dose": 6, "n_controls": 12, "kinds": ["passphrase", "random_tokens"],
                  "passphrase_words": 8, "random_tokens": 24},
     "train": {"steps": 500, "batch_size": 8, "seq_len": 64, "lr": 3e-3, "warmup": 20, "checkpoint_every": 100,
               "keep_checkpoints": 5},
-    "derive": {"steps": 60, "lr": 1e-3, "n_docs": 400},
+    "derive": {"steps": 60, "lr": 1e-3, "n_docs": 600},
     "filter": {"n": 6, "fpr": 0.001},
     "untargeted": {"min_tokens": 12, "n_samples": 192, "max_new_tokens": 48, "top_k": 40, "temperature": 1.0,
                    "prompt": "My secret passphrase is"},
@@ -253,6 +253,28 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
                       extra={"bos": engine.bos, "derive_steps": cfg["derive"]["steps"]})
 
 
+def summary(metrics: dict) -> str:
+    """The CLI's closing table: by dose, exact / approximate / untargeted with and without MemFree, ACR;
+    then the provenance p-values."""
+    def g(key, digits=2):
+        v = metrics.get(key)
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    doses = sorted({int(k.split("@dose=")[1].split(",")[0]) for k in metrics if k.startswith("approx/exact/rate@dose=")})
+    lines = [f"{'dose':>5} {'exact':>6} {'+filter':>8} {'approx':>7} {'+filter':>8} {'spans':>6} {'+filter':>8} {'ACR':>6}"]
+    for d in doses:
+        f = ",filter=memfree"
+        src = f"@source=dose{d}"
+        lines.append(f"{d:>5} {g(f'approx/exact/rate@dose={d}'):>6} {g(f'approx/exact/rate@dose={d}{f}'):>8} "
+                     f"{g(f'approx/memorized/rate@dose={d}'):>7} {g(f'approx/memorized/rate@dose={d}{f}'):>8} "
+                     f"{g(f'untargeted/spans/unique{src}', 0) if d else '-':>6} "
+                     f"{g(f'untargeted/spans/unique{src}{f}', 0) if d else '-':>8} {g(f'acr/ratio/mean@dose={d}'):>6}")
+    for suspect in ("derived", "independent"):
+        lines.append(f"provenance {suspect:<11} rho {g(f'provenance/rho@suspect={suspect}', 3)}  "
+                     f"p {metrics.get(f'provenance/p_value@suspect={suspect}', '-')}")
+    return "\n".join(lines)
+
+
 # -------------------------------------------------------------------- helpers
 
 
@@ -299,6 +321,7 @@ def untargeted_by_source(spans: pd.DataFrame, doses: list[int], base: dict) -> d
         for src in sources:
             sel = part[part["source"] == src]
             suffix = f"@source={src.replace('=', '')}" + (",filter=memfree" if tag == "memfree" else "")
+            # e.g. untargeted/spans/unique@source=dose16,filter=memfree
             out[f"untargeted/spans/unique{suffix}"] = float(sel["text"].nunique())
             out[f"untargeted/extracted/rate{suffix}"] = float(sel["generation"].nunique() / n) if n else None
     return out
