@@ -25,7 +25,7 @@ def test_word_swap_neighbours():
     nbs = word_swap_neighbours("the cat sat on the mat", words, 5, seed=1)
     assert len(nbs) == 5
     for nb in nbs:
-        diff = [(a, b) for a, b in zip("the cat sat on the mat".split(), nb.split()) if a != b]
+        diff = [(a, b) for a, b in zip(["the", "cat", "sat", "on", "the", "mat"], nb.split()) if a != b]
         assert len(diff) == 1 and diff[0][1] in words
     assert nbs == word_swap_neighbours("the cat sat on the mat", words, 5, seed=1)  # seeded
     assert word_swap_neighbours("12 34", words, 3) == []
@@ -62,7 +62,7 @@ def test_every_attack_scores_members_higher(setup):
 
 
 def test_missing_files_are_noted_not_invented(setup):
-    engine, members, nonmembers, cfg = setup
+    engine, members, _, cfg = setup
     cfg = copy.deepcopy(cfg)
     cfg["attacks"].update(recall_prefix="", dcpdd_corpus="", names=["recall", "dcpdd", "neighbourhood"], n_neighbours=2)
     frame, notes = attacks.attack_scores(engine, members[:2], attacks.read(cfg))

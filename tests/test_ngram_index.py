@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ def test_window_hashes_are_polynomial():
     h = window_hashes(t, 2)
     B = int(BASE)
     mod = 2**64
-    assert [int(x) for x in h] == [((int(a) + 1) * B + (int(b) + 1)) % mod for a, b in zip(t[:-1], t[1:])]
+    assert [int(x) for x in h] == [((int(a) + 1) * B + (int(b) + 1)) % mod for a, b in itertools.pairwise(t)]
     assert window_hashes(t, 5).size == 0
     rng = np.random.default_rng(5)
     for n in (1, 3, 17, 50):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["APPROX_THRESHOLD", "edit_distance", "edit_similarity", "bleu", "approximately_memorized"]
+__all__ = ["APPROX_THRESHOLD", "approximately_memorized", "bleu", "edit_distance", "edit_similarity"]
 
 APPROX_THRESHOLD = 0.75  # Ippolito et al.'s BLEU threshold
 

@@ -21,14 +21,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
-    "neighbourhood_score",
-    "gradnorm_score",
-    "recall_score",
-    "token_frequencies",
     "dcpdd_score",
-    "samia_split",
+    "gradnorm_score",
+    "neighbourhood_score",
+    "recall_score",
     "rouge1_recall",
     "samia_score",
+    "samia_split",
+    "token_frequencies",
 ]
 
 

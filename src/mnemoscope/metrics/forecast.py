@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["forecast_precision_recall", "compression_ratio"]
+__all__ = ["compression_ratio", "forecast_precision_recall"]
 
 
 def forecast_precision_recall(predicted: ArrayLike, actual: ArrayLike) -> tuple[float, float]:

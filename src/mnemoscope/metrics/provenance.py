@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import rankdata
 
-__all__ = ["spearman", "permutation_pvalue", "provenance_test"]
+__all__ = ["permutation_pvalue", "provenance_test", "spearman"]
 
 _TOL = 1e-12  # permutations whose ρ equals ρ_obs up to float noise count as ≥
 

@@ -76,7 +76,7 @@ class BloomFilter:
         return np.all((self.bits[pos >> 3] >> (pos & 7)) & 1, axis=0).astype(bool)
 
     @classmethod
-    def of_ngrams(cls, docs, n: int, fpr: float = 1e-3) -> "BloomFilter":
+    def of_ngrams(cls, docs, n: int, fpr: float = 1e-3) -> BloomFilter:
         """The filter of every n-gram inside each document (none spans two documents)."""
         parts = [window_hashes(np.asarray(d, dtype=np.int64), n) for d in docs if len(d) >= n]
         return cls(np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64), fpr)

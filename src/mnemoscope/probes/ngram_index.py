@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BASE", "window_hashes", "NGramIndex", "Span"]
+__all__ = ["BASE", "NGramIndex", "Span", "window_hashes"]
 
 BASE = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit constant (the golden-ratio multiplier)
 SEP = -1

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from mnemoscope import rundir
 from mnemoscope.config import resolve
