@@ -51,7 +51,7 @@ DEFAULTS = {
                  "passphrase_words": 8, "random_tokens": 24},
     "train": {"steps": 500, "batch_size": 8, "seq_len": 64, "lr": 3e-3, "warmup": 20, "checkpoint_every": 100,
               "keep_checkpoints": 5},
-    "derive": {"steps": 60, "lr": 1e-3, "n_docs": 600},
+    "derive": {"steps": 60, "lr": 3e-4, "n_docs": 600},
     "filter": {"n": 6, "fpr": 0.001},
     "untargeted": {"min_tokens": 12, "n_samples": 192, "max_new_tokens": 48, "top_k": 40, "temperature": 1.0,
                    "prompt": "My secret passphrase is"},
@@ -144,6 +144,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         return result
 
     # ---------------------------------------------------------------- exact vs approximate
+    log("measuring: approximate")
     with timer("approximate"):
         a = cfg["approximate"]
         acfg = {"approximate": {**approximate.DEFAULTS["approximate"], "texts": str(data_dir / "canaries.jsonl"),
@@ -158,6 +159,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         samples = samples.merge(wide, left_on="id", right_index=True, how="left")
 
     # ---------------------------------------------------------------- untargeted extraction
+    log("measuring: untargeted")
     with timer("untargeted"):
         u = cfg["untargeted"]
         ucfg = {"untargeted": {**untargeted.DEFAULTS["untargeted"], "corpus": str(data_dir / "corpus.jsonl"),
@@ -171,6 +173,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         metrics.update(untargeted_by_source(spans, c["doses"], res.metrics))
 
     # ---------------------------------------------------------------- ACR
+    log("measuring: acr")
     with timer("acr"):
         r = cfg["acr"]
         chosen = [k for dose in sorted(set(c["doses"])) for k in [x for x in canaries if x.dose == dose
@@ -194,6 +197,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
                 notes[f"acr/ratio/mean@dose={dose}"] = "acr: no prompt found for this dose within the budget"
 
     # ---------------------------------------------------------------- provenance
+    log("measuring: provenance")
     with timer("provenance"):
         pcfg = {"provenance": {**provenance.DEFAULTS["provenance"], "texts": str(data_dir / "train_docs.jsonl"),
                                "order": str(data_dir / "order.jsonl"), "n_perm": cfg["provenance"]["n_perm"]}}
@@ -206,6 +210,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
             prov_rows.append(res.samples.assign(suspect=suspect))
 
     # ---------------------------------------------------------------- forecasting from checkpoints
+    log("measuring: forecast")
     with timer("forecast"):
         checkpoints = sorted((out / "original" / "checkpoints").glob("step-*"))[:-1]  # the last one is the final
         predictors, fractions = [], []
@@ -229,6 +234,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
             notes["forecast/memorized/rate"] = "forecast: no intermediate checkpoint kept (train.keep_checkpoints)"
 
     # ---------------------------------------------------------------- membership attacks by dose
+    log("measuring: attacks")
     with timer("attacks"):
         kcfg = {"attacks": {**attacks.DEFAULTS["attacks"],
                             **{k: v for k, v in cfg["attacks"].items() if k in attacks.DEFAULTS["attacks"]},
