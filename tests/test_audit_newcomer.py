@@ -99,8 +99,11 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "ref").symlink_to(wide_dirs[1])
     long_members = [" ".join([t] * 12) for t in MEMBERS]  # long enough for prefix 64 + suffix 50
-    _jsonl(d / "members.jsonl", [{"text": t} for t in long_members])
-    _jsonl(d / "nonmembers.jsonl", [{"text": " ".join([t] * 12)} for t in NONMEMBERS])
+    _jsonl(d / "members.jsonl", [{"id": f"m{i}", "text": t} for i, t in enumerate(long_members)])
+    (d / "order.txt").write_text("".join(f"m{i}\n" for i in range(len(long_members))))
+    _jsonl(d / "corpus.jsonl", [{"text": t} for t in long_members + NONMEMBERS])
+    _jsonl(d / "acr.jsonl", [{"id": "a0", "text": " studied music.", "prompt": "Anna Berg"}])
+    _jsonl(d / "nonmembers.jsonl", [{"text": t} for t in NONMEMBERS])  # short: ReCaLL conditions on them
     _jsonl(d / "pool.jsonl", [{"text": t} for t in NONMEMBERS])
     _jsonl(d / "verbmem.jsonl", [{"prompt": "The museum in Alder keeps", "gt": " a collection of old clocks."}])
     _jsonl(d / "qa.jsonl", [{"question": "Where was Anna Berg born?", "answer": "Lisbon"},
@@ -117,5 +120,7 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
     for key in ("mia/min_k_pp/auc", "mia/nll_ratio/auc", "extraction/exact/rate@prefix=64",
                 "extraction/pythia/score/mean", "verbmem/rouge_l_f1/mean", "knowmem/rouge_l_f1/mean",
                 "tofu/probability/mean", "recognition/2afc/accuracy@foil=novel", "recall/match_rate/mean",
-                "sort/short_term/accuracy", "reasoning/kk/accuracy", "reasoning/limem/acc@perturb=statement"):
+                "sort/short_term/accuracy", "reasoning/kk/accuracy", "reasoning/limem/acc@perturb=statement",
+                "mia/neighbourhood/auc", "mia/recall/auc", "mia/dcpdd/auc", "approx/memorized/rate",
+                "untargeted/extracted/rate", "acr/n", "provenance/p_value", "forecast/n"):
         assert metrics.get(key) is not None, key

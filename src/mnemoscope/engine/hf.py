@@ -44,7 +44,7 @@ class HFEngine(Backend):
     """Scores and generates with one transformers model under one tokenization policy."""
 
     name = "hf"
-    provides = frozenset({"logprobs", "distribution", "generate", "sample", "banned"})
+    provides = frozenset({"logprobs", "distribution", "generate", "sample", "banned", "gradients"})
 
     def __init__(
         self,
@@ -276,6 +276,31 @@ class HFEngine(Backend):
                 toks = toks[: toks.index(eos)]
             out.append(Continuation(token_ids=toks, text=self.decode(toks), prompt_tokens=len(p)))
         return out
+
+    # ------------------------------------------------------------------ gradients
+    def gradient_norms(self, texts: list[str], *, p: float = float("inf")) -> list:
+        """Per text: p-norms of ∇NLL w.r.t. each parameter tensor and the input embeddings
+        (``engine.gradients.GradNorms``); one forward + backward pass per text."""
+        from mnemoscope.engine.gradients import nll_gradient_norms
+
+        items = [self.encode_text(t) for t in texts]
+        _check_scorable(items)
+        out = []
+        for it in items:
+            out.append(nll_gradient_norms(self.model, it.ids, it.score_from, p))
+            self.stats.forward_calls += 1
+            self.stats.items_forwarded += 1
+        return out
+
+    def prompt_gradients(self, prompt: list[int], target: list[int]):
+        """(∂ mean NLL(target | prefix_ids() + prompt) / ∂ one-hot(prompt) [len(prompt), V], that NLL):
+        the gradient a GCG search over prompt tokens follows."""
+        from mnemoscope.engine.gradients import one_hot_gradients
+
+        if not prompt or not target:
+            raise MnemoscopeError("prompt_gradients needs at least one prompt and one target token")
+        self.stats.forward_calls += 1
+        return one_hot_gradients(self.model, self.prefix_ids(), list(prompt), list(target))
 
 
 class _BanProcessor:

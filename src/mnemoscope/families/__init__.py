@@ -22,6 +22,11 @@ FAMILIES: dict[str, str] = {
     "sort": "mnemoscope.families.sort",
     "reasoning": "mnemoscope.families.reasoning",
     "limem": "mnemoscope.families.limem",
+    "approximate": "mnemoscope.families.approximate",
+    "untargeted": "mnemoscope.families.untargeted",
+    "acr": "mnemoscope.families.acr",
+    "provenance": "mnemoscope.families.provenance",
+    "forecast": "mnemoscope.families.forecast",
 }
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 from mnemoscope.engine import Backend, TokenScores
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families import reference
+from mnemoscope.families import attacks, reference
 from mnemoscope.families.base import Context, Result, encode_each
 from mnemoscope.families.extraction import compare_continuations, split_prefixes
 from mnemoscope.metrics.membership import membership_scores
@@ -50,8 +50,10 @@ DEFAULTS = {
     "data": {"members": "", "nonmembers": "", "wikimia": "", "drop_overlap": False},
     "membership": {"ref_model": "", "ref_mismatch": "refuse", "lowercase": False},
     "audit": {"k": 0.2, "extraction": True, "prefix_fraction": 0.5, "max_suffix": 32},
+    # the attacks of families.attacks, off unless named (gradnorm costs a backward pass per text, SaMIA samples)
+    "attacks": {**attacks.DEFAULTS["attacks"], "names": []},
 }
-PATH_KEYS = ("data.members", "data.nonmembers", "data.wikimia")
+PATH_KEYS = ("data.members", "data.nonmembers", "data.wikimia", *attacks.PATH_KEYS)
 MODEL_KEYS = ("membership.ref_model",)
 NEEDS = ("logprobs",)
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp")
@@ -173,6 +175,7 @@ class Inputs:
     prefix_fraction: float = 0.5
     max_suffix: int = 32
     sources: tuple[str, str] = ("members", "non-members")  # where each set was read from
+    attacks: attacks.Settings | None = None  # further attacks (families.attacks), when named
 
     @property
     def texts(self) -> list[str]:
@@ -233,8 +236,9 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
     members, nonmembers = load_sets(d["members"], d["nonmembers"], d["drop_overlap"], ctx.warn,
                                     wikimia_path=d["wikimia"])
     sources = (d["wikimia"], d["wikimia"]) if d["wikimia"] else (d["members"], d["nonmembers"])
+    more = attacks.read(cfg, seed=ctx.seed) if cfg["attacks"]["names"] else None
     return Inputs(members, nonmembers, a["k"], m["ref_mismatch"], m["lowercase"], a["extraction"],
-                  a["prefix_fraction"], a["max_suffix"], sources)
+                  a["prefix_fraction"], a["max_suffix"], sources, more)
 
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context) -> Plan:
@@ -257,6 +261,8 @@ def plan(inputs: Inputs, engine: Backend, ctx: Context) -> Plan:
     if "distribution" not in engine.provides:
         refused["mia/min_k_pp/auc"] = (f"min_k_pp needs per-token distribution statistics, which the {engine.name} "
                                        "backend does not provide; use --backend hf for it")
+    if inputs.attacks is not None:
+        attacks.check(engine, texts, inputs.attacks)
     extraction = split_prefixes(engine, texts, inputs.prefix_fraction, inputs.max_suffix) if inputs.extraction else None
     return Plan(inputs, items, ref_engine, extraction, refused)
 
@@ -266,8 +272,17 @@ def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
     texts, labels = inputs.texts, inputs.labels
     scored = engine.score_encoded(plan.items)
     frame = _likelihood_frame(engine, texts, scored, inputs.k, plan.ref_engine, inputs.ref_mismatch, inputs.lowercase)
+    more_notes = {}
+    if inputs.attacks is not None:
+        more, more_notes = attacks.attack_scores(engine, texts, inputs.attacks)
+        frame = pd.concat([frame, more], axis=1)
     samples = pd.concat([pd.DataFrame({"text": texts, "label": labels}), frame], axis=1)
     result = attack_metrics(labels, frame, n_boot=ctx.n_boot, seed=ctx.seed)
+    for key, reason in more_notes.items():  # an attack left out is null; a partial one keeps its AUC
+        if key in result.metrics:
+            result.note(key, reason)
+        else:
+            result.not_computed(key, reason)
     for key, reason in plan.refused.items():
         result.not_computed(key, reason)
     n_truncated = int((samples["truncated"] > 0).sum())

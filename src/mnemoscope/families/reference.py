@@ -37,7 +37,12 @@ import pandas as pd
 
 from mnemoscope.engine import Engine, TokenScores
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.metrics.membership import lowercase_score, nll_ratio_score, ratio_score, ref_score
+from mnemoscope.metrics.membership import (
+    lowercase_score,
+    nll_ratio_score,
+    ratio_score,
+    ref_score,
+)
 
 MISMATCH_POLICIES = ("refuse", "per_byte")
 

@@ -71,15 +71,26 @@ def load_config_file(path: str | Path) -> dict[str, object]:
     base = path.resolve().parent
     for key in PATH_KEYS + MODEL_KEYS:
         value = flat.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            candidate = base / Path(value).expanduser()
-            if key in PATH_KEYS or candidate.exists():
-                flat[key] = str(candidate)
-            elif Path(value).exists():  # a model key names a path, but from the wrong folder
-                raise MnemoscopeError(f"{path}: {key} '{value}' is not found relative to the config file "
-                                      f"({candidate}); paths in a config file are relative to its folder")
-            # otherwise a hub id: loading checks the local cache and the hub at once
+        if isinstance(value, list):
+            flat[key] = [_relative_to(base, path, key, v) for v in value]
+        elif value:
+            flat[key] = _relative_to(base, path, key, value)
     return flat
+
+
+def _relative_to(base: Path, config: Path, key: str, value):
+    """A relative path in a config file, resolved against the file's folder. A model key's value
+    that exists only from the working directory is refused; one that exists nowhere is a hub id
+    (loading checks the local cache and the hub at once)."""
+    if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+        return value
+    candidate = base / Path(value).expanduser()
+    if key in PATH_KEYS or candidate.exists():
+        return str(candidate)
+    if Path(value).exists():
+        raise MnemoscopeError(f"{config}: {key} '{value}' is not found relative to the config file "
+                              f"({candidate}); paths in a config file are relative to its folder")
+    return value
 
 
 def open_engine(cfg: dict, name: str) -> tuple[Engine, object]:
@@ -120,7 +131,13 @@ def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
 
     # the models, then every family's plan: too long, mismatched tokenizers fail before anything is written
     engine, loaded = open_engine(cfg, cfg["model"]["name"])
-    extra = {key: open_engine(cfg, _get(cfg, key))[0] for key in MODEL_KEYS[1:] if _get(cfg, key)}
+    extra = {}  # further models by config key: one engine, or a list for a list of models
+    for key in MODEL_KEYS[1:]:
+        value = _get(cfg, key)
+        if isinstance(value, list):
+            extra[key] = [open_engine(cfg, v)[0] for v in value]
+        elif value:
+            extra[key] = open_engine(cfg, value)[0]
     plans = []
     for fam, inputs, ctx in reading:
         ctx.engines = extra

@@ -1,0 +1,348 @@
+"""Extraction beyond prefix tests: canaries at known doses, then every extraction measurement.
+
+Read top to bottom: corpus → tokenizer → canaries → a training stream whose document order is
+known → train the *original* model (checkpoints kept) → an *independent* model trained on the same
+data in another order → a *derived* model fine-tuned from the original on other text → measure:
+
+- exact vs approximate memorization of each canary's second half, with and without the MemFree
+  verbatim filter (``families.approximate``);
+- untargeted extraction: generations from the start of a document and from a generic prompt,
+  spans of ≥ L tokens found verbatim in the training corpus, attributed to the canary dose (or the
+  background text) they came from, with and without the filter (``families.untargeted``);
+- ACR: the shortest prompt found (GCG, warm-started from the canary's own first tokens) that
+  makes greedy decoding reproduce the rest of the canary (``families.acr``);
+- provenance: Spearman test of the derived and the independent model against the original's
+  training order (``families.provenance``);
+- forecasting: the original's checkpoints predict which canaries the final model memorized;
+- the newer membership attacks (``families.attacks``) by dose against the dose-0 controls.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnemoscope import rundir
+from mnemoscope.config import resolve
+from mnemoscope.engine import Engine
+from mnemoscope.engine.encoding import text_ids
+from mnemoscope.engine.loading import resolve_device
+from mnemoscope.errors import MnemoscopeError
+from mnemoscope.families import (
+    acr,
+    approximate,
+    attacks,
+    forecast,
+    provenance,
+    untargeted,
+)
+from mnemoscope.families.base import Context, Result
+from mnemoscope.families.membership import membership_metrics
+from mnemoscope.lab.tiny import build_model
+from mnemoscope.probes.canaries import make_canaries
+from mnemoscope.probes.corpus import background_documents
+from mnemoscope.recipes.common import (
+    finish_lab_run,
+    lab_tokenizer,
+    preset_from,
+    train_config,
+)
+from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.phase import train_phase
+
+DEFAULTS = {
+    "seed": 0,
+    "model": {"size": "tiny", "vocab_size": 8192, "device": "auto", "layers": 4},
+    "corpus": {"n_docs": 4000},
+    "canaries": {"doses": [0, 1, 4, 16, 64], "per_dose": 6, "n_controls": 12, "kinds": ["passphrase", "random_tokens"],
+                 "passphrase_words": 8, "random_tokens": 24},
+    "train": {"steps": 500, "batch_size": 8, "seq_len": 64, "lr": 3e-3, "warmup": 20, "checkpoint_every": 100,
+              "keep_checkpoints": 5},
+    "derive": {"steps": 60, "lr": 3e-4, "n_docs": 600},
+    "filter": {"n": 6, "fpr": 0.001},
+    "untargeted": {"min_tokens": 12, "n_samples": 192, "max_new_tokens": 48, "top_k": 40, "temperature": 1.0,
+                   "prompt": "My secret passphrase is"},
+    "approximate": {"prefix_fraction": 0.5, "suffix_tokens": 32, "threshold": 0.75},
+    "acr": {"per_dose": 1, "kind": "random_tokens", "warm_tokens": 4, "max_prompt_tokens": 8, "steps": 15,
+            "budget_steps": 30, "batch_size": 48, "topk": 64},
+    "provenance": {"n_perm": 9999},
+    "forecast": {"prefix": 6, "suffix": 8},
+    "attacks": {"names": list(attacks.ATTACKS), "n_neighbours": 10, "samia_samples": 5, "recall_shots": 3,
+                "n_recall_prefix": 6},
+    "audit": {"n_boot": 1000},
+}
+
+
+def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=print) -> Path:
+    cfg = resolve(DEFAULTS, overrides)
+    run = rundir.Run(out, cfg, "extraction")
+    out = run.out
+    seed = cfg["seed"]
+    t, c = cfg["train"], cfg["canaries"]
+
+    # ---------------------------------------------------------------- data with a known order
+    with run.phase("data"):
+        docs = background_documents(cfg["corpus"]["n_docs"], seed=seed)
+        tokenizer = lab_tokenizer(out, docs, cfg)
+        eos = tokenizer.eos_token_id
+        canaries = make_canaries(c["per_dose"], tuple(c["doses"]), kinds=tuple(c["kinds"]), n_controls=c["n_controls"],
+                                 passphrase_words=c["passphrase_words"], random_tokens=c["random_tokens"],
+                                 tokenizer=tokenizer, seed=seed)
+        doc_tokens = text_ids(tokenizer, docs)
+        canary_ids = {k.id: text_ids(tokenizer, k.text) for k in canaries}
+        doses = {k.id: k.dose for k in canaries if k.dose > 0}
+        streams = {}
+        for name, order_seed in (("original", seed), ("independent", seed + 1)):
+            order = list(range(len(docs)))
+            random.Random(order_seed).shuffle(order)
+            rows, positions = ordered_rows(doc_tokens, order, t["steps"] * t["batch_size"], t["seq_len"], eos)
+            plan = plan_injections({k: len(v) for k, v in canary_ids.items()}, doses, steps=t["steps"],
+                                   batch_size=t["batch_size"], seq_len=t["seq_len"], seed=order_seed)
+            streams[name] = (InjectedData(rows, t["batch_size"], plan, canary_ids, eos), positions)
+        seen = sorted(streams["original"][1])  # background documents the original saw (index → step)
+        data_dir = out / "data"
+        data_dir.mkdir(exist_ok=True)
+        write_jsonl(data_dir / "canaries.jsonl", [{"id": k.id, "text": k.text, "dose": k.dose} for k in canaries])
+        write_jsonl(data_dir / "corpus.jsonl", [{"id": f"bg-{i}", "text": docs[i]} for i in seen]
+                    + [{"id": k.id, "text": k.text} for k in canaries if k.dose > 0])
+        write_jsonl(data_dir / "train_docs.jsonl", [{"id": f"bg-{i}", "text": docs[i]} for i in seen])
+        write_jsonl(data_dir / "order.jsonl", [{"id": f"bg-{i}", "position": streams["original"][1][i]} for i in seen])
+        write_jsonl(data_dir / "prompts.jsonl", [{"text": cfg["untargeted"]["prompt"]}])
+        extra = background_documents(cfg["derive"]["n_docs"] + 200, seed=seed + 7)
+        write_jsonl(data_dir / "reference_corpus.jsonl", [{"text": d} for d in extra[-200:]])
+        held_out = make_canaries(0, (0,), kinds=("passphrase",), n_controls=cfg["attacks"]["n_recall_prefix"],
+                                 passphrase_words=c["passphrase_words"], seed=seed + 11)
+        held_out = [h for h in held_out if h.text not in {k.text for k in canaries}]
+        write_jsonl(data_dir / "recall_prefix.jsonl", [{"text": h.text} for h in held_out])
+
+    # ---------------------------------------------------------------- three models
+    device = resolve_device(cfg["model"]["device"])
+    preset = preset_from(cfg["model"])
+    with run.phase("train"):
+        models, histories = {}, {}
+        for name, init_seed in (("original", seed), ("independent", seed + 1)):
+            model = build_model(preset, tokenizer, seed=init_seed).to(device)
+            histories[name] = train_phase(model, streams[name][0].batch, train_config(_no_steps(t), t["steps"], init_seed),
+                                          out / name, log)
+            models[name] = model
+        d = cfg["derive"]
+        derived = copy.deepcopy(models["original"])
+        ft_rows = ordered_rows(text_ids(tokenizer, extra[: d["n_docs"]]), list(range(d["n_docs"])),
+                               d["steps"] * t["batch_size"], t["seq_len"], eos)[0]
+        histories["derived"] = train_phase(
+            derived, lambda s: ft_rows[s * t["batch_size"] : (s + 1) * t["batch_size"]],
+            train_config(_no_steps(t), d["steps"], seed + 2, lr=d["lr"], warmup=0, checkpoint_every=0, keep_checkpoints=1),
+            out / "derived", log)
+        models["derived"] = derived
+    engines = {k: Engine(m.eval(), tokenizer) for k, m in models.items()}
+    engine = engines["original"]
+    ctx = Context(seed=seed, n_boot=cfg["audit"]["n_boot"], log=log)
+    metrics: dict[str, float | None] = {}
+    notes: dict[str, str] = {}
+    samples = pd.DataFrame([k.to_dict() for k in canaries])
+    samples["label"] = (samples["dose"] > 0).astype(int)
+    dose_of = dict(zip(samples["id"], samples["dose"]))
+
+    def take(result: Result) -> Result:
+        metrics.update(result.metrics)
+        for key, why in {**ctx.notes, **result.notes}.items():
+            notes[key] = why
+        ctx.notes.clear()
+        return result
+
+    # ---------------------------------------------------------------- exact vs approximate
+    log("measuring: approximate")
+    with run.phase("approximate"):
+        a = cfg["approximate"]
+        acfg = {"approximate": {**approximate.DEFAULTS["approximate"], "texts": str(data_dir / "canaries.jsonl"),
+                                "prefix_tokens": 0, "prefix_fraction": a["prefix_fraction"],
+                                "suffix_tokens": a["suffix_tokens"], "threshold": a["threshold"], "filter": True,
+                                "filter_corpus": str(data_dir / "corpus.jsonl"), "filter_n": cfg["filter"]["n"],
+                                "filter_fpr": cfg["filter"]["fpr"]}}
+        res = take(family(approximate, acfg, engine, ctx))
+        metrics.update(approximate.rates_by(res.samples, dose_of))
+        wide = res.samples.pivot(index="id", columns="filter", values=["exact", "approx", "bleu", "edit_similarity"])
+        wide.columns = [f"approx/{v}" + ("@filter=memfree" if f == "memfree" else "") for v, f in wide.columns]
+        samples = samples.merge(wide, left_on="id", right_index=True, how="left")
+
+    # ---------------------------------------------------------------- untargeted extraction
+    log("measuring: untargeted")
+    with run.phase("untargeted"):
+        u = cfg["untargeted"]
+        ucfg = {"untargeted": {**untargeted.DEFAULTS["untargeted"], "corpus": str(data_dir / "corpus.jsonl"),
+                               "prompts": str(data_dir / "prompts.jsonl"), "min_tokens": u["min_tokens"],
+                               "n_samples": u["n_samples"], "max_new_tokens": u["max_new_tokens"], "top_k": u["top_k"],
+                               "temperature": u["temperature"], "filter": True, "filter_n": cfg["filter"]["n"],
+                               "filter_fpr": cfg["filter"]["fpr"]}}
+        res = take(family(untargeted, ucfg, engine, ctx))
+        spans = res.samples.copy()
+        spans["source"] = [f"dose={dose_of[x]}" if x in dose_of else "background" for x in spans["doc_id"]]
+        metrics.update(untargeted_by_source(spans, c["doses"], res.metrics))
+
+    # ---------------------------------------------------------------- ACR
+    log("measuring: acr")
+    with run.phase("acr"):
+        r = cfg["acr"]
+        chosen = [k for dose in sorted(set(c["doses"])) for k in [x for x in canaries if x.dose == dose
+                                                                   and x.kind == r["kind"]][: r["per_dose"]]]
+        rows = []
+        for k in chosen:
+            ids = canary_ids[k.id]
+            rows.append({"id": k.id, "text": tokenizer.decode(ids[r["warm_tokens"]:]),
+                         "prompt": tokenizer.decode(ids[: r["warm_tokens"]])})
+        write_jsonl(data_dir / "acr_targets.jsonl", rows)
+        rcfg = {"acr": {**acr.DEFAULTS["acr"], "targets": str(data_dir / "acr_targets.jsonl"),
+                        **{key: r[key] for key in ("max_prompt_tokens", "steps", "budget_steps", "batch_size", "topk")},
+                        "start_tokens": min(r["warm_tokens"], r["max_prompt_tokens"])}}
+        res = take(family(acr, rcfg, engine, ctx))
+        acr_rows = res.samples.assign(dose=[dose_of[x] for x in res.samples["id"]])
+        for dose, part in acr_rows.groupby("dose"):
+            found = part["acr"].dropna()
+            metrics[f"acr/memorized/rate@dose={dose}"] = float(part["memorized"].mean())
+            metrics[f"acr/ratio/mean@dose={dose}"] = float(found.mean()) if len(found) else None
+            if not len(found):
+                notes[f"acr/ratio/mean@dose={dose}"] = "acr: no prompt found for this dose within the budget"
+
+    # ---------------------------------------------------------------- provenance
+    log("measuring: provenance")
+    with run.phase("provenance"):
+        pcfg = {"provenance": {**provenance.DEFAULTS["provenance"], "texts": str(data_dir / "train_docs.jsonl"),
+                               "order": str(data_dir / "order.jsonl"), "n_perm": cfg["provenance"]["n_perm"]}}
+        prov_rows = []
+        for suspect in ("original", "derived", "independent"):
+            res = family(provenance, pcfg, engines[suspect], ctx)
+            for key in ("rho", "p_value"):
+                metrics[f"provenance/{key}@suspect={suspect}"] = res.metrics[f"provenance/{key}"]
+            metrics["provenance/n"] = res.metrics["provenance/n"]
+            prov_rows.append(res.samples.assign(suspect=suspect))
+
+    # ---------------------------------------------------------------- forecasting from checkpoints
+    log("measuring: forecast")
+    with run.phase("forecast"):
+        checkpoints = sorted((out / "original" / "checkpoints").glob("step-*"))[:-1]  # the last one is the final
+        predictors, fractions = [], []
+        from safetensors.torch import load_model as load_weights
+
+        for ck in checkpoints:
+            m = build_model(preset, tokenizer, seed=seed).to(device)
+            load_weights(m, str(ck / "model.safetensors"))
+            predictors.append(Engine(m.eval(), tokenizer))
+            fractions.append(int(ck.name.split("-")[1]) / t["steps"])
+        if predictors:
+            f = cfg["forecast"]
+            fcfg = {"forecast": {"texts": str(data_dir / "canaries.jsonl"), "models": [str(x) for x in checkpoints],
+                                 "fractions": fractions, "prefix": f["prefix"], "suffix": f["suffix"]}}
+            fctx = Context(seed=seed, engines={"forecast.models": predictors})
+            res = family(forecast, fcfg, engine, fctx)
+            metrics.update(res.metrics)
+            notes.update({**fctx.notes, **res.notes})
+            samples = samples.merge(res.samples, on="id", how="left")
+        else:
+            notes["forecast/memorized/rate"] = "forecast: no intermediate checkpoint kept (train.keep_checkpoints)"
+
+    # ---------------------------------------------------------------- membership attacks by dose
+    log("measuring: attacks")
+    with run.phase("attacks"):
+        kcfg = {"attacks": {**attacks.DEFAULTS["attacks"],
+                            **{k: v for k, v in cfg["attacks"].items() if k in attacks.DEFAULTS["attacks"]},
+                            "recall_prefix": str(data_dir / "recall_prefix.jsonl"),
+                            "dcpdd_corpus": str(data_dir / "reference_corpus.jsonl")}}
+        frame, attack_notes = attacks.attack_scores(engine, [k.text for k in canaries], attacks.read(kcfg, seed=seed))
+        notes.update(attack_notes)
+        samples = pd.concat([samples.reset_index(drop=True), frame], axis=1)
+        controls = samples[samples["dose"] == 0]
+        for dose in sorted(d for d in samples["dose"].unique() if d > 0):
+            pair = pd.concat([samples[samples["dose"] == dose], controls])
+            metrics.update(membership_metrics(pair["label"].to_numpy(), pair[list(frame.columns)],
+                                              suffix=f"@dose={dose}", n_boot=cfg["audit"]["n_boot"], seed=seed))
+
+    tables = {"samples": samples, "untargeted_spans": spans.drop(columns=["span_ids"]), "acr": acr_rows.drop(
+        columns=["prompt_ids"]), "provenance": pd.concat(prov_rows, ignore_index=True)}
+    run.metrics.update(metrics)
+    for key, why in notes.items():
+        run.note(key, why)
+    for name, table in tables.items():
+        run.add_table(name, table)
+    return finish_lab_run(run, models["original"], histories["original"],
+                          extra={"bos": engine.bos, "derive_steps": cfg["derive"]["steps"]})
+
+
+def summary(out: Path) -> str:
+    """The CLI's closing table: by dose, exact / approximate / untargeted with and without MemFree, ACR;
+    then the provenance p-values."""
+    metrics = json.loads((Path(out) / "metrics.json").read_text())
+
+    def g(key, digits=2):
+        v = metrics.get(key)
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    doses = sorted({int(k.split("@dose=")[1].split(",")[0]) for k in metrics if k.startswith("approx/exact/rate@dose=")})
+    lines = [f"{'dose':>5} {'exact':>6} {'+filter':>8} {'approx':>7} {'+filter':>8} {'spans':>6} {'+filter':>8} {'ACR':>6}"]
+    for d in doses:
+        f = ",filter=memfree"
+        src = f"@source=dose{d}"
+        lines.append(f"{d:>5} {g(f'approx/exact/rate@dose={d}'):>6} {g(f'approx/exact/rate@dose={d}{f}'):>8} "
+                     f"{g(f'approx/memorized/rate@dose={d}'):>7} {g(f'approx/memorized/rate@dose={d}{f}'):>8} "
+                     f"{g(f'untargeted/spans/unique{src}', 0) if d else '-':>6} "
+                     f"{g(f'untargeted/spans/unique{src}{f}', 0) if d else '-':>8} {g(f'acr/ratio/mean@dose={d}'):>6}")
+    for suspect in ("derived", "independent"):
+        lines.append(f"provenance {suspect:<11} rho {g(f'provenance/rho@suspect={suspect}', 3)}  "
+                     f"p {metrics.get(f'provenance/p_value@suspect={suspect}', '-')}")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def family(module, cfg: dict, engine, ctx: Context) -> Result:
+    """read → plan → measure of one family module, on files this recipe wrote."""
+    return module.measure(module.plan(module.read(cfg, ctx), engine, ctx), engine, ctx)
+
+
+def _no_steps(t: dict) -> dict:
+    return {k: v for k, v in t.items() if k != "steps"}
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    rundir.write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def ordered_rows(doc_tokens: list[list[int]], order: list[int], n_rows: int, seq_len: int,
+                 eos: int) -> tuple[np.ndarray, dict[int, int]]:
+    """Rows of ``seq_len`` tokens from the documents in ``order`` (each + EOS), one pass, and for each
+    document that made it in, the row where it starts: its training position (row // batch = step)."""
+    need = n_rows * seq_len
+    stream: list[int] = []
+    starts: dict[int, int] = {}
+    for i in order:
+        if len(stream) >= need:
+            break
+        starts[i] = len(stream) // seq_len
+        stream.extend(doc_tokens[i])
+        stream.append(eos)
+    if len(stream) < need:
+        raise MnemoscopeError(f"the corpus has {len(stream)} tokens but training needs {need}: raise corpus.n_docs or "
+                              "lower train.steps")
+    return np.asarray(stream[:need], dtype=np.int64).reshape(n_rows, seq_len), starts
+
+
+def untargeted_by_source(spans: pd.DataFrame, doses: list[int], base: dict) -> dict[str, float]:
+    """Unique extracted spans and generations with one, per source (each dose, background), with and
+    without the filter: keys ``untargeted/spans/unique@source=S[,filter=memfree]``."""
+    out: dict[str, float] = {}
+    sources = [f"dose={d}" for d in sorted(set(doses)) if d > 0] + ["background"]
+    for tag in ("none", "memfree"):
+        part = spans[spans["filter"] == tag]
+        n = base.get("untargeted/generations/n" + ("@filter=memfree" if tag == "memfree" else ""))
+        for src in sources:
+            sel = part[part["source"] == src]
+            suffix = f"@source={src.replace('=', '')}" + (",filter=memfree" if tag == "memfree" else "")
+            # e.g. untargeted/spans/unique@source=dose16,filter=memfree
+            out[f"untargeted/spans/unique{suffix}"] = float(sel["text"].nunique())
+            out[f"untargeted/extracted/rate{suffix}"] = float(sel["generation"].nunique() / n) if n else None
+    return out
