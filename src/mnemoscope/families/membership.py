@@ -18,25 +18,29 @@ from mnemoscope.metrics.roc import membership_report
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp")
 
 
-def attack_frame(engine: Engine, scored: list[TokenScores], k: float = 0.2) -> pd.DataFrame:
+def attack_frame(texts: list[str], scored: list[TokenScores], k: float = 0.2, *, rounding: str = "up") -> pd.DataFrame:
     """Columns nll, n_scored, truncated, bos and score/<attack> for each attack, from scores
-    already computed (so one pass can feed these and other attacks).
+    already computed (so one pass can feed these and other attacks). ``texts[i]`` is the text
+    ``scored[i]`` came from.
 
-    zlib is computed on exactly the scored text: the decoded scored tokens (without a BOS the
-    first token is context, not scored, so it is not counted either).
+    zlib compresses the text exactly as given (``zlib.compress(text.encode("utf-8"))``), as
+    Carlini et al. and MIMIR do: never a re-decoding of its tokens. ``rounding`` is Min-K%'s
+    count rule (``metrics.membership.min_k_count``).
     """
+    if len(texts) != len(scored):
+        raise ValueError(f"attack_frame: {len(texts)} texts for {len(scored)} scores")
     rows = []
-    for s in scored:
-        scored_text = engine.tokenizer.decode(s.token_ids.tolist())
+    for text, s in zip(texts, scored):
         row = {"nll": s.nll, "n_scored": s.n_scored, "truncated": s.truncated, "bos": s.bos}
-        row.update({f"score/{a}": v for a, v in membership_scores(s.logprobs, s.mu, s.sigma, scored_text, k).items()})
+        row.update({f"score/{a}": v for a, v in
+                    membership_scores(s.logprobs, s.mu, s.sigma, text, k, rounding=rounding).items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def score_texts(engine: Engine, texts: list[str], k: float = 0.2) -> pd.DataFrame:
+def score_texts(engine: Engine, texts: list[str], k: float = 0.2, *, rounding: str = "up") -> pd.DataFrame:
     """One forward pass per text → ``attack_frame`` of the results."""
-    return attack_frame(engine, engine.score(texts), k)
+    return attack_frame(list(texts), engine.score(list(texts)), k, rounding=rounding)
 
 
 def membership_metrics(

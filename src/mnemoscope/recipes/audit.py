@@ -458,7 +458,7 @@ def likelihood_scores(
     """Every likelihood attack from ONE batched target pass (+ one reference pass, + one pass over
     the lower-cased texts): score/{loss, zlib, min_k, min_k_pp[, ref, ratio][, lowercase]}."""
     scored = engine.score(texts)
-    frame = attack_frame(engine, scored, k)
+    frame = attack_frame(texts, scored, k)
     if ref_engine is not None:
         ref = reference.ref_ratio_scores(engine, ref_engine, texts, mismatch=ref_mismatch, target_scores=scored)
         frame["ref/unit"] = ref["unit"].to_numpy()
