@@ -46,17 +46,22 @@ def test_auc_labels_forget_as_members_and_matches_sklearn():
 
 
 def test_privleak_sign_on_constructed_scores(model, tokenizer):
-    # unlearned: forget clearly member-like (AUC 1); retrained: indistinguishable (AUC 0.5) → +100: under-unlearning
+    # MUSE's convention. Unlearned: forget clearly member-like (AUC 1); retrained: indistinguishable
+    # (AUC 0.5) → −100: under-unlearning (an un-unlearned target scores about −100 in MUSE's tables)
     auc_u = ev.auc_forget_vs_holdout(np.array([5.0, 6.0]), np.array([1.0, 2.0]))
     auc_r = ev.auc_forget_vs_holdout(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
-    assert privleak(auc_u, auc_r) == pytest.approx(100.0)
-    # over-unlearned: forget *less* member-like than fresh data → negative
-    assert privleak(ev.auc_forget_vs_holdout(np.array([0.0, 0.1]), np.array([1.0, 2.0])), auc_r) == pytest.approx(-100.0)
+    assert privleak(auc_u, auc_r) == pytest.approx(-100.0)
+    # over-unlearned: forget *less* member-like than fresh data → positive
+    assert privleak(ev.auc_forget_vs_holdout(np.array([0.0, 0.1]), np.array([1.0, 2.0])), auc_r) == pytest.approx(100.0)
     # end to end: the reference's scores enter as the retrain side
     ref = ev.Reference("retrained", 0.0, mia_forget=np.array([1.0, 2.0]), mia_holdout=np.array([1.0, 2.0]))
     m, _, notes = ev.six_way(Engine(model, tokenizer), _data(), ref)
-    assert m["privleak"] == pytest.approx((m["mia_auc"] - 0.5) / 0.5 * 100)
+    assert m["privleak"] == pytest.approx((0.5 - m["mia_auc"]) / 0.5 * 100)
     assert m["mia_auc_retrained"] == 0.5 and "privleak" not in notes
+    # a retrained model that separates F perfectly leaves no denominator: null with the reason
+    perfect = ev.Reference("retrained", 0.0, mia_forget=np.array([5.0, 6.0]), mia_holdout=np.array([1.0, 2.0]))
+    m, _, notes = ev.six_way(Engine(model, tokenizer), _data(), perfect)
+    assert math.isnan(m["privleak"]) and "denominator" in notes["privleak"] and m["mia_auc_retrained"] == 1.0
 
 
 def test_forget_quality_is_the_ks_pvalue(model, tokenizer):
