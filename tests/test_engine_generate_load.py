@@ -136,3 +136,16 @@ def test_offline_hub_id_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MnemoscopeError, match="could not load model"):
         load_model("mnemoscope-test/does-not-exist", device="cpu")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage_header", "empty"])
+def test_corrupt_or_truncated_safetensors_is_a_one_line_error(tmp_path, saved_model_dir, damage):
+    target = tmp_path / damage
+    shutil.copytree(saved_model_dir, target)
+    weights = target / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[: len(data) // 2], "garbage_header": b"\xff" * 64 + data[64:],
+                         "empty": b""}[damage])
+    with pytest.raises(MnemoscopeError, match="corrupt or truncated") as err:
+        load_model(str(target), device="cpu")
+    assert "\n" not in str(err.value) and str(target) in str(err.value)
