@@ -24,6 +24,10 @@ class Counting:
         self.calls["score"] += 1
         return self._engine.score(*args, **kwargs)
 
+    def score_encoded(self, items):
+        self.calls["score"] += 1
+        return self._engine.score_encoded(items)
+
     def generate(self, prompts, **kwargs):
         self.calls["generate"] += 1
         self.generate_args.append((list(prompts), kwargs))

@@ -97,15 +97,23 @@ def tofu(
     template: str = TOFU_TEMPLATE,
     max_new_tokens: int = 64,
     split: str | None = None,
+    eos: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, float], list[str]]:
     """TOFU per item: probability = exp(−mean NLL(answer | question)); truth ratio
     TR = exp(NLL_para − mean_j NLL_pert_j) (``metrics.knowledge.truth_ratio``); ROUGE-L recall
-    (stemmed) of the greedy answer vs the answer. One score call (every answer, paraphrase and
-    perturbed answer as a (context, " " + answer) pair) and one generate call.
+    (stemmed) of the greedy answer vs the answer; and the probability normalised over the
+    answer options, P̃(a) / (P̃(a) + Σ_j P̃(perturbed_j)) (TOFU's "Prob." on the real-authors and
+    world-facts sets). One score call (every answer, paraphrase and perturbed answer as a
+    (context, " " + answer) pair) and one generate call.
+
+    ``eos=True`` scores the tokenizer's EOS after every answer as part of it (mean NLL over the
+    answer tokens + EOS), as TOFU's and open-unlearning's code do; the default scores the
+    answer's tokens only.
 
     Keys (suffix ``@split=<split>`` when given): ``tofu/probability/mean``,
-    ``tofu/rouge_l_recall/mean``, ``tofu/truth_ratio/summary`` (``truth_ratio_summary(TR, forget)``:
-    mean(min(TR, 1/TR)) on a forget set, mean(max(0, 1 − TR)) elsewhere), ``tofu/n``.
+    ``tofu/probability_normalized/mean``, ``tofu/rouge_l_recall/mean``,
+    ``tofu/truth_ratio/summary`` (``truth_ratio_summary(TR, forget)``: mean(min(TR, 1/TR)) on a
+    forget set, mean(max(0, 1 − TR)) elsewhere), ``tofu/n``.
     """
     if "{question}" not in template:
         raise MnemoscopeError(f"tofu template {template!r} has no {{question}} field; add one")
@@ -116,7 +124,7 @@ def tofu(
     pairs: list[tuple[str, str]] = []
     for ctx, (_, ans, para, perts) in zip(contexts, parsed):
         pairs += [(ctx, " " + ans), (ctx, " " + para)] + [(ctx, " " + p) for p in perts]
-    scored = engine.score(pairs=pairs)
+    scored = engine.score_encoded([engine.encoder.encode_pair(c, t, eos=eos) for c, t in pairs])
     outs = engine.generate([c.rstrip() for c in contexts], max_new_tokens=max_new_tokens)
     rows, pos = [], 0
     for (q, ans, para, perts), out in zip(parsed, outs):
@@ -129,6 +137,8 @@ def tofu(
                 "answer": ans,
                 "nll_answer": nll_ans,
                 "probability": km.probability(nll_ans),
+                "probability_normalized": km.probability(nll_ans) / (
+                    km.probability(nll_ans) + float(np.sum(km.probability(nll_pert)))),
                 "nll_paraphrased": nll_para,
                 "nll_perturbed_mean": float(np.mean(nll_pert)),
                 "truth_ratio": km.truth_ratio(nll_pert, nll_para),
@@ -140,6 +150,7 @@ def tofu(
     group = f"@split={split}" if split else ""
     metrics = {
         f"tofu/probability/mean{group}": float(samples["probability"].mean()),
+        f"tofu/probability_normalized/mean{group}": float(samples["probability_normalized"].mean()),
         f"tofu/rouge_l_recall/mean{group}": float(samples["rouge_l_recall"].mean()),
         f"tofu/truth_ratio/summary{group}": km.truth_ratio_summary(samples["truth_ratio"].to_numpy(), forget),
         f"tofu/n{group}": float(len(samples)),
