@@ -50,9 +50,11 @@ def knowmem(
     shots: Sequence = (),
     *,
     max_new_tokens: int = 32,
+    trailing_space: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, float], list[str]]:
     """MUSE KnowMem: few-shot ``knowmem_prompt(shots, q)``, greedy ≤ ``max_new_tokens`` tokens,
     cut at the first stop string, score = 100 · ROUGE-L F1(cut answer, true answer).
+    ``trailing_space=True``: the prompt ends in MUSE's ``"Answer: "`` instead of ``"Answer:"``.
 
     ``qa`` and ``shots``: (question, answer) pairs or objects with ``question``/``answer``.
     Keys ``knowmem/rouge_l_f1/mean`` (×100) and ``knowmem/n``.
@@ -61,7 +63,7 @@ def knowmem(
     shot_pairs = [_pair(x, ("question", "answer"), f"knowmem shot {i}") for i, x in enumerate(shots)]
     if not items:
         return pd.DataFrame(columns=["question", "answer", "generated", "prediction", "knowmem"]), {}, ["knowmem: no items"]
-    prompts = [knowmem_prompt(shot_pairs, q) for q, _ in items]
+    prompts = [knowmem_prompt(shot_pairs, q, trailing_space=trailing_space) for q, _ in items]
     outs = engine.generate(prompts, max_new_tokens=max_new_tokens)
     scores = [knowmem_score(o.text, a) for o, (_, a) in zip(outs, items)]
     samples = pd.DataFrame(

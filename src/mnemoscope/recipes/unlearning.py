@@ -24,6 +24,7 @@ import pandas as pd
 from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.engine import Engine, load_model
+from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import (
     Preset,
@@ -51,7 +52,7 @@ ALL_METHODS = ["ga", "gd", "kl", "npo", "npo_gd", "npo_kl", "simnpo", "simnpo_gd
 DEFAULTS = {
     "seed": 0,
     "scale": 1,  # multiplies the number of people and background documents
-    "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048},
+    "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048, "device": "auto"},
     "world": {"n_people": 40, "forget_fraction": 0.15, "holdout_fraction": 0.15, "n_cities": 60,
               "n_universities": 30, "n_companies": 30},
     "corpus": {"n_docs": 200, "n_ppl_docs": 40},
@@ -63,7 +64,10 @@ DEFAULTS = {
     "scalability": {"methods": ["npo_gd"], "fractions": [0.34, 0.67, 1.0]},
     "sustainability": {"methods": ["npo_gd"], "requests": 3},
     "robustness": {"relearn_steps": 10, "relearn_lr": 2e-4},
-    "eval": {"n_retain_people": 6, "knowmem_tokens": 16, "verbmem_tokens": 48, "n_boot": 200},
+    # min_k_rounding / knowmem_trailing_space / tofu_eos: "down" / true / true reproduce MUSE's and
+    # TOFU's published code (docs/metrics.md, "Differences from the published code")
+    "eval": {"n_retain_people": 6, "knowmem_tokens": 16, "verbmem_tokens": 48, "n_boot": 200,
+             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False},
 }
 
 
@@ -153,7 +157,16 @@ def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str]
         holdout_qa=_qa_items(world, holdout), ppl_texts=ppl,
         forget_tofu=_qa_items(world, forget), retain_tofu=_qa_items(world, retain_eval),
         paraphrase_probes=[p for p in world.probes if p["kind"] == "semantic" and p["person_id"] in forget],
-        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"], seed=cfg["seed"])
+        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"], seed=cfg["seed"],
+        **switches(e))
+
+
+def switches(e: dict) -> dict:
+    """The eval section's switches that reproduce the published code, as ``EvalData`` fields."""
+    if e["min_k_rounding"] not in ("up", "down"):
+        raise MnemoscopeError(f"eval.min_k_rounding must be 'up' or 'down', got {e['min_k_rounding']!r}")
+    return {"min_k_rounding": e["min_k_rounding"], "knowmem_trailing_space": bool(e["knowmem_trailing_space"]),
+            "tofu_eos": bool(e["tofu_eos"])}
 
 
 def _train_lab_model(name, model, rows, cfg, out: Path, log) -> list[dict]:
@@ -224,8 +237,9 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     m = cfg["model"]
     preset = Preset(hidden=m["hidden"], layers=m["layers"], heads=m["heads"], intermediate=m["intermediate"],
                     vocab=m["vocab_size"], context=max(256, t["seq_len"]))
-    original = build_model(preset, tokenizer, seed=seed)
-    retrained = build_model(preset, tokenizer, seed=seed)
+    device = resolve_device(m["device"])
+    original = build_model(preset, tokenizer, seed=seed).to(device)
+    retrained = build_model(preset, tokenizer, seed=seed).to(device)
     log(f"world: {len(world.people)} people ({len(forget_people)} forget, {len(holdout_people)} holdout); model "
         f"{count_parameters(original) / 1e6:.2f} M parameters; {len(rows_full)} rows full, {len(rows_retrain)} retrain")
     with timer("train"):
@@ -311,7 +325,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                 res = unlearn(model, tokenizer, _examples(world, subset), retain_ex, config_for(method, 0),
                               out / "scale" / method / f"n{n}")
                 sub = ev.EvalData(forget_qa=_qa_items(world, subset), retain_qa=data.retain_qa,
-                                  knowmem_tokens=data.knowmem_tokens)
+                                  knowmem_tokens=data.knowmem_tokens,
+                                  knowmem_trailing_space=data.knowmem_trailing_space)
                 point = ev.quick_eval(Engine(res.model, tokenizer), sub)
                 metrics.update(_prefixed(method, {f"scale@n={n}/{k}": v for k, v in point.items()}))
 
@@ -325,7 +340,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                 """Each request's state, measured before the next request changes the model."""
                 done = set().union(*groups[:i])
                 sub = ev.EvalData(forget_qa=_qa_items(world, done), retain_qa=data.retain_qa,
-                                  knowmem_tokens=data.knowmem_tokens)
+                                  knowmem_tokens=data.knowmem_tokens,
+                                  knowmem_trailing_space=data.knowmem_trailing_space)
                 point = ev.quick_eval(Engine(current, tokenizer), sub)
                 metrics.update(_prefixed(method, {f"sustain@req={i}/{key}": v for key, v in point.items()}))
 
@@ -342,7 +358,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     rundir.write_json(out / "metrics.json", metrics)
     rundir.write_json(out / "unlearn_notes.json", {"reference": reference.kind, "not_computed": not_computed,
                                                    "events": events})
-    rundir.write_json(out / "manifest.json", rundir.manifest(seed, "cpu", timer.timings,
+    rundir.write_json(out / "manifest.json", rundir.manifest(seed, str(device), timer.timings,
                                                               {"recipe": "unlearning", "reference": reference.kind}))
     from mnemoscope.report.html import write_report
 
@@ -362,12 +378,14 @@ USER_DEFAULTS = {
     "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False},
     "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
                 "stop_rule": True, "lora": False, "lora_rank": 8},
-    "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000},
+    "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000,
+             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False},
 }
 
 
 def read_unlearn_file(path: str) -> dict:
-    """A forget / retain / holdout file in any supported layout → ``{examples, qa, tofu, texts}``.
+    """A forget / retain / holdout file in any supported layout → ``{examples, qa, tofu, texts, verbmem}``
+    (``verbmem``: MUSE's (prompt, gt) pairs, used as given for VerbMem).
 
     TOFU-style (question, answer, paraphrased_answer, perturbed_answer[s]), QA (question/answer),
     MUSE VerbMem (prompt, gt) and plain texts (text) are recognised from the first record's fields.
@@ -377,17 +395,17 @@ def read_unlearn_file(path: str) -> dict:
     first = formats.read_rows(path)[0][1]
     if "paraphrased_answer" in first and any(k in first for k in formats.PERTURBED_KEYS):
         tofu = formats.load_tofu(path)
-        return {"examples": qa_examples(tofu), "qa": tofu, "tofu": tofu, "texts": []}
+        return {"examples": qa_examples(tofu), "qa": tofu, "tofu": tofu, "texts": [], "verbmem": []}
     if any(k in first for k in formats.QUESTION_KEYS):
         qa = formats.load_qa(path)
-        return {"examples": qa_examples(qa), "qa": qa, "tofu": [], "texts": []}
+        return {"examples": qa_examples(qa), "qa": qa, "tofu": [], "texts": [], "verbmem": []}
     if "prompt" in first:
         pc = formats.load_prompt_continuations(path)
         texts = [r["prompt"] + r["continuation"] for r in pc]
         return {"examples": [Example(r["prompt"], r["continuation"], r["id"]) for r in pc], "qa": [], "tofu": [],
-                "texts": texts}
+                "texts": texts, "verbmem": [(r["prompt"], r["continuation"]) for r in pc]}
     texts = formats.load_texts_any(path)
-    return {"examples": text_examples(texts), "qa": [], "tofu": [], "texts": texts}
+    return {"examples": text_examples(texts), "qa": [], "tofu": [], "texts": texts, "verbmem": []}
 
 
 def run_user(out: str | Path, overrides: dict, log=print) -> Path:
@@ -424,7 +442,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                        holdout_texts=holdout["texts"], holdout_qa=holdout["qa"], ppl_texts=ppl,
                        forget_tofu=forget["tofu"], retain_tofu=[r for r in retain["tofu"] if r in retain_qa],
                        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"],
-                       seed=cfg["seed"])
+                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], **switches(e))
     tokenizer = loaded.tokenizer
     not_computed: dict[str, str] = {}
     metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}

@@ -21,7 +21,8 @@ ppl_holdout           exp(token-mean NLL) on held-out general text           low
 truth_ratio_forget    TOFU mean(min(TR, 1/TR)) on F                          —
 forget_quality        KS p-value, F truth ratios vs the retrained model's    high
 model_utility         harmonic mean of TOFU probability, ROUGE-L recall and  high
-                      truth-ratio summary on R
+                      truth-ratio summary on R (3 values; TOFU's has 9: the
+                      same on retain, real authors and world facts)
 ====================  =====================================================  =================
 """
 
@@ -66,10 +67,13 @@ class EvalData:
     retain_tofu: list[dict] = field(default_factory=list)
     paraphrase_probes: list[dict] = field(default_factory=list)
     shots: list[dict] = field(default_factory=list)
+    verbmem_pairs: list[tuple[str, str]] = field(default_factory=list)  # MUSE (prompt, gt); else split forget_texts
     knowmem_tokens: int = 32
     verbmem_tokens: int = 64
     verbmem_prompt_fraction: float = 0.5
     min_k_rounding: str = "up"  # "down": MUSE's int(k·n) for Min-40% (metrics.membership.min_k_count)
+    knowmem_trailing_space: bool = False  # True: MUSE's prompt ends in "Answer: " (metrics.text.knowmem_prompt)
+    tofu_eos: bool = False  # True: TOFU's code scores answer + EOS (families.knowledge.tofu)
     n_boot: int = 200
     seed: int = 0
 
@@ -107,7 +111,8 @@ def knowmem_mean(engine: Engine, qa: Sequence[Mapping], data: EvalData) -> float
     """Mean MUSE KnowMem (×100) over ``qa``; NaN when there are no items."""
     if not qa:
         return NAN
-    _, m, _ = kf.knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
+    _, m, _ = kf.knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens,
+                         trailing_space=data.knowmem_trailing_space)
     return m["knowmem/rouge_l_f1/mean"]
 
 
@@ -152,7 +157,7 @@ def choose_stop_step(curve: Sequence[Mapping], target: float, key: str = "knowme
 
 def tofu_block(engine: Engine, items: Sequence[Mapping], forget: bool, data: EvalData) -> tuple[pd.DataFrame, dict]:
     """TOFU per-item frame and its means (probability, ROUGE-L recall, truth-ratio summary)."""
-    samples, m, _ = kf.tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens)
+    samples, m, _ = kf.tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens, eos=data.tofu_eos)
     return samples, {"probability": m["tofu/probability/mean"], "rouge_l_recall": m["tofu/rouge_l_recall/mean"],
                      "truth_ratio": m["tofu/truth_ratio/summary"]}
 
@@ -187,8 +192,8 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
     notes: dict[str, str] = {}
     frames: list[pd.DataFrame] = []
 
-    if data.forget_texts:
-        split = [split_text(t, data.verbmem_prompt_fraction) for t in data.forget_texts]
+    if data.verbmem_pairs or data.forget_texts:
+        split = list(data.verbmem_pairs) or [split_text(t, data.verbmem_prompt_fraction) for t in data.forget_texts]
         vs, vm, _ = verbmem(engine, [p for p, _ in split], [c for _, c in split], max_new_tokens=data.verbmem_tokens)
         metrics["verbmem_forget"] = vm["verbmem/rouge_l_f1/mean"]
         frames.append(vs.assign(set="forget", measure="verbmem", value=vs["verbmem"])[["set", "measure", "value", "generated"]])
@@ -197,7 +202,8 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
 
     for name, qa in (("forget", data.forget_qa), ("retain", data.retain_qa)):
         if qa:
-            ks, km_, _ = kf.knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
+            ks, km_, _ = kf.knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens,
+                                    trailing_space=data.knowmem_trailing_space)
             metrics[f"knowmem_{name}"] = km_["knowmem/rouge_l_f1/mean"]
             frames.append(ks.assign(set=name, measure="knowmem", value=ks["knowmem"])[
                 ["set", "measure", "value", "question", "answer", "prediction"]])
