@@ -106,3 +106,18 @@ def test_muse_verbmem_file_keeps_its_prompt_gt_pairs(tmp_path):
     read = U.read_unlearn_file(_jsonl(tmp_path / "v.jsonl", rows))
     assert read["verbmem"] == [(r["prompt"], r["gt"]) for r in rows]  # used as given, never re-split
     assert read["texts"] == [r["prompt"] + r["gt"] for r in rows]
+
+
+def test_lab_tokenizer_treats_forget_and_holdout_people_alike():
+    from mnemoscope.probes.corpus import background_documents
+    from mnemoscope.probes.fictional import WorldConfig, make_world
+
+    world = make_world(WorldConfig(n_people=14, seed=0, forget_fraction=0.15, holdout_fraction=0.15))
+    background = background_documents(3, seed=0)
+    texts = U.tokenizer_texts(world, background)
+    docs, forget = U.lab_documents(world, background)
+    for split in ("forget", "retain", "holdout"):
+        people = set(world.splits[split])
+        assert all(d["text"] in texts for d in world.documents if d.get("person_id") in people), split
+        assert all(U.qa_text(q["question"], q["target"]) in texts for q in world.qa if q["person_id"] in people), split
+    assert set(docs.values()) <= set(texts)  # every training document, and the holdout people's too

@@ -1,9 +1,10 @@
 """Unlearning: write a fictional world into a tiny model, then remove part of it and check.
 
-Read top to bottom: world (forget / retain / holdout people) → tokenizer → data stream →
-train on everything → retrain from scratch on the same stream minus the forget documents
-(the gold standard) → each method, evaluated every N steps, with the stopping rule "first point
-where KnowMem on F reaches the retrained level" → six-way table (MUSE) + TOFU forget quality →
+Read top to bottom: world (forget / retain / holdout people) → tokenizer (trained on every person
+alike) → data stream → train on everything → retrain from scratch on the same stream minus the
+forget documents (the gold standard) → each method, evaluated every N steps, with the stopping
+rule "first point where KnowMem on F reaches the retrained level" → six-way table (MUSE) + TOFU
+forget quality →
 robustness (membership inference, extraction, reworded probes, relearning attack) →
 scalability (nested forget sets) and sustainability (requests one after another) → report.
 
@@ -131,6 +132,23 @@ def lab_documents(world, background: list[str]) -> tuple[dict[str, str], set[str
     return docs, forget
 
 
+def tokenizer_texts(world, background: list[str]) -> list[str]:
+    """What the lab's tokenizer is trained on: every person's documents and QA texts — forget,
+    retain, holdout and never-seen alike — plus the background documents.
+
+    The tokenizer must not know who was trained on. Trained on the training documents only, it
+    merged the forget people's names and phrasings into whole tokens (1.19 tokens/word against
+    1.55 for the holdout people), so even the retrained model, which never saw F, separated F
+    from the holdout set (Min-40% AUC 0.69). Treating every person alike removes that trace (the
+    same 1.19 tokens/word for both) and keeps the forget texts tokenized as before. Only the
+    *models'* data differ between the original and the retrained model; the tokenizer is shared.
+    """
+    people = [d["text"] for d in world.documents if d.get("person_id") is not None]
+    qa = [qa_text(q["question"], q["target"]) for q in world.qa]
+    companies = [d["text"] for d in world.documents if d.get("person_id") is None]
+    return people + qa + companies + list(background)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -218,7 +236,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         corpus = background_documents(cfg["corpus"]["n_docs"] * scale + cfg["corpus"]["n_ppl_docs"], seed=seed)
         background, ppl_docs = corpus[: cfg["corpus"]["n_docs"] * scale], corpus[cfg["corpus"]["n_docs"] * scale :]
         docs, forget_docs = lab_documents(world, background)
-        tokenizer = _tokenizer(out, list(docs.values()), cfg)
+        tokenizer = _tokenizer(out, tokenizer_texts(world, background), cfg)
         tokens = {k: tokenizer(v, add_special_tokens=False)["input_ids"] for k, v in docs.items()}
         t = cfg["train"]
         order = training_order(sorted(docs), t["epochs"], seed)
