@@ -54,8 +54,10 @@ DEFAULTS = {
     "seed": 0,
     "scale": 1,  # multiplies the number of people and background documents
     "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048, "device": "auto"},
-    "world": {"n_people": 40, "forget_fraction": 0.15, "holdout_fraction": 0.15, "n_cities": 60,
-              "n_universities": 30, "n_companies": 30},
+    # holdout = the membership non-members (never trained): 10 people against 6 forget people; the
+    # lab has no use for never-seen people, so they join the holdout set (the trained people stay the same)
+    "world": {"n_people": 40, "forget_fraction": 0.15, "holdout_fraction": 0.25, "never_seen_fraction": 0.0,
+              "n_cities": 60, "n_universities": 30, "n_companies": 30},
     "corpus": {"n_docs": 200, "n_ppl_docs": 40},
     "train": {"epochs": 20, "batch_size": 16, "seq_len": 128, "lr": 3e-3, "warmup": 20},
     "unlearn": {"methods": ALL_METHODS, "steps": 30, "lr": 1e-4, "batch_size": 8, "eval_every": 5,
@@ -232,7 +234,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         w = cfg["world"]
         world = make_world(WorldConfig(n_people=w["n_people"] * scale, seed=seed, n_cities=w["n_cities"],
                                        n_universities=w["n_universities"], n_companies=w["n_companies"],
-                                       forget_fraction=w["forget_fraction"], holdout_fraction=w["holdout_fraction"]))
+                                       forget_fraction=w["forget_fraction"], holdout_fraction=w["holdout_fraction"],
+                                       never_seen_fraction=w["never_seen_fraction"]))
         corpus = background_documents(cfg["corpus"]["n_docs"] * scale + cfg["corpus"]["n_ppl_docs"], seed=seed)
         background, ppl_docs = corpus[: cfg["corpus"]["n_docs"] * scale], corpus[cfg["corpus"]["n_docs"] * scale :]
         docs, forget_docs = lab_documents(world, background)
