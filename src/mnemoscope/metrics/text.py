@@ -1,4 +1,4 @@
-"""Text-overlap metrics via the ``rouge_score`` package (PROTOCOLS §3–§4).
+"""Text-overlap metrics via the ``rouge_score`` package (docs/metrics.md §2–§3).
 
 ROUGE-L uses rouge-score's default tokenizer (lower-cased alphanumeric tokens).
 VerbMem and KnowMem (MUSE) use F1 without stemming; TOFU uses recall with stemming.

@@ -1,4 +1,4 @@
-"""Unlearning objectives as pure torch functions (PROTOCOLS §11).
+"""Unlearning objectives as pure torch functions (docs/metrics.md §10).
 
 Every objective takes already-computed quantities (per-example NLLs, sequence log-likelihoods,
 logits, hidden states) and returns a scalar loss to MINIMISE. No model, no optimizer, no I/O:

@@ -1,4 +1,4 @@
-"""Apply an unlearning method on the shared training loop (PROTOCOLS §11).
+"""Apply an unlearning method on the shared training loop (docs/metrics.md §10).
 
 One method = one loss from :mod:`mnemoscope.unlearn.losses` (looked up in ``METHODS``); the
 loop, checkpoints, resume and optimizer are ``mnemoscope.train.loop.train``'s. This module

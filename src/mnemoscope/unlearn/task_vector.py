@@ -1,4 +1,4 @@
-"""Task-vector negation (Ilharco et al. 2023; PROTOCOLS §11): θ_new = θ − α (θ_F − θ)."""
+"""Task-vector negation (Ilharco et al. 2023; docs/metrics.md §10): θ_new = θ − α (θ_F − θ)."""
 
 from __future__ import annotations
 
