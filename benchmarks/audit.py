@@ -1,7 +1,7 @@
 """Audit benchmark: the full likelihood family (loss, zlib, min_k, min_k_pp, ref) on the same model
 and texts, mnemoscope against a MIMIR-style loop.
 
-    python -m benchmarks.audit [--texts 1000] [--repeats 1] [--model DIR --ref-model DIR]
+    python -m benchmarks.audit [--texts 1000] [--repeats 1] [--model DIR --ref-model DIR] [--smoke]
 
 - mnemoscope: ``recipes.audit.likelihood_scores`` — one batched pass of the target model feeds
   loss, zlib, min_k and min_k_pp, plus one batched pass of the reference model for ref;
@@ -13,6 +13,8 @@ Default models: a fresh tiny lab model and a second one (another seed) with the 
 The two must agree on every score (checked and printed). Each timing is the minimum over
 repeats. The last line is:
     audit: speedup_vs_per_attack_loop=X
+``--smoke`` runs every code path at the smallest size (micro models, 6 texts; the test suite runs
+it); its figures mean nothing, but the agreement check still applies.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ import torch
 
 from benchmarks.engine import mixed_length_texts
 from mnemoscope.engine import Engine, load_model
-from mnemoscope.lab.tiny import build_model, count_parameters, train_tokenizer
+from mnemoscope.families.membership import likelihood_scores
+from mnemoscope.lab.tiny import (
+    build_model,
+    count_parameters,
+    get_preset,
+    train_tokenizer,
+)
 from mnemoscope.probes.corpus import background_documents
-from mnemoscope.recipes.audit import likelihood_scores
 
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "ref")
 
@@ -71,9 +78,8 @@ def per_attack_loop(model, ref_model, tokenizer, texts: list[str], k: float = 0.
             ids = _ids(tokenizer, text)
             if attack == "loss":
                 score = -_loss(model, ids)
-            elif attack == "zlib":
-                scored = tokenizer.decode(ids[0, 1:].tolist())  # the scored tokens, as mnemoscope counts them
-                score = -_loss(model, ids) / len(zlib.compress(scored.encode("utf-8")))
+            elif attack == "zlib":  # the text as given, as Carlini et al. and MIMIR compress it
+                score = -_loss(model, ids) / len(zlib.compress(text.encode("utf-8")))
             elif attack == "min_k":
                 score = _lowest_mean(_logprobs(model, ids, False)[0], k)
             elif attack == "min_k_pp":
@@ -91,7 +97,7 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="a local target model directory (default: a fresh tiny lab model)")
     ap.add_argument("--ref-model", default=None, help="a local reference model sharing the target's tokenizer")
@@ -100,7 +106,10 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="smallest size, for the test suite (figures mean nothing)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.texts, args.min_tokens, args.max_tokens, args.repeats = 6, 8, 16, 1
 
     torch.manual_seed(0)
     if args.model:
@@ -108,9 +117,10 @@ def main() -> None:
         model, tokenizer = loaded.model, loaded.tokenizer
         ref_model = load_model(args.ref_model or args.model, device=args.device).model
     else:
-        tokenizer = train_tokenizer(background_documents(800, seed=0), 8192)
-        model = build_model("tiny", tokenizer, seed=0).to(args.device).eval()
-        ref_model = build_model("tiny", tokenizer, seed=1).to(args.device).eval()
+        size = "micro" if args.smoke else "tiny"
+        tokenizer = train_tokenizer(background_documents(200 if args.smoke else 800, seed=0), get_preset(size).vocab)
+        model = build_model(size, tokenizer, seed=0).to(args.device).eval()
+        ref_model = build_model(size, tokenizer, seed=1).to(args.device).eval()
     texts = mixed_length_texts(tokenizer, args.texts, args.min_tokens, args.max_tokens)
     engine, ref_engine = Engine(model, tokenizer, bos="never"), Engine(ref_model, tokenizer, bos="never")
     print(f"model: {count_parameters(model) / 1e6:.2f} M parameters on {args.device}, "
@@ -126,6 +136,8 @@ def main() -> None:
         t, frame = timed(lambda: likelihood_scores(engine, texts, ref_engine=ref_engine))
         times["mnemoscope"].append(t)
     diff = max(float(np.max(np.abs(frame[f"score/{a}"].to_numpy() - np.array(loop[a])))) for a in ATTACKS)
+    if not diff < 1e-3:
+        raise SystemExit(f"audit: mnemoscope and the per-attack loop disagree (largest difference {diff:.2e})")
     best = {k: min(v) for k, v in times.items()}
     print(f"  per-attack loop {best['loop']:8.2f} s ({len(ATTACKS) + 1} forward passes per text)")
     print(f"  mnemoscope      {best['mnemoscope']:8.2f} s (one batched pass per model)")

@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--runs", type=int, default=300)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", default=None, help="where to write the fake runs (default: a temporary folder)")
+    p.add_argument("--smoke", action="store_true", help="the smallest size (the test suite runs it)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.runs, args.repeats = 20, 1
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.dir or tmp) / "runs"
         make_runs(folder, args.runs)

@@ -1,6 +1,6 @@
 """Engine benchmark: ratios against baselines run in the same process.
 
-    python -m benchmarks.engine [--model DIR] [--texts 128] [--repeats 3]
+    python -m benchmarks.engine [--model DIR] [--texts 128] [--repeats 3] [--smoke]
 
 - score vs (a) a per-example loop as MIMIR does it (one text per forward pass with labels, full
   log-softmax and softmax, target log-probs read token by token; the same statistics), also shown
@@ -9,6 +9,8 @@
 - generate (64 prompts × 32 new tokens, batched) vs batch-1 greedy generation.
 Each timing is the minimum over repeats, baselines and engine interleaved. The last line is:
     engine: score_vs_per_example=X score_vs_bare_forward=Y generate_vs_batch1=Z
+``--smoke`` runs every code path at the smallest size (a micro model, 4 texts, 2 prompts; the
+test suite runs it); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ import time
 import torch
 
 from mnemoscope.engine import Engine, load_model
-from mnemoscope.lab.tiny import build_model, count_parameters, train_tokenizer
+from mnemoscope.lab.tiny import (
+    build_model,
+    count_parameters,
+    get_preset,
+    train_tokenizer,
+)
 from mnemoscope.probes.corpus import background_documents
 
 
@@ -94,7 +101,7 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="a local model directory (default: a fresh tiny lab model)")
     ap.add_argument("--texts", type=int, default=128)
@@ -104,15 +111,19 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="smallest size, for the test suite (figures mean nothing)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.texts, args.min_tokens, args.max_tokens, args.prompts, args.new_tokens, args.repeats = 4, 8, 16, 2, 2, 1
 
     torch.manual_seed(0)
     if args.model:
         loaded = load_model(args.model, device=args.device)
         model, tokenizer = loaded.model, loaded.tokenizer
     else:
-        tokenizer = train_tokenizer(background_documents(1500, seed=0), 8192)
-        model = build_model("tiny", tokenizer).to(args.device).eval()
+        size = "micro" if args.smoke else "tiny"
+        tokenizer = train_tokenizer(background_documents(200 if args.smoke else 1500, seed=0), get_preset(size).vocab)
+        model = build_model(size, tokenizer).to(args.device).eval()
     texts = mixed_length_texts(tokenizer, args.texts, args.min_tokens, args.max_tokens)
     engine = Engine(model, tokenizer)
     prompts = mixed_length_texts(tokenizer, args.prompts, 8, 48, seed=1)

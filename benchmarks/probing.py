@@ -1,6 +1,6 @@
 """Probing overhead at the default acquisition schedule.
 
-    python -m benchmarks.probing [--train-steps 20] [--probe-calls 5]
+    python -m benchmarks.probing [--train-steps 20] [--probe-calls 5] [--smoke]
 
 Builds the default ``acquisition`` setup (world, probes, tokenizer, model, batch size), times
 ``--train-steps`` optimizer steps without probing and ``--probe-calls`` probe measurements (one
@@ -10,11 +10,14 @@ whole default schedule:
     overhead_fraction = n_probed_steps × probe_call_s / (train.steps × train_step_s)
 
 The last line is:  probing: overhead_fraction=X
+``--smoke`` runs every code path at the smallest size (a micro model, a small world and corpus,
+one step and one probe call; the test suite runs it); its figures mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -25,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     from mnemoscope.lab.tiny import build_model, count_parameters, train_tokenizer
     from mnemoscope.probes.corpora import load_corpus
     from mnemoscope.probes.fictional import WorldConfig, make_world
-    from mnemoscope.recipes.acquisition import DEFAULTS, _preset, select_probes
+    from mnemoscope.recipes.acquisition import DEFAULTS, select_probes
+    from mnemoscope.recipes.common import preset_from
     from mnemoscope.train.data import injection_steps
     from mnemoscope.train.loop import TrainConfig, causal_lm_loss, make_optimizer
     from mnemoscope.train.probing import Prober, probe_schedule
@@ -33,14 +37,24 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--probe-calls", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true", help="smallest size, for the test suite (figures mean nothing)")
     args = ap.parse_args(argv)
 
-    cfg, t = DEFAULTS, DEFAULTS["train"]
+    cfg = copy.deepcopy(DEFAULTS)
+    if args.smoke:
+        args.train_steps, args.probe_calls = 1, 1
+        cfg["model"].update({"size": "micro", "hidden": None, "layers": None, "heads": None, "intermediate": None,
+                             "vocab_size": 512})
+        cfg["corpus"]["n_docs"] = 50
+        cfg["world"].update({"n_people": 6, "n_paraphrases": 1})
+        cfg["train"].update({"batch_size": 2, "seq_len": 64})
+        cfg["probes"]["per_kind"] = 1
+    t = cfg["train"]
     world = make_world(WorldConfig(n_people=cfg["world"]["n_people"], n_paraphrases=cfg["world"]["n_paraphrases"]))
     texts = load_corpus("generated", n_docs=cfg["corpus"]["n_docs"], seed=0)
     tok = train_tokenizer(texts + [d["text"] for d in world.documents if d["kind"] == "document"],
                           cfg["model"]["vocab_size"])
-    model = build_model(_preset(cfg["model"]), tok, seed=0)
+    model = build_model(preset_from(cfg["model"]), tok, seed=0)
     probes = select_probes(world.probes, cfg["probes"]["per_kind"], 0)
     steps = injection_steps(cfg["injection"]["relative_steps"], cfg["injection"]["start"])
     schedule = probe_schedule(steps, t["steps"], cfg["probes"]["window"])

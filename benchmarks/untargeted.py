@@ -35,7 +35,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--min-tokens", type=int, default=50)
     ap.add_argument("--size", default="tiny")
+    ap.add_argument("--smoke", action="store_true", help="the smallest size (the test suite runs it)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.size, args.corpus_tokens, args.generations, args.new_tokens, args.min_tokens = "micro", 20000, 20, 60, 20
 
     tokenizer = train_tokenizer(background_documents(400, seed=0), 8192 if args.size != "micro" else 1024)
     model = build_model(args.size, tokenizer, seed=0).eval()

@@ -84,6 +84,15 @@ def test_missing_model_path(sets, tmp_path, capsys):
     _assert_clean_failure(_audit(tmp_path / "no" / "such" / "model", *sets, out), capsys, out, "does not exist")
 
 
+def test_truncated_safetensors_model(saved_model_dir, sets, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(saved_model_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])  # a download cut short
+    out = tmp_path / "run"
+    _assert_clean_failure(_audit(broken, *sets, out), capsys, out, "corrupt or truncated")
+
+
 def test_pickle_only_model(saved_model_dir, model, sets, tmp_path, capsys):
     import torch
 

@@ -155,3 +155,16 @@ def test_an_unreachable_hub_id_fails_at_once_with_one_line(monkeypatch):
     assert len(calls) == 1 and calls[0][1]["timeout"] == 10  # one bounded request, no retry loop
     msg = str(err.value)
     assert "'ref2/model' is no local directory and no hub model in the local cache" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage_header", "empty"])
+def test_corrupt_or_truncated_safetensors_is_a_one_line_error(tmp_path, saved_model_dir, damage):
+    target = tmp_path / damage
+    shutil.copytree(saved_model_dir, target)
+    weights = target / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[: len(data) // 2], "garbage_header": b"\xff" * 64 + data[64:],
+                         "empty": b""}[damage])
+    with pytest.raises(MnemoscopeError, match="corrupt or truncated") as err:
+        load_model(str(target), device="cpu")
+    assert "\n" not in str(err.value) and str(target) in str(err.value)

@@ -182,3 +182,11 @@ def test_tokenizer_without_pad_token_is_handled(tokenizer, model):
     r = engine.score(["Anna was born in Lisbon.", "Hi"])
     ref = Engine(model, tokenizer).score(["Anna was born in Lisbon.", "Hi"])
     np.testing.assert_allclose(r[0].logprobs, ref[0].logprobs, atol=1e-5)
+
+
+def test_encode_pair_with_eos_scores_the_eos_as_the_last_target_token(tokenizer):
+    from mnemoscope.engine.encoding import Encoder
+
+    enc = Encoder(tokenizer)
+    plain, with_eos = enc.encode_pair("Anna was born in", " Lisbon"), enc.encode_pair("Anna was born in", " Lisbon", eos=True)
+    assert with_eos.ids == plain.ids + [tokenizer.eos_token_id] and with_eos.score_from == plain.score_from

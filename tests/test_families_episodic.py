@@ -1,4 +1,4 @@
-"""families.episodic: SORT (which segment came first) from one batched score call."""
+"""families.sort: SORT (which segment came first) from one batched score call."""
 
 from __future__ import annotations
 

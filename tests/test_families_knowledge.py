@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mnemoscope.engine import Engine
+from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.knowmem import knowmem
 from mnemoscope.families.target import target_nll
@@ -87,6 +88,31 @@ def test_tofu_equals_metrics_by_hand_in_two_engine_calls(model, tokenizer):
         km.truth_ratio_summary(samples["truth_ratio"], False)
     )
     assert retain["tofu/n@split=retain"] == 2.0
+
+
+def test_tofu_eos_switch_scores_the_eos_after_each_answer(model, tokenizer):
+    engine = Engine(model, tokenizer)
+    plain, _, _ = tofu(engine, TOFU_ITEMS, max_new_tokens=2)
+    with_eos, metrics, _ = tofu(engine, TOFU_ITEMS, max_new_tokens=2, eos=True)
+    eos = tokenizer.eos_token_id
+    for i, item in enumerate(TOFU_ITEMS):
+        ctx = TOFU_TEMPLATE.format(question=item["question"])
+        answer = engine.score(pairs=[(ctx, " " + item["answer"])])[0]
+        n = answer.n_scored
+        # log p(EOS | question, answer), from the whole sequence scored as a text
+        ids = tokenizer(ctx + " " + item["answer"], add_special_tokens=False)["input_ids"] + [eos]
+        whole = engine.score_encoded([Encoded(ids=ids, score_from=1, bos=False)])[0]
+        assert int(whole.token_ids[-1]) == eos
+        expected = -(float(np.sum(answer.logprobs, dtype=np.float64)) + float(whole.logprobs[-1])) / (n + 1)
+        assert with_eos["nll_answer"][i] == pytest.approx(expected, rel=1e-5)
+        assert plain["nll_answer"][i] == pytest.approx(answer.nll, rel=1e-6)
+    assert not np.allclose(plain["nll_answer"], with_eos["nll_answer"])
+    # the normalised probability: P̃(a) / (P̃(a) + Σ_j P̃(perturbed_j))
+    ctx = TOFU_TEMPLATE.format(question=TOFU_ITEMS[0]["question"])
+    p = [np.exp(-engine.score_encoded([engine.encode_pair(ctx, " " + a, eos=True)])[0].nll)
+         for a in [TOFU_ITEMS[0]["answer"], *TOFU_ITEMS[0]["perturbed_answers"]]]
+    assert with_eos["probability_normalized"][0] == pytest.approx(p[0] / sum(p), rel=1e-5)
+    assert metrics["tofu/probability_normalized/mean"] == pytest.approx(with_eos["probability_normalized"].mean())
 
 
 def test_tofu_batching_is_independent_of_item_count(model, tokenizer):

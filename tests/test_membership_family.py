@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -15,16 +16,19 @@ TEXTS = ["Anna was born in Lisbon in 1901.", "Every spring the market sells appl
 
 
 def test_zlib_compresses_the_whole_text_as_given(tokenizer, model):
-    """Carlini et al. and MIMIR: −NLL / len(zlib.compress(text.encode("utf-8"))), the text itself
-    (never a re-decoding of its tokens, and not only the scored span)."""
-    import zlib
-
+    # Carlini et al. / MIMIR: zlib entropy of the text itself (UTF-8, default level), never a
+    # re-decoding of its tokens. The last two texts re-decode differently (the unscored first
+    # token, doubled spaces, a character outside the tokenizer's training text).
+    texts = TEXTS + ["Tabs\tand  doubled  spaces  stay.", "Café Zoë — naïve façade"]
     engine = Engine(model, tokenizer)
-    frame = score_texts(engine, TEXTS)
-    for text, (_, row) in zip(TEXTS, frame.iterrows()):
-        assert row["score/zlib"] == pytest.approx(-row["nll"] / len(zlib.compress(text.encode("utf-8"))))
-        assert zlib_bytes(text) == len(zlib.compress(text.encode("utf-8")))
+    frame = score_texts(engine, texts)
+    differs = 0
+    for text, (_, row) in zip(texts, frame.iterrows()):
+        assert row["score/zlib"] == pytest.approx(-row["nll"] / len(zlib.compress(text.encode("utf-8"))), rel=1e-12)
         assert row["score/loss"] == pytest.approx(-row["nll"])
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        differs += zlib_bytes(tokenizer.decode(ids[1:])) != zlib_bytes(text)
+    assert differs >= 2  # the old re-decoding would have given other numbers here
 
 
 def test_membership_metrics_keys_and_underpowered_tpr_is_null():

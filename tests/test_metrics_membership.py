@@ -58,6 +58,21 @@ def test_min_k_count_float_noise():
         min_k_count(5, 1.5)
 
 
+def test_min_k_rounding_down_is_the_published_codes_rule():
+    # MUSE / Min-K%++: int(len · ratio); open-unlearning: max(1, int(len · k))
+    assert min_k_count(10, 0.2, "down") == 2 and min_k_count(11, 0.2, "down") == 2
+    assert min_k_count(11, 0.2, "up") == 3
+    assert min_k_count(4, 0.2, "down") == 1  # int(0.8) = 0 → at least one token
+    assert min_k_count(100, 0.29, "down") == int(100 * 0.29) == 28  # float noise kept, as published
+    assert min_k_score(LP, k=0.5, rounding="down") == pytest.approx(-2.5)  # int(2.5) = 2: -3, -2
+    assert min_k_score(LP, k=0.5) == pytest.approx(-2.0)  # the default rounds up: 3 tokens
+    assert min_k_pp_score(LP, MU, SIGMA, k=0.5, rounding="down") == pytest.approx(-1.25)  # -2, -0.5
+    out = membership_scores(LP, MU, SIGMA, "hello world", k=0.5, rounding="down")
+    assert out["min_k"] == pytest.approx(-2.5) and out["min_k_pp"] == pytest.approx(-1.25)
+    with pytest.raises(ValueError, match="rounding"):
+        min_k_count(5, 0.2, "nearest")
+
+
 def test_min_k_pp_hand():
     assert min_k_pp_score(LP, MU, SIGMA, k=0.2) == pytest.approx(-2.0)
     assert min_k_pp_score(LP, MU, SIGMA, k=0.4) == pytest.approx(-1.25)  # -2, -0.5

@@ -46,17 +46,22 @@ def test_auc_labels_forget_as_members_and_matches_sklearn():
 
 
 def test_privleak_sign_on_constructed_scores(model, tokenizer):
-    # unlearned: forget clearly member-like (AUC 1); retrained: indistinguishable (AUC 0.5) → +100: under-unlearning
+    # MUSE's convention. Unlearned: forget clearly member-like (AUC 1); retrained: indistinguishable
+    # (AUC 0.5) → −100: under-unlearning (an un-unlearned target scores about −100 in MUSE's tables)
     auc_u = ev.auc_forget_vs_holdout(np.array([5.0, 6.0]), np.array([1.0, 2.0]))
     auc_r = ev.auc_forget_vs_holdout(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
-    assert privleak(auc_u, auc_r) == pytest.approx(100.0)
-    # over-unlearned: forget *less* member-like than fresh data → negative
-    assert privleak(ev.auc_forget_vs_holdout(np.array([0.0, 0.1]), np.array([1.0, 2.0])), auc_r) == pytest.approx(-100.0)
+    assert privleak(auc_u, auc_r) == pytest.approx(-100.0)
+    # over-unlearned: forget *less* member-like than fresh data → positive
+    assert privleak(ev.auc_forget_vs_holdout(np.array([0.0, 0.1]), np.array([1.0, 2.0])), auc_r) == pytest.approx(100.0)
     # end to end: the reference's scores enter as the retrain side
     ref = ev.Reference("retrained", 0.0, mia_forget=np.array([1.0, 2.0]), mia_holdout=np.array([1.0, 2.0]))
     m, _, notes = ev.six_way(Engine(model, tokenizer), _data(), ref)
-    assert m["privleak"] == pytest.approx((m["mia_auc"] - 0.5) / 0.5 * 100)
+    assert m["privleak"] == pytest.approx((0.5 - m["mia_auc"]) / 0.5 * 100)
     assert m["mia_auc_retrained"] == 0.5 and "privleak" not in notes
+    # a retrained model that separates F perfectly leaves no denominator: null with the reason
+    perfect = ev.Reference("retrained", 0.0, mia_forget=np.array([5.0, 6.0]), mia_holdout=np.array([1.0, 2.0]))
+    m, _, notes = ev.six_way(Engine(model, tokenizer), _data(), perfect)
+    assert math.isnan(m["privleak"]) and "denominator" in notes["privleak"] and m["mia_auc_retrained"] == 1.0
 
 
 def test_forget_quality_is_the_ks_pvalue(model, tokenizer):
@@ -134,3 +139,37 @@ def test_robustness_keys_and_relearn_leaves_the_model_untouched(model, tokenizer
                             max_length=64)
     assert R.fingerprint(m) == before
     assert res["recovery"] == pytest.approx(res["knowmem_after"] - res["knowmem_before"])
+
+
+def test_switches_reproduce_the_published_inputs(model, tokenizer):
+    from .helpers import Counting
+
+    engine = Counting(Engine(model, tokenizer))
+    # KnowMem: MUSE's prompt ends in "Answer: "; ours in "Answer:"
+    ev.knowmem_mean(engine, TOFU[:1], _data())
+    ev.knowmem_mean(engine, TOFU[:1], _data(knowmem_trailing_space=True))
+    (ours, _), (muse, _) = engine.generate_args[-2:]  # prompts reach the engine as token ids
+    assert engine.decode(ours[0]).endswith("\nAnswer:") and engine.decode(muse[0]).endswith("\nAnswer: ")
+    # TOFU: answer + EOS changes every item's NLL, hence the truth ratios
+    plain, _ = ev.tofu_block(engine, TOFU, True, _data())
+    with_eos, _ = ev.tofu_block(engine, TOFU, True, _data(tofu_eos=True))
+    assert not np.allclose(plain["truth_ratio"], with_eos["truth_ratio"])
+    # Min-40%: rounding down averages int(0.4·n) tokens
+    up = ev.min_k_scores(engine, TEXTS_F)
+    down = ev.min_k_scores(engine, TEXTS_F, rounding="down")
+    scored = Engine(model, tokenizer).score(TEXTS_F)
+    for s, u, d in zip(scored, up, down):
+        lp = np.sort(s.logprobs.astype(np.float64))
+        assert d == pytest.approx(lp[: max(1, int(len(lp) * 0.4))].mean(), rel=1e-6)
+        assert u == pytest.approx(lp[: math.ceil(round(0.4 * len(lp), 9))].mean(), rel=1e-6)
+
+
+def test_verbmem_uses_given_prompt_gt_pairs(model, tokenizer):
+    pairs = [("Anna Berg was born in", " Lisbon in 1901 and studied music."), ("The museum in Alder", " keeps old clocks.")]
+    m, samples, _ = ev.six_way(Engine(model, tokenizer), _data(verbmem_pairs=pairs), None)
+    refs = samples.loc[samples["measure"] == "verbmem"]
+    assert len(refs) == 2 and np.isfinite(m["verbmem_forget"])
+    from mnemoscope.families.verbmem import verbmem
+
+    vs, vm, _ = verbmem(Engine(model, tokenizer), [p for p, _ in pairs], [g for _, g in pairs], max_new_tokens=6)
+    assert m["verbmem_forget"] == pytest.approx(vm["verbmem/rouge_l_f1/mean"])

@@ -36,9 +36,14 @@ def test_retrain_stream_never_holds_a_forget_document():
     assert [d for d in order if d in kept] == kept  # same order minus the forget documents
 
 
-def test_recipe_end_to_end_micro(tmp_path):
+def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     assert get_recipe("unlearning") is U
+    asked = []
+    real = U.resolve_device
+    monkeypatch.setattr(U, "resolve_device", lambda name: asked.append(name) or real(name))
     out = U.run(tmp_path / "run", MICRO, log=lambda m: None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert asked == ["auto"] and manifest["device"] == str(real("auto"))  # the lab models' real device
     metrics = json.loads((out / "metrics.json").read_text())
     notes = json.loads((out / "unlearn_notes.json").read_text())
     assert notes["reference"] == "retrained"
@@ -94,3 +99,25 @@ def test_cli_unlearn_bad_input(saved_model_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)  # as on a machine without peft
     assert main(base + ["--method", "ga", "--lora", "--drop-overlap", "--out", str(tmp_path / "c"), "--steps", "1"]) == 2
     assert "pip install peft" in capsys.readouterr().err
+
+
+def test_muse_verbmem_file_keeps_its_prompt_gt_pairs(tmp_path):
+    rows = [{"prompt": "Anna Berg was born in", "gt": " Lisbon in 1901."}, {"prompt": "The museum", "gt": " keeps clocks."}]
+    read = U.read_unlearn_file(_jsonl(tmp_path / "v.jsonl", rows))
+    assert read["verbmem"] == [(r["prompt"], r["gt"]) for r in rows]  # used as given, never re-split
+    assert read["texts"] == [r["prompt"] + r["gt"] for r in rows]
+
+
+def test_lab_tokenizer_treats_forget_and_holdout_people_alike():
+    from mnemoscope.probes.corpus import background_documents
+    from mnemoscope.probes.fictional import WorldConfig, make_world
+
+    world = make_world(WorldConfig(n_people=14, seed=0, forget_fraction=0.15, holdout_fraction=0.15))
+    background = background_documents(3, seed=0)
+    texts = U.tokenizer_texts(world, background)
+    docs, forget = U.lab_documents(world, background)
+    for split in ("forget", "retain", "holdout"):
+        people = set(world.splits[split])
+        assert all(d["text"] in texts for d in world.documents if d.get("person_id") in people), split
+        assert all(U.qa_text(q["question"], q["target"]) in texts for q in world.qa if q["person_id"] in people), split
+    assert set(docs.values()) <= set(texts)  # every training document, and the holdout people's too

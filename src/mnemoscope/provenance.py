@@ -15,9 +15,8 @@ given as a hub id is identified by the commit of its local cache snapshot (and t
 hub gives its large files, read from the cache's blob names) rather than by re-reading the
 weights. Models a recipe trains from scratch are outputs, identified by the config hash.
 
-Recipes do not call this module: ``recipes.rundirs.prepare_run_dir`` notes the run's config
-(``note_run``), which hashes the inputs as the run starts, and ``rundir.manifest`` adds
-``current()`` to the manifest.
+Recipes do not call this module: ``rundir.Run`` hashes the run's inputs when the run starts
+(``hash_inputs``) and adds the whole block (``collect``) to the manifest when it finishes.
 """
 
 from __future__ import annotations

@@ -155,10 +155,11 @@ class Backend:
     def encode_text(self, text: str) -> Encoded:
         return self.encoder.encode_text(text)
 
-    def encode_pair(self, context: str, target: str) -> Encoded:
-        """The pair tokenized whole and split at the context's token count; a pair longer than the
-        context is refused (never cut), whatever the truncation policy of texts."""
-        return self.encoder.encode_pair(context, target, truncate=False)
+    def encode_pair(self, context: str, target: str, *, eos: bool = False) -> Encoded:
+        """The pair tokenized whole and split at the context's token count (``eos=True``: the EOS
+        after the target is scored as part of it); a pair longer than the context is refused
+        (never cut), whatever the truncation policy of texts."""
+        return self.encoder.encode_pair(context, target, truncate=False, eos=eos)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt ids under the BOS policy (BOS only at position 0)."""

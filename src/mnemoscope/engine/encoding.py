@@ -84,13 +84,19 @@ class Encoder:
         # With a BOS every text token is scored; without one the first token has no context.
         return self._fit(Encoded(ids=ids, score_from=1, bos=self.use_bos), keep="head")
 
-    def encode_pair(self, context: str, target: str, *, truncate: bool | None = None) -> Encoded:
+    def encode_pair(self, context: str, target: str, *, truncate: bool | None = None, eos: bool = False) -> Encoded:
         """``truncate``: None follows the policy; False refuses a pair longer than the context
-        whatever the policy (measurements never cut the prompt a question is about)."""
+        whatever the policy (measurements never cut the prompt a question is about). ``eos=True``
+        appends the tokenizer's EOS after the target and scores it as part of the target, as TOFU
+        and open-unlearning score an answer (answer tokens + EOS)."""
         context, target = split_context(context, target)
         if not target:
             raise MnemoscopeError("empty target in a (context, target) pair: every target needs at least one token")
         whole = self.prefix_ids() + text_ids(self.tokenizer, context + target)
+        if eos:
+            if self.tokenizer.eos_token_id is None:
+                raise MnemoscopeError("scoring the EOS after a target needs a tokenizer with an eos_token")
+            whole.append(self.tokenizer.eos_token_id)
         n_context = len(self.prefix_ids()) + (len(text_ids(self.tokenizer, context)) if context else 0)
         n_context = max(1, n_context)  # the first token of a text can never be scored
         if n_context >= len(whole):

@@ -105,6 +105,15 @@ def check_hub_id(name: str, revision: str | None, offline: bool) -> None:
                               "check the path, or download the model and pass its directory") from None
 
 
+def _is_safetensors_error(exc: BaseException) -> bool:
+    """True for safetensors' deserialisation error (a bad header, a file cut short)."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # older safetensors: the class lives in the Rust module only
+        return type(exc).__name__ == "SafetensorError"
+    return isinstance(exc, SafetensorError)
+
+
 def ensure_pad_token(tokenizer) -> None:
     """Give a tokenizer without a pad token one (its EOS, else a new '<|pad|>'). Pads are masked out."""
     if tokenizer.pad_token_id is not None:
@@ -177,6 +186,13 @@ def load_model(
         ) from exc
     except ValueError as exc:
         raise MnemoscopeError(f"could not load model '{name}': {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # a corrupt or truncated weights file (safetensors' own error type)
+        if not _is_safetensors_error(exc):
+            raise
+        raise MnemoscopeError(
+            f"could not load model '{name}': its safetensors weights are corrupt or truncated "
+            f"({str(exc).splitlines()[0]}); save or download the model again"
+        ) from exc
     tokenizer = load_tokenizer(name, revision=revision, trust_remote_code=trust_remote_code)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))

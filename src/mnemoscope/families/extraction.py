@@ -210,8 +210,11 @@ def k_extractable(engine: Backend, texts: list[str], *, prefix_lengths: tuple[in
 def headline(metrics: dict) -> list[str]:
     """``k-extractable rate by prefix: 8 → 0.10, 16 → 0.25``."""
     rates = [(int(k.split("@prefix=")[1]), v) for k, v in metrics.items()
-             if k.startswith("extraction/exact/rate@prefix=") and v is not None]
+             if k.startswith("extraction/exact/rate@prefix=")]
     if not rates:
         return []
-    return [f"{TITLE}: " + ", ".join(f"prefix {p} → {fmt(v)}" for p, v in sorted(rates))]
+    line = f"{TITLE}: " + ", ".join(f"prefix {p} → {fmt(v)}" for p, v in sorted(rates))
+    if all(v is None for _, v in rates):
+        line += " (nothing computed: no text is long enough for prefix + extraction.suffix_len; see the notes)"
+    return [line]
 

@@ -5,7 +5,8 @@ Few-shot prompt ``metrics.text.knowmem_prompt(shots, question)``, greedy continu
 100 · ROUGE-L F1(cut answer, true answer), no stemming. One generate call for all questions.
 
 Config section ``knowmem``: ``file`` (QA records: question/answer), ``shots`` (a second QA file
-used as the few-shot examples) or ``n_shots`` (the first n records of ``file`` are the shots).
+used as the few-shot examples) or ``n_shots`` (the first n records of ``file`` are the shots),
+``trailing_space`` (end the prompt in MUSE's exact ``"Answer: "``; off: see docs/metrics.md).
 Keys: ``knowmem/rouge_l_f1/mean`` (×100), ``knowmem/n``, ``knowmem/n_shots``.
 """
 
@@ -32,7 +33,7 @@ from mnemoscope.probes import formats
 
 NAME = "knowmem"
 TITLE = "KnowMem (question answering)"
-DEFAULTS = {"knowmem": {"file": "", "shots": "", "n_shots": 0, "max_new_tokens": 32}}
+DEFAULTS = {"knowmem": {"file": "", "shots": "", "n_shots": 0, "max_new_tokens": 32, "trailing_space": False}}
 PATH_KEYS = ("knowmem.file", "knowmem.shots")
 NEEDS = ("generate",)
 KEY = "knowmem/rouge_l_f1/mean"
@@ -44,6 +45,7 @@ class Inputs:
     qa: list[dict]  # {id, question, answer}
     shots: list[dict]
     max_new_tokens: int = 32
+    trailing_space: bool = False  # end the prompt in MUSE's "Answer: " (see metrics.text.knowmem_prompt)
 
 
 @dataclass
@@ -59,7 +61,7 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
         return None
     qa = formats.load_qa(k["file"])
     if k["shots"]:
-        return Inputs(qa, formats.load_qa(k["shots"]), k["max_new_tokens"])
+        return Inputs(qa, formats.load_qa(k["shots"]), k["max_new_tokens"], k["trailing_space"])
     n = int(k["n_shots"])
     if n < 0:
         raise MnemoscopeError(f"knowmem.n_shots must be ≥ 0, got {n}")
@@ -67,12 +69,13 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
         ctx.note(KEY, f"knowmem: not computed: {k['file']} holds {len(qa)} QA pair(s), all used as the {n} "
                       "shots; give more pairs, fewer knowmem.n_shots, or knowmem.shots")
         return None
-    return Inputs(qa[n:], qa[:n], k["max_new_tokens"])
+    return Inputs(qa[n:], qa[:n], k["max_new_tokens"], k["trailing_space"])
 
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     shots = [(s["question"], s["answer"]) for s in inputs.shots]
-    prompts = [engine.encode_prompt(knowmem_prompt(shots, q["question"])) for q in inputs.qa]
+    prompts = [engine.encode_prompt(knowmem_prompt(shots, q["question"], trailing_space=inputs.trailing_space))
+               for q in inputs.qa]
     check_generation(engine, prompts, inputs.max_new_tokens, "knowmem question", "knowmem.max_new_tokens",
                      ids=[str(q.get("id", i)) for i, q in enumerate(inputs.qa)])
     return Plan(inputs, prompts)
@@ -98,9 +101,11 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
     return result
 
 
-def knowmem(engine: Backend, qa: Sequence, shots: Sequence = (), *, max_new_tokens: int = 32) -> Result:
+def knowmem(engine: Backend, qa: Sequence, shots: Sequence = (), *, max_new_tokens: int = 32,
+            trailing_space: bool = False) -> Result:
     """KnowMem of ``qa`` with ``shots`` as the few-shot examples; each a (question, answer) pair
-    or an object with ``question``/``answer`` (and optionally ``id``)."""
+    or an object with ``question``/``answer`` (and optionally ``id``). ``trailing_space=True``:
+    the prompt ends in MUSE's ``"Answer: "`` instead of ``"Answer:"``."""
     def records(items, what):
         out = []
         for i, x in enumerate(items):
@@ -108,5 +113,5 @@ def knowmem(engine: Backend, qa: Sequence, shots: Sequence = (), *, max_new_toke
             out.append({"id": str(x.get("id", i)) if isinstance(x, dict) else str(i), "question": q, "answer": a})
         return out
 
-    inputs = Inputs(records(qa, "item"), records(shots, "shot"), max_new_tokens)
+    inputs = Inputs(records(qa, "item"), records(shots, "shot"), max_new_tokens, trailing_space)
     return plan_and_measure(plan, measure, inputs, engine)

@@ -49,7 +49,7 @@ SAMPLES = "samples.parquet"
 DEFAULTS = {
     "data": {"members": "", "nonmembers": "", "wikimia": "", "drop_overlap": False},
     "membership": {"ref_model": "", "ref_mismatch": "refuse", "lowercase": False},
-    "audit": {"k": 0.2, "extraction": True, "prefix_fraction": 0.5, "max_suffix": 32},
+    "audit": {"k": 0.2, "min_k_rounding": "up", "extraction": True, "prefix_fraction": 0.5, "max_suffix": 32},
     # the attacks of families.attacks, off unless named (gradnorm costs a backward pass per text, SaMIA samples)
     "attacks": {**attacks.DEFAULTS["attacks"], "names": []},
 }
@@ -62,17 +62,20 @@ ATTACKS = ("loss", "zlib", "min_k", "min_k_pp")
 # --------------------------------------------------------------------------- scores
 
 
-def attack_frame(texts: list[str], scored: list[TokenScores], k: float = 0.2) -> pd.DataFrame:
+def attack_frame(texts: list[str], scored: list[TokenScores], k: float = 0.2, *, rounding: str = "up") -> pd.DataFrame:
     """Columns nll, n_scored, truncated, bos and score/<attack> for each single-model attack,
-    from scores already computed (one pass feeds these and other attacks). zlib compresses the
-    text as given. ``min_k_pp`` is left out when the scores carry no distribution statistics."""
+    from scores already computed (one pass feeds these and other attacks). ``texts[i]`` is the
+    text ``scored[i]`` came from: zlib compresses it exactly as given
+    (``zlib.compress(text.encode("utf-8"))``, as Carlini et al. and MIMIR do), never a re-decoding
+    of its tokens. ``rounding`` is Min-K%'s count rule (``metrics.membership.min_k_count``).
+    ``min_k_pp`` is left out when the scores carry no distribution statistics."""
     if len(texts) != len(scored):
         raise ValueError(f"attack_frame: {len(texts)} texts for {len(scored)} scores")
     rows = []
     for text, s in zip(texts, scored):
         row = {"nll": s.nll, "n_scored": s.n_scored, "truncated": s.truncated, "bos": s.bos}
         scores = membership_scores(s.logprobs, s.mu if s.mu is not None else np.zeros(0),
-                                   s.sigma if s.sigma is not None else np.zeros(0), text, k)
+                                   s.sigma if s.sigma is not None else np.zeros(0), text, k, rounding=rounding)
         if s.mu is None:
             scores.pop("min_k_pp")
         row.update({f"score/{a}": v for a, v in scores.items()})
@@ -80,9 +83,9 @@ def attack_frame(texts: list[str], scored: list[TokenScores], k: float = 0.2) ->
     return pd.DataFrame(rows)
 
 
-def score_texts(engine: Backend, texts: list[str], k: float = 0.2) -> pd.DataFrame:
+def score_texts(engine: Backend, texts: list[str], k: float = 0.2, *, rounding: str = "up") -> pd.DataFrame:
     """One forward pass per text → ``attack_frame`` of the results."""
-    return attack_frame(list(texts), engine.score(list(texts)), k)
+    return attack_frame(list(texts), engine.score(list(texts)), k, rounding=rounding)
 
 
 def membership_metrics(
@@ -139,15 +142,15 @@ def attack_metrics(labels: np.ndarray, frame: pd.DataFrame, *, n_boot: int, seed
 
 
 def likelihood_scores(engine: Backend, texts: list[str], *, k: float = 0.2, ref_engine: Backend | None = None,
-                      ref_mismatch: str = "refuse", lowercase: bool = False) -> pd.DataFrame:
+                      ref_mismatch: str = "refuse", lowercase: bool = False, rounding: str = "up") -> pd.DataFrame:
     """Every likelihood attack from ONE batched target pass (+ one reference pass, + one pass over
-    the lower-cased texts): score/{loss, zlib, min_k, min_k_pp[, ref, ratio][, lowercase]}."""
+    the lower-cased texts): score/{loss, zlib, min_k, min_k_pp[, ref, ratio, nll_ratio][, lowercase]}."""
     return _likelihood_frame(engine, texts, engine.score_encoded(engine.encode_texts(texts)), k, ref_engine,
-                             ref_mismatch, lowercase)
+                             ref_mismatch, lowercase, rounding)
 
 
-def _likelihood_frame(engine, texts, scored, k, ref_engine, ref_mismatch, lowercase) -> pd.DataFrame:
-    frame = attack_frame(texts, scored, k)
+def _likelihood_frame(engine, texts, scored, k, ref_engine, ref_mismatch, lowercase, rounding="up") -> pd.DataFrame:
+    frame = attack_frame(texts, scored, k, rounding=rounding)
     if ref_engine is not None:
         ref = reference.ref_ratio_scores(engine, ref_engine, texts, mismatch=ref_mismatch, target_scores=scored)
         for col in ("unit", "nll_target", "nll_ref"):
@@ -169,6 +172,7 @@ class Inputs:
     members: list[str]
     nonmembers: list[str]
     k: float = 0.2
+    rounding: str = "up"  # Min-K% token count: "up" = max(1, ceil(k·n)); "down" = the published int(k·n)
     ref_mismatch: str = "refuse"
     lowercase: bool = False
     extraction: bool = True
@@ -237,8 +241,10 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
                                     wikimia_path=d["wikimia"])
     sources = (d["wikimia"], d["wikimia"]) if d["wikimia"] else (d["members"], d["nonmembers"])
     more = attacks.read(cfg, seed=ctx.seed) if cfg["attacks"]["names"] else None
-    return Inputs(members, nonmembers, a["k"], m["ref_mismatch"], m["lowercase"], a["extraction"],
-                  a["prefix_fraction"], a["max_suffix"], sources, more)
+    if a["min_k_rounding"] not in ("up", "down"):
+        raise MnemoscopeError(f"audit.min_k_rounding '{a['min_k_rounding']}': use up (ours) or down (the published code)")
+    return Inputs(members, nonmembers, a["k"], a["min_k_rounding"], m["ref_mismatch"], m["lowercase"],
+                  a["extraction"], a["prefix_fraction"], a["max_suffix"], sources, more)
 
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context) -> Plan:
@@ -271,7 +277,8 @@ def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
     inputs = plan.inputs
     texts, labels = inputs.texts, inputs.labels
     scored = engine.score_encoded(plan.items)
-    frame = _likelihood_frame(engine, texts, scored, inputs.k, plan.ref_engine, inputs.ref_mismatch, inputs.lowercase)
+    frame = _likelihood_frame(engine, texts, scored, inputs.k, plan.ref_engine, inputs.ref_mismatch, inputs.lowercase,
+                              inputs.rounding)
     more_notes = {}
     if inputs.attacks is not None:
         more, more_notes = attacks.attack_scores(engine, texts, inputs.attacks)

@@ -6,13 +6,20 @@ Per item, with context c = ``template.format(question=q)`` (default :data:`TOFU_
 
 - probability = exp(−mean NLL(answer | c));
 - truth ratio TR = exp(NLL_paraphrased − mean_j NLL_perturbed_j) (``metrics.knowledge.truth_ratio``);
-- ROUGE-L recall (stemmed) of the greedy answer generated from c against the answer.
+- ROUGE-L recall (stemmed) of the greedy answer generated from c against the answer;
+- the probability normalised over the answer options, P̃(a) / (P̃(a) + Σ_j P̃(perturbed_j))
+  (TOFU's "Prob." on its real-authors and world-facts sets).
+
+``tofu.eos: true`` scores the tokenizer's EOS after every answer as part of it (mean NLL over the
+answer tokens + EOS), as TOFU's and open-unlearning's code do; the default scores the answer's
+tokens only (docs/metrics.md, "Differences from the published code").
 
 One score call (answer, paraphrase and every perturbed answer of every item) and one generate
 call. Config section ``tofu``: ``file`` (TOFU records), ``forget`` (the set is a forget set:
 the truth-ratio summary is mean(min(TR, 1/TR)), else mean(max(0, 1 − TR))), ``max_new_tokens``.
 Keys (suffix ``@split=<split>`` when given): ``tofu/probability/mean``,
-``tofu/rouge_l_recall/mean``, ``tofu/truth_ratio/summary``, ``tofu/n``.
+``tofu/probability_normalized/mean``, ``tofu/rouge_l_recall/mean``, ``tofu/truth_ratio/summary``,
+``tofu/n``.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from mnemoscope.probes import formats
 
 NAME = "tofu"
 TITLE = "TOFU"
-DEFAULTS = {"tofu": {"file": "", "forget": True, "max_new_tokens": 64}}
+DEFAULTS = {"tofu": {"file": "", "forget": True, "max_new_tokens": 64, "eos": False}}
 PATH_KEYS = ("tofu.file",)
 NEEDS = ("logprobs", "generate")
 TOFU_TEMPLATE = QA_TEMPLATE
@@ -53,6 +60,7 @@ class Inputs:
     max_new_tokens: int = 64
     template: str = TOFU_TEMPLATE
     split: str | None = None
+    eos: bool = False  # score the EOS after each answer as part of it (TOFU's and open-unlearning's code)
 
 
 @dataclass
@@ -66,7 +74,7 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
     t = cfg["tofu"]
     if not t["file"]:
         return None
-    return Inputs(formats.load_tofu(t["file"]), t["forget"], t["max_new_tokens"])
+    return Inputs(formats.load_tofu(t["file"]), t["forget"], t["max_new_tokens"], eos=t["eos"])
 
 
 def _answers(item: dict) -> list[str]:
@@ -77,7 +85,7 @@ def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     if "{question}" not in inputs.template:
         raise MnemoscopeError(f"tofu template {inputs.template!r} has no {{question}} field; add one")
     contexts = [inputs.template.format(question=it["question"]) for it in inputs.items]
-    encoded = encode_each(lambda ci: [engine.encode_pair(ci[0], " " + a) for a in _answers(ci[1])],
+    encoded = encode_each(lambda ci: [engine.encode_pair(ci[0], " " + a, eos=inputs.eos) for a in _answers(ci[1])],
                           list(zip(contexts, inputs.items)), "tofu item", [it["id"] for it in inputs.items])
     pairs = [item for answers in encoded for item in answers]
     prompts = [engine.encode_prompt(c.rstrip()) for c in contexts]
@@ -107,6 +115,8 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
             "answer": item["answer"],
             "nll_answer": nll_ans,
             "probability": km.probability(nll_ans),
+            "probability_normalized": km.probability(nll_ans) / (
+                km.probability(nll_ans) + float(np.sum(km.probability(nll_pert)))),
             "nll_paraphrased": nll_para,
             "nll_perturbed_mean": float(np.mean(nll_pert)),
             "truth_ratio": km.truth_ratio(nll_pert, nll_para),
@@ -117,6 +127,7 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
     result.samples = samples
     result.metrics.update({
         f"tofu/probability/mean{group}": float(samples["probability"].mean()),
+        f"tofu/probability_normalized/mean{group}": float(samples["probability_normalized"].mean()),
         f"tofu/rouge_l_recall/mean{group}": float(samples["rouge_l_recall"].mean()),
         f"tofu/truth_ratio/summary{group}": km.truth_ratio_summary(samples["truth_ratio"].to_numpy(), inputs.forget),
         f"tofu/n{group}": float(len(samples)),
@@ -139,7 +150,8 @@ def _tofu_item(item, i: int) -> dict:
 
 
 def tofu(engine: Backend, items: Sequence[Mapping], *, forget: bool = True, template: str = TOFU_TEMPLATE,
-         max_new_tokens: int = 64, split: str | None = None) -> Result:
-    """TOFU on ``items`` (objects with question, answer, paraphrased_answer, perturbed_answers)."""
-    inputs = Inputs([_tofu_item(x, i) for i, x in enumerate(items)], forget, max_new_tokens, template, split)
+         max_new_tokens: int = 64, split: str | None = None, eos: bool = False) -> Result:
+    """TOFU on ``items`` (objects with question, answer, paraphrased_answer, perturbed_answers);
+    ``eos=True`` scores the EOS after every answer as part of it, as TOFU's code does."""
+    inputs = Inputs([_tofu_item(x, i) for i, x in enumerate(items)], forget, max_new_tokens, template, split, eos)
     return plan_and_measure(plan, measure, inputs, engine)

@@ -1,4 +1,4 @@
-"""Knowledge capacity in bits (PROTOCOLS §10, after Allen-Zhu & Li, Physics of LMs 3.3).
+"""Knowledge capacity in bits (docs/metrics.md §9, after Allen-Zhu & Li, Physics of LMs 3.3).
 
 For N people whose attribute values are drawn uniformly from pools, a model that has
 stored nothing pays log2|pool| bits to name a value; one that has stored the value

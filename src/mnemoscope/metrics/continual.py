@@ -1,4 +1,4 @@
-"""Continual-learning metrics (PROTOCOLS §8).
+"""Continual-learning metrics (docs/metrics.md §8).
 
 Accuracy matrix ``A`` (T × T): ``A[i, j]`` = performance on task j after training
 through task i (tasks 0-based; ``last = T − 1``).

@@ -1,4 +1,4 @@
-"""Knowledge-acquisition dynamics during training (PROTOCOLS §7, Chang et al. 2024).
+"""Knowledge-acquisition dynamics during training (docs/metrics.md §7, Chang et al. 2024).
 
 Inputs are per-probe loss curves: ``steps`` (training steps, strictly increasing
 integers) and ``losses`` (ℓ(t) = mean NLL of the probe's target span measured at

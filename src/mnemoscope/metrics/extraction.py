@@ -1,4 +1,4 @@
-"""Verbatim extraction metrics on token ids (PROTOCOLS §3).
+"""Verbatim extraction metrics on token ids (docs/metrics.md §2).
 
 Compare a greedy continuation with the true continuation, token by token. Both
 must be the *continuation only* (never the prompt/cue) and of equal length;

@@ -1,4 +1,4 @@
-"""Knowledge-memorization metrics (PROTOCOLS §4): target log-probability and TOFU.
+"""Knowledge-memorization metrics (docs/metrics.md §3): target log-probability and TOFU.
 
 All NLLs here are *mean per-token* NLLs of an answer/target span given its
 question/prefix, so probabilities are length-normalised:

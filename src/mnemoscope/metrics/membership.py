@@ -1,4 +1,4 @@
-"""Membership-inference scores from per-token arrays (PROTOCOLS §2).
+"""Membership-inference scores from per-token arrays (docs/metrics.md §1).
 
 Every score is oriented so that **higher means more likely a member**.
 
@@ -31,6 +31,7 @@ __all__ = [
     "membership_scores",
     "zlib_bytes",
     "min_k_count",
+    "ROUNDINGS",
 ]
 
 
@@ -46,18 +47,33 @@ def _check_k(k: float) -> None:
         raise ValueError(f"k must be in (0, 1], got {k}")
 
 
-def min_k_count(n: int, k: float) -> int:
-    """Number of tokens Min-K% averages over: ``max(1, ceil(k·n))``.
+ROUNDINGS = ("up", "down")
 
-    ``k·n`` is rounded to 9 decimals first so float noise cannot add a token
-    (``0.2 * 15`` is ``3.0000000000000004`` in floating point; the count is 3).
+
+def _check_rounding(rounding: str) -> None:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+
+
+def min_k_count(n: int, k: float, rounding: str = "up") -> int:
+    """Number of tokens Min-K% averages over.
+
+    ``rounding="up"`` (default): ``max(1, ceil(k·n))``, with ``k·n`` rounded to 9 decimals first
+    so float noise cannot add a token (``0.2 * 15`` is ``3.0000000000000004``; the count is 3).
+    ``rounding="down"``: ``max(1, int(n·k))``, the published code's rule (MUSE's and Min-K%++'s
+    ``int(len · ratio)``, open-unlearning's ``max(1, int(len · k))``), float noise included as
+    they have it. MUSE and Min-K%++ do not guard against 0 (an empty mean, NaN, when
+    n·k < 1); open-unlearning and we average at least one token.
     """
     _check_k(k)
+    _check_rounding(rounding)
+    if rounding == "down":
+        return max(1, int(n * k))
     return max(1, math.ceil(round(k * n, 9)))
 
 
-def _mean_lowest(values: np.ndarray, k: float) -> float:
-    count = min_k_count(values.size, k)
+def _mean_lowest(values: np.ndarray, k: float, rounding: str = "up") -> float:
+    count = min_k_count(values.size, k, rounding)
     lowest = np.partition(values, count - 1)[:count]
     return float(lowest.mean())
 
@@ -78,10 +94,10 @@ def loss_score(logprobs: ArrayLike) -> float:
 def zlib_score(logprobs: ArrayLike, text: str) -> float:
     """Zlib attack: ``−NLL / zlib_bytes(text)``.
 
-    ``text`` must be exactly the scored text. This is the "NLL over compressed
-    bytes" variant; published variants divide log-perplexity (the same NLL) or
-    ``zlib entropy`` the same way, so only the orientation (negated) differs.
-    ``nan`` if no token was scored.
+    ``text`` is the whole text as given to the model (never a re-decoding of its tokens), as
+    Carlini et al. (2021) and MIMIR compress it. This is the "NLL over compressed bytes"
+    variant; published variants divide log-perplexity (the same NLL) or ``zlib entropy`` the
+    same way, so only the orientation (negated) differs. ``nan`` if no token was scored.
     """
     lp = _as_1d(logprobs, "logprobs")
     if lp.size == 0:
@@ -89,13 +105,15 @@ def zlib_score(logprobs: ArrayLike, text: str) -> float:
     return float(lp.mean()) / zlib_bytes(text)
 
 
-def min_k_score(logprobs: ArrayLike, k: float = 0.2) -> float:
-    """Min-K% Prob: mean of the ``max(1, ceil(k·n))`` lowest log p_i. ``nan`` if n = 0."""
+def min_k_score(logprobs: ArrayLike, k: float = 0.2, rounding: str = "up") -> float:
+    """Min-K% Prob: mean of the ``min_k_count(n, k, rounding)`` lowest log p_i (default
+    ``max(1, ceil(k·n))``). ``nan`` if n = 0."""
     lp = _as_1d(logprobs, "logprobs")
     _check_k(k)
+    _check_rounding(rounding)
     if lp.size == 0:
         return float("nan")
-    return _mean_lowest(lp, k)
+    return _mean_lowest(lp, k, rounding)
 
 
 def min_k_pp_score(
@@ -104,9 +122,10 @@ def min_k_pp_score(
     sigma: ArrayLike,
     k: float = 0.2,
     eps: float = 1e-6,
+    rounding: str = "up",
 ) -> float:
     """Min-K%++: ``z_i = (log p_i − μ_i) / max(σ_i, eps)``; mean of the lowest
-    ``max(1, ceil(k·n))`` z_i. ``nan`` if n = 0."""
+    ``min_k_count(n, k, rounding)`` z_i (default ``max(1, ceil(k·n))``). ``nan`` if n = 0."""
     lp = _as_1d(logprobs, "logprobs")
     m = _as_1d(mu, "mu")
     s = _as_1d(sigma, "sigma")
@@ -115,10 +134,11 @@ def min_k_pp_score(
             f"logprobs, mu and sigma must have the same length, got {lp.size}, {m.size}, {s.size}"
         )
     _check_k(k)
+    _check_rounding(rounding)
     if lp.size == 0:
         return float("nan")
     z = (lp - m) / np.maximum(s, eps)
-    return _mean_lowest(z, k)
+    return _mean_lowest(z, k, rounding)
 
 
 def _scalar_or_array(x: np.ndarray) -> float | np.ndarray:
@@ -179,15 +199,16 @@ def membership_scores(
     sigma: ArrayLike,
     text: str,
     k: float = 0.2,
+    rounding: str = "up",
 ) -> dict[str, float]:
-    """All single-model attacks from one teacher-forced pass.
+    """All single-model attacks from one teacher-forced pass; ``text`` is the whole text as given.
 
     Returns ``{"loss", "zlib", "min_k", "min_k_pp"}``, each higher = member;
-    all four are ``nan`` when no token was scored.
+    all four are ``nan`` when no token was scored. ``rounding``: Min-K%'s count rule.
     """
     return {
         "loss": loss_score(logprobs),
         "zlib": zlib_score(logprobs, text),
-        "min_k": min_k_score(logprobs, k),
-        "min_k_pp": min_k_pp_score(logprobs, mu, sigma, k),
+        "min_k": min_k_score(logprobs, k, rounding),
+        "min_k_pp": min_k_pp_score(logprobs, mu, sigma, k, rounding=rounding),
     }

@@ -1,4 +1,4 @@
-"""Memorization versus reasoning (PROTOCOLS §9): LiMem and the We-Math four dimensions.
+"""Memorization versus reasoning (docs/metrics.md §6): LiMem and the We-Math four dimensions.
 
 **LiMem** (Xie et al. 2024, "On Memorization of Large Language Models in Logical Reasoning")::
 
@@ -25,8 +25,7 @@ with sub-problems (one per knowledge concept)::
 In each variant IK + IG + CM + RM = N. RM rate = RM / (CM + RM) (nan when no composite is
 right). Score = (N − 0.5·IG − RM − IK) / N, with the variant's RM *count*.
 
-Differences from PROTOCOLS / the paper, stated precisely: PROTOCOLS and the paper agree on the
-definitions above. The paper's leaderboard lists IK, IG and CM as percentages of N but RM as
+Differences from the paper, stated precisely: the definitions above are the paper's. The paper's leaderboard lists IK, IG and CM as percentages of N but RM as
 the RM *rate*; here every dimension is returned as a count plus ``rm_rate``, and the score
 uses the RM count, as in the paper's formula. The paper's composites have 2 or 3
 sub-problems; any number >= 1 is accepted here (with one sub-problem strict == loose).

@@ -1,4 +1,4 @@
-"""Recognition and recall (Orhan 2023; PROTOCOLS §5)."""
+"""Recognition and recall (Orhan 2023; docs/metrics.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text-overlap metrics via the ``rouge_score`` package (PROTOCOLS §3–§4).
+"""Text-overlap metrics via the ``rouge_score`` package (docs/metrics.md §2–§3).
 
 ROUGE-L uses rouge-score's default tokenizer (lower-cased alphanumeric tokens).
 VerbMem and KnowMem (MUSE) use F1 without stemming; TOFU uses recall with stemming.
@@ -68,8 +68,13 @@ def knowmem(pred: str, answer: str) -> float:
     return 100.0 * rouge_l_f1(knowmem_cut(pred), answer, stem=False)
 
 
-def knowmem_prompt(shots: Sequence[tuple[str, str]], question: str) -> str:
+def knowmem_prompt(shots: Sequence[tuple[str, str]], question: str, *, trailing_space: bool = False) -> str:
     """Few-shot prompt: ``"Question: {q}\\nAnswer: {a}\\n\\n"`` per (q, a) shot, then
-    ``"Question: {question}\\nAnswer:"`` (no trailing space; the answer's space is generated)."""
+    ``"Question: {question}\nAnswer:"`` (no trailing space; the answer's space is generated).
+
+    ``trailing_space=True`` ends in ``"Answer: "``, MUSE's exact string. With a byte-level BPE
+    tokenizer that space becomes a lone space token the model rarely saw in training (a space is
+    normally merged into the next word), which can derail the answer (KnowMem → 0 on the lab's
+    models); hence our default."""
     blocks = [QA_TEMPLATE.format(question=q) + f" {a}\n\n" for q, a in shots]
-    return "".join(blocks) + QA_TEMPLATE.format(question=question)
+    return "".join(blocks) + QA_TEMPLATE.format(question=question) + (" " if trailing_space else "")

@@ -1,4 +1,12 @@
-"""Unlearning evaluation (MUSE PrivLeak; PROTOCOLS §11)."""
+"""Unlearning evaluation: MUSE's PrivLeak (definition and sign in docs/metrics.md §10).
+
+Two AUC orientations meet here. Ours (every membership AUC in mnemoscope): the forget set F is
+labelled member (1), the holdout set H non-member (0), scores higher = member, so
+``A = P(s_F > s_H)``. MUSE's (``metrics/privleak.py``, key ``forget_holdout_Min-40%``: F is
+the label-0 class) and open-unlearning's privleak (``1 − auc``) use the complement,
+``AUC_MUSE = 1 − A``. PrivLeak is reported in MUSE's convention, so a number here can be put
+next to MUSE's tables.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +16,33 @@ from numpy.typing import ArrayLike
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.roc import roc_auc
 
-__all__ = ["privleak", "privleak_from_scores"]
+__all__ = ["privleak", "privleak_from_scores", "muse_auc"]
+
+
+def muse_auc(auc: float) -> float:
+    """MUSE's orientation of a forget-vs-holdout AUC: ``1 − A`` (F labelled non-member)."""
+    return 1.0 - float(auc)
 
 
 def privleak(auc_unlearned: float, auc_retrain: float) -> float:
-    """PrivLeak = ``(AUC_unlearned − AUC_retrain) / AUC_retrain · 100``.
+    """MUSE PrivLeak from our AUCs (F labelled member):
 
-    Near 0 is good; > 0: the forget set is still recognisable as members
-    (under-unlearning); < 0: it looks *less* member-like than fresh data (over-unlearning).
+    ``PrivLeak = (AUC_MUSE,u − AUC_MUSE,r) / AUC_MUSE,r · 100 = (A_r − A_u) / (1 − A_r) · 100``
+
+    with ``A_u``, ``A_r`` the AUCs under the unlearned and the retrained model and
+    ``AUC_MUSE = 1 − A``. Near 0 is good. Negative: F is *more* recognisable as members than
+    under the retrained model (under-unlearning; a model that was not unlearned at all, A_u ≈ 1
+    against A_r ≈ 0.5, scores about −100). Positive: F looks *less* member-like than the
+    retrained model sees it (over-unlearning). Refused when ``A_r = 1`` (MUSE's denominator
+    would be 0; open-unlearning adds 1e-10 there, which gives a meaningless ±1e12).
     """
-    if auc_retrain <= 0:
-        raise MnemoscopeError(f"privleak: the retrain model's AUC must be positive, got {auc_retrain}")
-    return (float(auc_unlearned) - float(auc_retrain)) / float(auc_retrain) * 100.0
+    a_u, a_r = float(auc_unlearned), float(auc_retrain)
+    denominator = muse_auc(a_r)
+    if not denominator > 0:
+        raise MnemoscopeError(
+            f"privleak: the retrained model separates the forget set from the holdout set perfectly "
+            f"(AUC {a_r}, MUSE's AUC 0): PrivLeak's denominator is 0; use a larger or better-matched holdout set")
+    return (a_r - a_u) / denominator * 100.0
 
 
 def _auc_forget_vs_holdout(forget: ArrayLike, holdout: ArrayLike) -> float:
@@ -37,9 +60,10 @@ def privleak_from_scores(
 ) -> dict[str, float]:
     """PrivLeak from membership scores (higher = member, e.g. Min-40% Prob).
 
-    Each AUC separates the forget set (label 1, member) from a held-out set drawn
-    like it (label 0), under the unlearned (``_u``) and the retrain (``_r``) model.
-    Returns ``{"privleak", "auc/unlearned", "auc/retrain"}``.
+    Each AUC separates the forget set (label 1, member) from a held-out set drawn like it
+    (label 0), under the unlearned (``_u``) and the retrain (``_r``) model; ``privleak`` is
+    then MUSE's number (see :func:`privleak`). Returns ``{"privleak", "auc/unlearned",
+    "auc/retrain"}`` with both AUCs in our orientation (MUSE's are ``1 − auc``).
     """
     auc_u = _auc_forget_vs_holdout(forget_scores_u, holdout_scores_u)
     auc_r = _auc_forget_vs_holdout(forget_scores_r, holdout_scores_r)

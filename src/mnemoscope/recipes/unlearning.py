@@ -1,9 +1,10 @@
 """Unlearning: write a fictional world into a tiny model, then remove part of it and check.
 
-Read top to bottom: world (forget / retain / holdout people) → tokenizer → data stream →
-train on everything → retrain from scratch on the same stream minus the forget documents
-(the gold standard) → each method, evaluated every N steps, with the stopping rule "first point
-where KnowMem on F reaches the retrained level" → six-way table (MUSE) + TOFU forget quality →
+Read top to bottom: world (forget / retain / holdout people) → tokenizer (trained on every person
+alike) → data stream → train on everything → retrain from scratch on the same stream minus the
+forget documents (the gold standard) → each method, evaluated every N steps, with the stopping
+rule "first point where KnowMem on F reaches the retrained level" → six-way table (MUSE) + TOFU
+forget quality →
 robustness (membership inference, extraction, reworded probes, relearning attack) →
 scalability (nested forget sets) and sustainability (requests one after another) → report.
 
@@ -25,6 +26,7 @@ from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.engine import Engine, load_model
 from mnemoscope.engine.encoding import text_ids
+from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import (
     Preset,
@@ -53,9 +55,11 @@ ALL_METHODS = list(METHODS)
 DEFAULTS = {
     "seed": 0,
     "scale": 1,  # multiplies the number of people and background documents
-    "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048},
-    "world": {"n_people": 40, "forget_fraction": 0.15, "holdout_fraction": 0.15, "n_cities": 60,
-              "n_universities": 30, "n_companies": 30},
+    "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048, "device": "auto"},
+    # holdout = the membership non-members (never trained): 10 people against 6 forget people; the
+    # lab has no use for never-seen people, so they join the holdout set (the trained people stay the same)
+    "world": {"n_people": 40, "forget_fraction": 0.15, "holdout_fraction": 0.25, "never_seen_fraction": 0.0,
+              "n_cities": 60, "n_universities": 30, "n_companies": 30},
     "corpus": {"n_docs": 200, "n_ppl_docs": 40},
     "train": {"epochs": 20, "batch_size": 16, "seq_len": 128, "lr": 3e-3, "warmup": 20},
     "unlearn": {"methods": ALL_METHODS, "steps": 30, "lr": 1e-4, "batch_size": 8, "eval_every": 5,
@@ -64,7 +68,10 @@ DEFAULTS = {
     "scalability": {"methods": ["npo_gd"], "fractions": [0.34, 0.67, 1.0]},
     "sustainability": {"methods": ["npo_gd"], "requests": 3},
     "robustness": {"relearn_steps": 10, "relearn_lr": 2e-4},
-    "eval": {"n_retain_people": 6, "knowmem_tokens": 16, "verbmem_tokens": 48, "n_boot": 200},
+    # min_k_rounding / knowmem_trailing_space / tofu_eos: "down" / true / true reproduce MUSE's and
+    # TOFU's published code (docs/metrics.md, "Differences from the published code")
+    "eval": {"n_retain_people": 6, "knowmem_tokens": 16, "verbmem_tokens": 48, "n_boot": 200,
+             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False},
 }
 
 
@@ -128,6 +135,23 @@ def lab_documents(world, background: list[str]) -> tuple[dict[str, str], set[str
     return docs, forget
 
 
+def tokenizer_texts(world, background: list[str]) -> list[str]:
+    """What the lab's tokenizer is trained on: every person's documents and QA texts — forget,
+    retain, holdout and never-seen alike — plus the background documents.
+
+    The tokenizer must not know who was trained on. Trained on the training documents only, it
+    merged the forget people's names and phrasings into whole tokens (1.19 tokens/word against
+    1.55 for the holdout people), so even the retrained model, which never saw F, separated F
+    from the holdout set (Min-40% AUC 0.69). Treating every person alike removes that trace (the
+    same 1.19 tokens/word for both) and keeps the forget texts tokenized as before. Only the
+    *models'* data differ between the original and the retrained model; the tokenizer is shared.
+    """
+    people = [d["text"] for d in world.documents if d.get("person_id") is not None]
+    qa = [qa_text(q["question"], q["target"]) for q in world.qa]
+    companies = [d["text"] for d in world.documents if d.get("person_id") is None]
+    return people + qa + companies + list(background)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -154,7 +178,16 @@ def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str]
         holdout_qa=_qa_items(world, holdout), ppl_texts=ppl,
         forget_tofu=_qa_items(world, forget), retain_tofu=_qa_items(world, retain_eval),
         paraphrase_probes=[p for p in world.probes if p["kind"] == "semantic" and p["person_id"] in forget],
-        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"], seed=cfg["seed"])
+        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"], seed=cfg["seed"],
+        **switches(e))
+
+
+def switches(e: dict) -> dict:
+    """The eval section's switches that reproduce the published code, as ``EvalData`` fields."""
+    if e["min_k_rounding"] not in ("up", "down"):
+        raise MnemoscopeError(f"eval.min_k_rounding must be 'up' or 'down', got {e['min_k_rounding']!r}")
+    return {"min_k_rounding": e["min_k_rounding"], "knowmem_trailing_space": bool(e["knowmem_trailing_space"]),
+            "tofu_eos": bool(e["tofu_eos"])}
 
 
 def _train_lab_model(name, model, rows, cfg, out: Path, log) -> list[dict]:
@@ -200,11 +233,12 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         w = cfg["world"]
         world = make_world(WorldConfig(n_people=w["n_people"] * scale, seed=seed, n_cities=w["n_cities"],
                                        n_universities=w["n_universities"], n_companies=w["n_companies"],
-                                       forget_fraction=w["forget_fraction"], holdout_fraction=w["holdout_fraction"]))
+                                       forget_fraction=w["forget_fraction"], holdout_fraction=w["holdout_fraction"],
+                                       never_seen_fraction=w["never_seen_fraction"]))
         corpus = background_documents(cfg["corpus"]["n_docs"] * scale + cfg["corpus"]["n_ppl_docs"], seed=seed)
         background, ppl_docs = corpus[: cfg["corpus"]["n_docs"] * scale], corpus[cfg["corpus"]["n_docs"] * scale :]
         docs, forget_docs = lab_documents(world, background)
-        tokenizer = _tokenizer(out, list(docs.values()), cfg)
+        tokenizer = _tokenizer(out, tokenizer_texts(world, background), cfg)
         tokens = {k: text_ids(tokenizer, v) for k, v in docs.items()}
         t = cfg["train"]
         order = training_order(sorted(docs), t["epochs"], seed)
@@ -223,8 +257,9 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     m = cfg["model"]
     preset = Preset(hidden=m["hidden"], layers=m["layers"], heads=m["heads"], intermediate=m["intermediate"],
                     vocab=m["vocab_size"], context=max(256, t["seq_len"]))
-    original = build_model(preset, tokenizer, seed=seed)
-    retrained = build_model(preset, tokenizer, seed=seed)
+    device = resolve_device(m["device"])
+    original = build_model(preset, tokenizer, seed=seed).to(device)
+    retrained = build_model(preset, tokenizer, seed=seed).to(device)
     log(f"world: {len(world.people)} people ({len(forget_people)} forget, {len(holdout_people)} holdout); model "
         f"{count_parameters(original) / 1e6:.2f} M parameters; {len(rows_full)} rows full, {len(rows_retrain)} retrain")
     with timer("train"):
@@ -310,7 +345,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                 res = unlearn(model, tokenizer, _examples(world, subset), retain_ex, config_for(method, 0),
                               out / "scale" / method / f"n{n}")
                 sub = ev.EvalData(forget_qa=_qa_items(world, subset), retain_qa=data.retain_qa,
-                                  knowmem_tokens=data.knowmem_tokens)
+                                  knowmem_tokens=data.knowmem_tokens,
+                                  knowmem_trailing_space=data.knowmem_trailing_space)
                 point = ev.quick_eval(Engine(res.model, tokenizer), sub)
                 metrics.update(_prefixed(method, {f"scale@n={n}/{k}": v for k, v in point.items()}))
 
@@ -324,7 +360,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                 """Each request's state, measured before the next request changes the model."""
                 done = set().union(*groups[:i])
                 sub = ev.EvalData(forget_qa=_qa_items(world, done), retain_qa=data.retain_qa,
-                                  knowmem_tokens=data.knowmem_tokens)
+                                  knowmem_tokens=data.knowmem_tokens,
+                                  knowmem_trailing_space=data.knowmem_trailing_space)
                 point = ev.quick_eval(Engine(current, tokenizer), sub)
                 metrics.update(_prefixed(method, {f"sustain@req={i}/{key}": v for key, v in point.items()}))
 
@@ -341,7 +378,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     rundir.write_json(out / "metrics.json", metrics)
     rundir.write_json(out / "unlearn_notes.json", {"reference": reference.kind, "not_computed": not_computed,
                                                    "events": events})
-    rundir.write_json(out / "manifest.json", rundir.manifest(seed, "cpu", timer.timings,
+    rundir.write_json(out / "manifest.json", rundir.manifest(seed, str(device), timer.timings,
                                                               {"recipe": "unlearning", "reference": reference.kind}))
     from mnemoscope.report.html import write_report
 
@@ -361,12 +398,14 @@ USER_DEFAULTS = {
     "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False},
     "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
                 "stop_rule": True, "lora": False, "lora_rank": 8},
-    "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000},
+    "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000,
+             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False},
 }
 
 
 def read_unlearn_file(path: str) -> dict:
-    """A forget / retain / holdout file in any supported layout → ``{examples, qa, tofu, texts}``.
+    """A forget / retain / holdout file in any supported layout → ``{examples, qa, tofu, texts, verbmem}``
+    (``verbmem``: MUSE's (prompt, gt) pairs, used as given for VerbMem).
 
     TOFU-style (question, answer, paraphrased_answer, perturbed_answer[s]), QA (question/answer),
     MUSE VerbMem (prompt, gt) and plain texts (text) are recognised from the first record's fields.
@@ -376,17 +415,17 @@ def read_unlearn_file(path: str) -> dict:
     first = formats.read_rows(path)[0][1]
     if "paraphrased_answer" in first and any(k in first for k in formats.PERTURBED_KEYS):
         tofu = formats.load_tofu(path)
-        return {"examples": qa_examples(tofu), "qa": tofu, "tofu": tofu, "texts": []}
+        return {"examples": qa_examples(tofu), "qa": tofu, "tofu": tofu, "texts": [], "verbmem": []}
     if any(k in first for k in formats.QUESTION_KEYS):
         qa = formats.load_qa(path)
-        return {"examples": qa_examples(qa), "qa": qa, "tofu": [], "texts": []}
+        return {"examples": qa_examples(qa), "qa": qa, "tofu": [], "texts": [], "verbmem": []}
     if "prompt" in first:
         pc = formats.load_prompt_continuations(path)
         texts = [r["prompt"] + r["continuation"] for r in pc]
         return {"examples": [Example(r["prompt"], r["continuation"], r["id"]) for r in pc], "qa": [], "tofu": [],
-                "texts": texts}
+                "texts": texts, "verbmem": [(r["prompt"], r["continuation"]) for r in pc]}
     texts = formats.load_texts_any(path)
-    return {"examples": text_examples(texts), "qa": [], "tofu": [], "texts": texts}
+    return {"examples": text_examples(texts), "qa": [], "tofu": [], "texts": texts, "verbmem": []}
 
 
 def run_user(out: str | Path, overrides: dict, log=print) -> Path:
@@ -421,7 +460,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                        holdout_texts=holdout["texts"], holdout_qa=holdout["qa"], ppl_texts=ppl,
                        forget_tofu=forget["tofu"], retain_tofu=[r for r in retain["tofu"] if r in retain_qa],
                        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"],
-                       seed=cfg["seed"])
+                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], **switches(e))
     tokenizer = loaded.tokenizer
     not_computed: dict[str, str] = {}
     metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}

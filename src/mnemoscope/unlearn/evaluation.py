@@ -14,12 +14,15 @@ verbmem_forget        MUSE VerbMem on F (×100 ROUGE-L F1 of continuations)   �
 knowmem_forget        MUSE KnowMem on F's QA (×100)                          ≈ retrained, low
 knowmem_retain        KnowMem on R's QA (utility)                            high (≈ original)
 mia_auc               AUC of Min-40% Prob, F (member) vs holdout             ≈ retrained's
-privleak              (AUC_u − AUC_retrain)/AUC_retrain × 100                near 0
+mia_auc_retrained     the same AUC under the retrained model                 ≈ 0.5
+privleak              MUSE's: (A_r − A_u)/(1 − A_r) × 100 (MUSE's AUC = 1−A)  near 0; < 0 under-,
+                                                                             > 0 over-unlearning
 ppl_holdout           exp(token-mean NLL) on held-out general text           low (≈ original)
 truth_ratio_forget    TOFU mean(min(TR, 1/TR)) on F                          —
 forget_quality        KS p-value, F truth ratios vs the retrained model's    high
 model_utility         harmonic mean of TOFU probability, ROUGE-L recall and  high
-                      truth-ratio summary on R
+                      truth-ratio summary on R (3 values; TOFU's has 9: the
+                      same on retain, real authors and world facts)
 ====================  =====================================================  =================
 """
 
@@ -66,9 +69,13 @@ class EvalData:
     retain_tofu: list[dict] = field(default_factory=list)
     paraphrase_probes: list[dict] = field(default_factory=list)
     shots: list[dict] = field(default_factory=list)
+    verbmem_pairs: list[tuple[str, str]] = field(default_factory=list)  # MUSE (prompt, gt); else split forget_texts
     knowmem_tokens: int = 32
     verbmem_tokens: int = 64
     verbmem_prompt_fraction: float = 0.5
+    min_k_rounding: str = "up"  # "down": MUSE's int(k·n) for Min-40% (metrics.membership.min_k_count)
+    knowmem_trailing_space: bool = False  # True: MUSE's prompt ends in "Answer: " (metrics.text.knowmem_prompt)
+    tofu_eos: bool = False  # True: TOFU's code scores answer + EOS (families.tofu)
     n_boot: int = 200
     seed: int = 0
 
@@ -106,7 +113,8 @@ def knowmem_mean(engine: Engine, qa: Sequence[Mapping], data: EvalData) -> float
     """Mean MUSE KnowMem (×100) over ``qa``; NaN when there are no items."""
     if not qa:
         return NAN
-    _, m, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
+    _, m, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens,
+                      trailing_space=data.knowmem_trailing_space)
     return m["knowmem/rouge_l_f1/mean"]
 
 
@@ -124,9 +132,9 @@ def perplexity(engine: Engine, texts: Sequence[str]) -> float:
     return float(math.exp(total / n))
 
 
-def min_k_scores(engine: Engine, texts: Sequence[str], k: float = PRIVLEAK_K) -> np.ndarray:
+def min_k_scores(engine: Engine, texts: Sequence[str], k: float = PRIVLEAK_K, rounding: str = "up") -> np.ndarray:
     """Min-k% Prob membership scores (higher = member), one pass per text."""
-    return score_texts(engine, list(texts), k=k)["score/min_k"].to_numpy(dtype=np.float64)
+    return score_texts(engine, list(texts), k=k, rounding=rounding)["score/min_k"].to_numpy(dtype=np.float64)
 
 
 def auc_forget_vs_holdout(forget_scores: np.ndarray, holdout_scores: np.ndarray) -> float:
@@ -151,7 +159,7 @@ def choose_stop_step(curve: Sequence[Mapping], target: float, key: str = "knowme
 
 def tofu_block(engine: Engine, items: Sequence[Mapping], forget: bool, data: EvalData) -> tuple[pd.DataFrame, dict]:
     """TOFU per-item frame and its means (probability, ROUGE-L recall, truth-ratio summary)."""
-    samples, m, _ = tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens)
+    samples, m, _ = tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens, eos=data.tofu_eos)
     return samples, {"probability": m["tofu/probability/mean"], "rouge_l_recall": m["tofu/rouge_l_recall/mean"],
                      "truth_ratio": m["tofu/truth_ratio/summary"]}
 
@@ -163,8 +171,8 @@ def reference_from_retrained(engine: Engine, data: EvalData) -> Reference:
     """Reference numbers from the retrained model (the gold standard)."""
     ref = Reference("retrained", knowmem_mean(engine, data.forget_qa, data))
     if data.forget_texts and data.holdout_texts:
-        ref.mia_forget = min_k_scores(engine, data.forget_texts)
-        ref.mia_holdout = min_k_scores(engine, data.holdout_texts)
+        ref.mia_forget = min_k_scores(engine, data.forget_texts, rounding=data.min_k_rounding)
+        ref.mia_holdout = min_k_scores(engine, data.holdout_texts, rounding=data.min_k_rounding)
     if data.forget_tofu:
         ref.truth_ratios = tofu_block(engine, data.forget_tofu, True, data)[0]["truth_ratio"].to_numpy(dtype=np.float64)
     return ref
@@ -186,8 +194,8 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
     notes: dict[str, str] = {}
     frames: list[pd.DataFrame] = []
 
-    if data.forget_texts:
-        split = [split_text(t, data.verbmem_prompt_fraction) for t in data.forget_texts]
+    if data.verbmem_pairs or data.forget_texts:
+        split = list(data.verbmem_pairs) or [split_text(t, data.verbmem_prompt_fraction) for t in data.forget_texts]
         vs, vm, _ = verbmem(engine, [p for p, _ in split], [c for _, c in split], max_new_tokens=data.verbmem_tokens)
         metrics["verbmem_forget"] = vm["verbmem/rouge_l_f1/mean"]
         frames.append(vs.assign(set="forget", measure="verbmem", value=vs["verbmem"])[["set", "measure", "value", "generated"]])
@@ -196,7 +204,8 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
 
     for name, qa in (("forget", data.forget_qa), ("retain", data.retain_qa)):
         if qa:
-            ks, km_, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens)
+            ks, km_, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens,
+                                 trailing_space=data.knowmem_trailing_space)
             metrics[f"knowmem_{name}"] = km_["knowmem/rouge_l_f1/mean"]
             frames.append(ks.assign(set=name, measure="knowmem", value=ks["knowmem"])[
                 ["set", "measure", "value", "question", "answer", "prediction"]])
@@ -206,12 +215,16 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
 
     metrics["privleak"] = metrics["mia_auc"] = NAN
     if data.forget_texts and data.holdout_texts:
-        f_scores, h_scores = min_k_scores(engine, data.forget_texts), min_k_scores(engine, data.holdout_texts)
+        f_scores = min_k_scores(engine, data.forget_texts, rounding=data.min_k_rounding)
+        h_scores = min_k_scores(engine, data.holdout_texts, rounding=data.min_k_rounding)
         metrics["mia_auc"] = auc_forget_vs_holdout(f_scores, h_scores)
         if reference is not None and reference.mia_forget is not None:
             auc_r = auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)
-            metrics["privleak"] = privleak(metrics["mia_auc"], auc_r)
             metrics["mia_auc_retrained"] = auc_r
+            try:
+                metrics["privleak"] = privleak(metrics["mia_auc"], auc_r)
+            except MnemoscopeError as exc:  # the retrained model separates F perfectly: no denominator
+                notes["privleak"] = str(exc)
         else:
             notes["privleak"] = "needs a retrained model (pass --retrained); mia_auc is the unlearned model's AUC alone"
     else:
@@ -265,7 +278,7 @@ def robustness(engine: Engine, data: EvalData) -> tuple[dict[str, float], dict[s
     notes: dict[str, str] = {}
     if data.forget_texts and data.holdout_texts:
         texts = list(data.forget_texts) + list(data.holdout_texts)
-        frame = score_texts(engine, texts, k=PRIVLEAK_K)
+        frame = score_texts(engine, texts, k=PRIVLEAK_K, rounding=data.min_k_rounding)
         labels = np.r_[np.ones(len(data.forget_texts), int), np.zeros(len(data.holdout_texts), int)]
         full = membership_metrics(labels, frame.filter(like="score/"), n_boot=data.n_boot, seed=data.seed)
         metrics.update({k: v for k, v in full.items() if k.endswith(("/auc", "/auc/ci_lo", "/auc/ci_hi"))})

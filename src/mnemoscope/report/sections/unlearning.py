@@ -56,8 +56,8 @@ def section_unlearning(run: RunData) -> Markup | None:
     notes = _notes(run)
     ref = notes.get("reference", "retrained")
     parts = [Markup('<p class="caption">Reference: <b>{}</b>. ↓ lower is better, ↑ higher is better; the goal on F is '
-                    'the retrained model\'s level, not zero. PrivLeak near 0 is good: &gt; 0 under-unlearning, &lt; 0 '
-                    'over-unlearning. Stop step: first evaluation where KnowMem on F reached the reference.</p>').format(ref),
+                    'the retrained model\'s level, not zero. PrivLeak (MUSE\'s sign) near 0 is good: &lt; 0 under-unlearning '
+                    '(a model that was not unlearned scores about −100), &gt; 0 over-unlearning. Stop step: first evaluation where KnowMem on F reached the reference.</p>').format(ref),
              _table(run, names, SIX), Markup("<h3>Is it really gone?</h3>"), _table(run, names, ROBUST)]
     missing = notes.get("not_computed", {})
     if missing:
