@@ -14,7 +14,6 @@ scalability (nested forget sets) and sustainability (requests one after another)
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from pathlib import Path
@@ -36,8 +35,8 @@ from mnemoscope.lab.tiny import (
 )
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.probes.fictional import WorldConfig, make_world
-from mnemoscope.recipes.rundirs import prepare_run_dir
-from mnemoscope.train.loop import TrainConfig, train
+from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
 from mnemoscope.unlearn.methods import METHODS, get_method
 from mnemoscope.unlearn.runner import (
@@ -191,25 +190,16 @@ def switches(e: dict) -> dict:
 
 
 def _train_lab_model(name, model, rows, cfg, out: Path, log) -> list[dict]:
-    from safetensors.torch import load_model as load_st
-
-    final = out / "models" / name
-    if (final / "training.json").exists():
-        load_st(model, str(final / "model.safetensors"), strict=False)
-        model.eval()
-        return json.loads((final / "training.json").read_text())["history"]
+    """One pass over ``rows`` (the training phase in ``out/train/<name>``), the model also kept as
+    a loadable directory in ``out/models/<name>`` (e.g. for ``mnemoscope unlearn --model``)."""
     t = cfg["train"]
     bs = t["batch_size"]
     steps = -(-len(rows) // bs)
     tcfg = TrainConfig(steps=steps, batch_size=bs, seq_len=t["seq_len"], lr=t["lr"], warmup=t["warmup"],
                        checkpoint_every=max(1, steps // 4), seed=cfg["seed"])
-    every = max(1, steps // 5)
-    history = train(model, lambda s: rows[s * bs : (s + 1) * bs], tcfg, out / "train" / name, log=log,
-                    on_step=lambda s, r: log(f"{name}: step {s + 1}/{steps} loss {r['loss']:.3f}") if (s + 1) % every == 0 else None)
-    if len(history) < steps:
-        raise MnemoscopeError("training stopped early; rerun the same command to resume")
-    model.save_pretrained(final)
-    rundir.write_json(final / "training.json", {"history": history})
+    history = train_phase(model, lambda s: rows[s * bs : (s + 1) * bs], tcfg, out / "train" / name, log, name=name)
+    if not (out / "models" / name / "config.json").exists():
+        model.save_pretrained(out / "models" / name)
     return history
 
 
@@ -225,11 +215,11 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     unknown = sorted(set(cfg["unlearn"]["methods"]) - set(ALL_METHODS))
     if unknown:
         get_method(unknown[0])  # raises with the known names
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "unlearning")
+    out = run.out
     seed, scale = cfg["seed"], max(1, int(cfg["scale"]))
 
-    with timer("data"):
+    with run.phase("data"):
         w = cfg["world"]
         world = make_world(WorldConfig(n_people=w["n_people"] * scale, seed=seed, n_cities=w["n_cities"],
                                        n_universities=w["n_universities"], n_companies=w["n_companies"],
@@ -262,16 +252,16 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     retrained = build_model(preset, tokenizer, seed=seed).to(device)
     log(f"world: {len(world.people)} people ({len(forget_people)} forget, {len(holdout_people)} holdout); model "
         f"{count_parameters(original) / 1e6:.2f} M parameters; {len(rows_full)} rows full, {len(rows_retrain)} retrain")
-    with timer("train"):
+    with run.phase("train"):
         history = _train_lab_model("original", original, rows_full, cfg, out, log)
-    with timer("retrain"):
+    with run.phase("retrain"):
         _train_lab_model("retrained", retrained, rows_retrain, cfg, out, log)
     base_state = {k: v.detach().clone() for k, v in original.state_dict().items()}
 
     metrics: dict[str, float] = {"model/parameters": count_parameters(original),
                                  "train/final_loss": float(np.mean([h["loss"] for h in history[-10:]]))}
     not_computed: dict[str, str] = {}
-    events: list[str] = []
+    events: dict[str, str] = {}  # what happened to a method (stopping rule, divergence), by its steps_run key
     frames: list[pd.DataFrame] = []
     curves: list[dict] = []
 
@@ -286,7 +276,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         frames.append(samples.assign(model=name))
         return values
 
-    with timer("evaluate"):
+    with run.phase("evaluate"):
         reference = ev.reference_from_retrained(Engine(retrained, tokenizer), data)
         evaluate_model("retrain", retrained, reference)
         evaluate_model("original", original, reference)
@@ -304,7 +294,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                                 max_length=t["seq_len"])
         metrics.update(_prefixed(name, {f"relearn/{k}": v for k, v in res.items()}))
 
-    with timer("relearn"):
+    with run.phase("relearn"):
         relearn("retrain", retrained)
         relearn("original", original)
 
@@ -318,12 +308,12 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
 
     model = original
     for method in u["methods"]:
-        with timer(f"unlearn/{method}"):
+        with run.phase(f"unlearn/{method}"):
             model.load_state_dict(base_state)
             res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, u["eval_every"]),
                           out / "unlearn" / method, evaluate=quick,
                           stop_when=ev.stop_rule(target) if u["stop_rule"] else None, log=log)
-            events += res.notes
+            events[f"unlearn/{method}/steps_run"] = "; ".join(res.notes)
             curves += [{"method": method, **p} for p in res.curve]
             metrics[f"unlearn/{method}/stop_step"] = float("nan") if res.stop_step is None else res.stop_step
             if res.stop_step is None:
@@ -335,7 +325,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
             evaluate_model(method, res.model, reference)
             relearn(method, res.model)
 
-    with timer("scalability"):
+    with run.phase("scalability"):
         people = sorted(forget_people)
         for method in cfg["scalability"]["methods"]:
             for frac in cfg["scalability"]["fractions"]:
@@ -350,7 +340,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                 point = ev.quick_eval(Engine(res.model, tokenizer), sub)
                 metrics.update(_prefixed(method, {f"scale@n={n}/{k}": v for k, v in point.items()}))
 
-    with timer("sustainability"):
+    with run.phase("sustainability"):
         k = max(1, min(int(cfg["sustainability"]["requests"]), len(forget_people)))
         groups = [sorted(forget_people)[i::k] for i in range(k)]
         for method in cfg["sustainability"]["methods"]:
@@ -368,22 +358,23 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
             unlearn_sequence(model, tokenizer, [_examples(world, set(g)) for g in groups], retain_ex,
                              config_for(method, 0), out / "sustain" / method, after_request=measure_request)
 
-    samples = pd.concat(frames, ignore_index=True)
-    for col in samples.columns:
-        if samples[col].dtype == object:
-            samples[col] = samples[col].astype(str)
-    rundir.write_parquet(out / "samples.parquet", samples)
-    rundir.write_parquet(out / "unlearn_curves.parquet", pd.DataFrame(curves))
-    rundir.write_parquet(out / "curves.parquet", pd.DataFrame(history))
-    rundir.write_json(out / "metrics.json", metrics)
-    rundir.write_json(out / "unlearn_notes.json", {"reference": reference.kind, "not_computed": not_computed,
-                                                   "events": events})
-    rundir.write_json(out / "manifest.json", rundir.manifest(seed, str(device), timer.timings,
-                                                              {"recipe": "unlearning", "reference": reference.kind}))
-    from mnemoscope.report.html import write_report
+    tables = {"samples": frames, "unlearn_curves": pd.DataFrame(curves), "curves": pd.DataFrame(history)}
+    return _finish(run, metrics, {**not_computed, **events}, tables, device, {"reference": reference.kind})
 
-    write_report(out)
-    return out
+
+def _finish(run: rundir.Run, metrics: dict, notes: dict, tables: dict, device, extra: dict) -> Path:
+    """Metrics (NaN = not computed: null), notes, the tables (``samples``: the per-model frames,
+    object columns as text), then the manifest and the report."""
+    run.metrics.update(metrics)
+    for key, reason in notes.items():
+        if reason:
+            run.note(key, reason)
+    for name, table in tables.items():
+        if name == "samples":
+            table = pd.concat(table, ignore_index=True)
+            table = table.astype({c: str for c in table.columns if table[c].dtype == object})
+        run.add_table(name, table)
+    return run.finish(device=str(device), extra=extra)
 
 
 def _tokenizer(out: Path, texts: list[str], cfg: dict):
@@ -451,8 +442,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     m = cfg["model"]
     load = dict(dtype=m["dtype"], device=m["device"], trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
     loaded = load_model(m["name"], **load)
-    out = prepare_run_dir(Path(out), cfg)
-    timer = rundir.Timer()
+    run = rundir.Run(out, cfg, "unlearn")
+    out = run.out
     e = cfg["eval"]
     kept = {(x.prompt, x.target) for x in retain_ex}
     retain_qa = [r for r, x in zip(retain["qa"], retain["examples"]) if (x.prompt, x.target) in kept]
@@ -464,7 +455,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     tokenizer = loaded.tokenizer
     not_computed: dict[str, str] = {}
     metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}
-    with timer("reference"):
+    with run.phase("reference"):
         if d["retrained"]:
             reference = ev.reference_from_retrained(Engine(load_model(d["retrained"], **load).model, tokenizer), data)
         elif data.holdout_qa:
@@ -484,7 +475,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                          max_length=u["max_length"], eval_every=u["eval_every"], seed=cfg["seed"], lora=u["lora"],
                          lora_rank=u["lora_rank"])
     use_stop = u["stop_rule"] and reference is not None and bool(data.forget_qa)
-    with timer("unlearn"):
+    with run.phase("unlearn"):
         res = unlearn(loaded.model, tokenizer, forget_ex, retain_ex, ucfg, out / "unlearn" / method,
                       evaluate=lambda mdl: ev.quick_eval(Engine(mdl, tokenizer), data),
                       stop_when=ev.stop_rule(reference.knowmem_forget) if use_stop else None, log=log)
@@ -495,25 +486,14 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
             else "KnowMem on F never reached the reference level")
     metrics[f"unlearn/{method}/steps_run"] = res.steps_run
     metrics[f"unlearn/{method}/diverged"] = float(res.diverged_at is not None)
-    with timer("evaluate"):
+    with run.phase("evaluate"):
         engine = Engine(res.model, tokenizer)
         six, samples, notes = ev.six_way(engine, data, reference)
         rob, rnotes = ev.robustness(engine, data)
         metrics.update(_prefixed(method, {**six, **{f"robust/{k}": v for k, v in rob.items()}}))
         not_computed.update({f"unlearn/{method}/{k}": r for k, r in {**notes, **{f"robust/{k}": v for k, v in rnotes.items()}}.items()})
         frames.append(samples.assign(model=method))
-    samples = pd.concat(frames, ignore_index=True)
-    for col in samples.columns:
-        if samples[col].dtype == object:
-            samples[col] = samples[col].astype(str)
-    rundir.write_parquet(out / "samples.parquet", samples)
-    rundir.write_parquet(out / "unlearn_curves.parquet", pd.DataFrame([{"method": method, **p} for p in res.curve]))
-    rundir.write_json(out / "metrics.json", metrics)
-    rundir.write_json(out / "unlearn_notes.json", {"reference": reference.kind if reference else "none",
-                                                   "not_computed": not_computed, "events": res.notes})
-    rundir.write_json(out / "manifest.json", rundir.manifest(cfg["seed"], str(loaded.device), timer.timings, {
-        "recipe": "unlearn", "model": loaded.name, "reference": reference.kind if reference else "none"}))
-    from mnemoscope.report.html import write_report
-
-    write_report(out)
-    return out
+    not_computed[f"unlearn/{method}/steps_run"] = "; ".join(res.notes)
+    tables = {"samples": frames, "unlearn_curves": pd.DataFrame([{"method": method, **p} for p in res.curve])}
+    return _finish(run, metrics, not_computed, tables, loaded.device,
+                   {"model": loaded.name, "reference": reference.kind if reference else "none"})

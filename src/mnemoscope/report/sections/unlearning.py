@@ -19,6 +19,7 @@ from mnemoscope.report.html import (
     register_section,
     section_html,
 )
+from mnemoscope.report.sections.families import run_notes
 
 SIX = [("verbmem_forget", "VerbMem F ↓"), ("knowmem_forget", "KnowMem F ↓"), ("knowmem_retain", "KnowMem R ↑"),
        ("privleak", "PrivLeak (→0)"), ("ppl_holdout", "ppl held-out ↓"), ("forget_quality", "forget quality ↑"),
@@ -39,8 +40,16 @@ def _models(run: RunData) -> list[str]:
 
 
 def _notes(run: RunData) -> dict:
-    path = run.run_dir / "unlearn_notes.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """The reference kind and the unlearning notes: what was not computed (key → reason) and what
+    happened to each method (its ``steps_run`` note: stopping rule, divergence). Runs written
+    before notes.json held them keep an ``unlearn_notes.json``."""
+    old = run.run_dir / "unlearn_notes.json"
+    if old.is_file():
+        return json.loads(old.read_text())
+    notes = {k: v for k, v in run_notes(run).items() if k.startswith("unlearn/")}
+    return {"reference": run.manifest.get("reference", "retrained"),
+            "not_computed": {k: v for k, v in notes.items() if not k.endswith("/steps_run")},
+            "events": [v for k, v in notes.items() if k.endswith("/steps_run")]}
 
 
 def _table(run: RunData, names: list[str], columns) -> Markup:
