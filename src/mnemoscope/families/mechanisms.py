@@ -300,8 +300,10 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Mechanis
     else:
         best = int(scored.loc[scored["auc"].idxmax(), "layer"])  # idxmax: the first (earliest) of ties
         result.metrics["mechanisms/best_layer"] = float(best)
-    steer_layers = [layer for layer in (plan.steer_layers or ([best] if best is not None else []))
-                    if layer in result.directions]
+    wanted = plan.steer_layers or ([best] if best is not None else [])
+    steer_layers = [layer for layer in wanted if layer in result.directions]
+    for layer in sorted(set(wanted) - set(steer_layers)):
+        result.note(f"mechanisms/direction@layer={layer}", f"mechanisms: layer {layer} is not steered (no direction)")
     norms = dict(zip(probes["layer"], probes["mean_norm"]))
 
     # per-item table: projection and 2-D PCA at the first steering layer (else the best layer)

@@ -11,6 +11,7 @@ RECIPES = {
     "capacity": "mnemoscope.recipes.capacity",
     "reasoning": "mnemoscope.recipes.reasoning",
     "sort": "mnemoscope.recipes.sort",
+    "mechanisms": "mnemoscope.recipes.mechanisms",
 }
 
 
