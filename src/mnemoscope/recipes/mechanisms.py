@@ -5,27 +5,32 @@ Mediated by a Single Direction*, where memorization and reasoning compete inside
 The task: a 4-letter string maps to the string with every letter shifted by one
 ("k x m q =" → "l y n r"), a rule a small transformer learns and applies to strings it never saw.
 A set of *exception* strings maps instead to arbitrary letters, each different from the rule's
-("d o g s =" → "q a z e"): those answers can only be memorised, and the model must recognise an
-exception to recall its answer instead of computing one.
+("d o g s :" → "q a z e"): those answers can only be memorised. With ``task.recall_marker`` set
+(default ":") an exception is asked with its own operator, so the model is told which mode a
+prompt wants — as reasoning and memory questions differ in kind in the paper — and the same
+string asked with "=" gets the rule's answer (never trained: generalisation). With an empty
+marker the exceptions use "=" too and the model must recognise an exception from the string alone.
 
 Read top to bottom: exceptions and held-out rule strings → tokenizer → model trained from scratch
-on fresh rule strings plus the exceptions (loss on the answer only) → behaviour without steering
-(exceptions: memorised answer; unseen strings: rule answer) → the ``mechanisms`` family with
-"compute" prompts (unseen rule strings, label 1) against "recall" prompts (exceptions, label 0):
-held-out probe AUC by layer, the difference-of-means direction fitted on half of each set, and the
-causal sweep on the other half — steering every layer at every α (relative to the mean residual
-norm) from the last prompt token on, with an equal-norm random direction as the control, plus
-directional ablation → run directory (``mechanisms/`` holds activations, directions, tables) →
-report.
+on fresh rule strings plus the exceptions (loss on the answer only) → the ``mechanisms`` family
+with "compute" prompts (label 1: held-out rule strings, and with a marker the exceptions asked
+with "=", whose alternative is the memorised answer) against "recall" prompts (label 0: the
+exceptions, whose alternative is the rule's answer): held-out probe AUC by layer, the
+difference-of-means direction fitted on half of each set, and the causal sweep on the other half —
+steering every layer at every α (relative to the mean residual norm) from the last prompt token
+on, with an equal-norm random direction as the control, plus directional ablation → run directory
+(``mechanisms/`` holds activations, directions, tables) → report.
 
 If the direction carries "compute rather than recall", adding it (α > 0) moves held-out
-exceptions from their memorised answer to the rule's answer (the ``alternative``), while the
-random direction of the same norm does not. The summary keys ``mechanisms/recipe/flip...`` give
-the best such cell and the random control at the same cell.
+exceptions from their memorised answer to the rule's answer, and subtracting it (α < 0) moves
+compute prompts of exception strings to the memorised answer, while the random direction of the
+same norm does neither. ``mechanisms/recipe/to_rule...`` and ``.../to_memory...`` give the best
+such cell and the random control at the same cell.
 """
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -51,7 +56,9 @@ DEFAULTS = {
               "init": None, "device": "auto"},  # init: a model directory / hub id to start from
     # length: letters per string; shift: the rule; exceptions: memorised strings; n_compute: held-out
     # rule strings; exception_share: the share of training rows that are exceptions
-    "task": {"length": 4, "shift": 1, "exceptions": 64, "n_compute": 64, "exception_share": 0.25},
+    # recall_marker: the operator of exception prompts ("" = "=" like every other prompt)
+    "task": {"length": 4, "shift": 1, "exceptions": 64, "n_compute": 64, "exception_share": 0.25,
+             "recall_marker": ":"},
     "train": {"steps": 1000, "batch_size": 64, "lr": 3e-3, "warmup": 50, "schedule": "cosine",
               "checkpoint_every": 250, "bf16": False},
     # the family's settings (steer_layers: [] = every layer, for the layer × α heatmap)
@@ -70,7 +77,8 @@ def run(out: str | Path = "runs/mechanisms", overrides: dict | None = None, log=
 
     with timer("data"):
         exceptions, compute = make_task(task, seed)
-        texts = [line(w, a) for w, a in exceptions.items()]  # what the tokenizer is trained on
+        op = task["recall_marker"] or "="
+        texts = [line(w, a, op) for w, a in exceptions.items()]  # what the tokenizer is trained on
         texts += [line(w, rule(w, task["shift"])) for w in random_words(2000, task["length"], seed + 1)]
         model, tokenizer = make_model(cfg, texts, out)
         data = TaskBatches(tokenizer, task, exceptions, set(compute), t["batch_size"], seed)
@@ -83,9 +91,12 @@ def run(out: str | Path = "runs/mechanisms", overrides: dict | None = None, log=
     model.eval()
     engine = Engine(model, tokenizer)
     with timer("measure"):
-        recall = [{"id": w, "prompt": prompt(w), "answer": spaced(a), "alternative": spaced(rule(w, task["shift"]))}
+        recall = [{"id": w, "prompt": prompt(w, op), "answer": spaced(a), "alternative": spaced(rule(w, task["shift"]))}
                   for w, a in exceptions.items()]
         computed = [{"id": w, "prompt": prompt(w), "answer": spaced(rule(w, task["shift"]))} for w in compute]
+        if task["recall_marker"]:  # the exceptions asked to compute: their alternative is the memorised answer
+            computed += [{"id": f"{w}=", "prompt": prompt(w), "answer": spaced(rule(w, task["shift"])),
+                          "alternative": spaced(a)} for w, a in exceptions.items()]
         settings = {**cfg["mechanisms"], "a_name": "compute", "b_name": "recall"}
         if not settings["steer_layers"]:
             settings["steer_layers"] = list(range(-1, engine.n_layers))
@@ -94,14 +105,14 @@ def run(out: str | Path = "runs/mechanisms", overrides: dict | None = None, log=
         result = family.measure(family.plan(inputs, engine, ctx), engine, ctx)
         for key, reason in ctx.notes.items():
             result.note(key, reason)
-        metrics = {**result.metrics, **behaviour(result), **flips(result.tables["sweep"])}
+        metrics = {**result.metrics, **behaviour(result), **moves(result.tables["sweep"])}
         family.save(result, out)
     if result.notes:
         rundir.write_json(out / "notes.json", result.notes)
     log(summary(metrics))
     return finish_run(out, recipe="mechanisms", model=model, history=history, metrics=metrics,
                       tables={"curves": pd.DataFrame(history), "samples": result.samples}, seed=seed,
-                      timings=timer.timings, extra={"seq_len": data.seq_len})
+                      timings=timer.timings, extra={"seq_len": data.seq_len, "recall_marker": op})
 
 
 # --------------------------------------------------------------------------- the task
@@ -117,12 +128,12 @@ def spaced(word: str) -> str:
     return " ".join(word)
 
 
-def prompt(word: str) -> str:
-    return spaced(word) + " ="
+def prompt(word: str, op: str = "=") -> str:
+    return f"{spaced(word)} {op}"
 
 
-def line(word: str, answer: str) -> str:
-    return f"{prompt(word)} {spaced(answer)}"
+def line(word: str, answer: str, op: str = "=") -> str:
+    return f"{prompt(word, op)} {spaced(answer)}"
 
 
 def random_words(n: int, length: int, seed: int) -> list[str]:
@@ -160,21 +171,25 @@ def make_task(task: dict, seed: int) -> tuple[dict[str, str], list[str]]:
 
 class TaskBatches:
     """Batch ``step`` (seeded by step, so a resumed run sees the same rows): each row is an
-    exception (probability ``exception_share``) or a fresh rule string that is neither an exception
-    nor held out; ``input_ids`` = prompt + answer + EOS, right-padded; labels on the answer and EOS."""
+    exception (probability ``exception_share``, asked with the recall marker) or a fresh rule string
+    that is neither an exception nor held out; ``input_ids`` = prompt + answer + EOS, right-padded;
+    labels on the answer and EOS."""
 
     def __init__(self, tokenizer, task: dict, exceptions: dict[str, str], held_out: set[str], batch_size: int,
                  seed: int):
         self.tokenizer, self.task, self.exceptions = tokenizer, task, exceptions
+        self.op = task["recall_marker"] or "="
+        if not re.fullmatch(r"[^\sA-Za-z]+", self.op):
+            raise MnemoscopeError(f"task.recall_marker {self.op!r}: use punctuation without spaces or letters, e.g. ':'")
         self.blocked = set(exceptions) | held_out
         self.batch_size, self.seed = batch_size, seed
         self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-        self.prompt_len = len(text_ids(tokenizer, prompt("a" * task["length"])))
-        self.seq_len = len(text_ids(tokenizer, line("a" * task["length"], "a" * task["length"]))) + 1
-        # the lab tokenizer must give each spaced letter its own token, else rows would differ in layout
+        n = task["length"]
+        self.seq_len = max(len(text_ids(tokenizer, line("a" * n, "a" * n, op))) for op in ("=", self.op)) + 1
+        # each spaced letter must be its own token, or rows of one kind would differ in layout
         for w in (LETTERS, LETTERS[::-1]):
-            sample = w[: task["length"]]
-            if len(text_ids(tokenizer, line(sample, sample))) + 1 != self.seq_len:
+            sample = w[:n]
+            if len(text_ids(tokenizer, spaced(sample))) != n:
                 raise MnemoscopeError("the tokenizer merges letters of the task; use a tokenizer trained by this "
                                       "recipe (model.init unset) or raise model.vocab_size")
 
@@ -185,19 +200,21 @@ class TaskBatches:
         for _ in range(self.batch_size):
             if rng.random() < self.task["exception_share"]:
                 w = words[rng.integers(len(words))]
-                rows.append(line(w, self.exceptions[w]))
+                rows.append((w, self.exceptions[w], self.op))
                 continue
             while True:
                 w = "".join(LETTERS[i] for i in rng.integers(0, 26, self.task["length"]))
                 if w not in self.blocked:
                     break
-            rows.append(line(w, rule(w, self.task["shift"])))
+            rows.append((w, rule(w, self.task["shift"]), "="))
         ids = np.full((self.batch_size, self.seq_len), self.pad, dtype=np.int64)
         labels = np.full((self.batch_size, self.seq_len), -100, dtype=np.int64)
-        for r, toks in enumerate(text_ids(self.tokenizer, rows)):
+        prompts = text_ids(self.tokenizer, [prompt(w, op) for w, _, op in rows])
+        fulls = text_ids(self.tokenizer, [line(w, a, op) for w, a, op in rows])
+        for r, (head, toks) in enumerate(zip(prompts, fulls)):
             toks = toks + [self.eos]
             ids[r, :len(toks)] = toks
-            labels[r, self.prompt_len:len(toks)] = toks[self.prompt_len:]
+            labels[r, len(head):len(toks)] = toks[len(head):]
         return {"input_ids": ids, "labels": labels}
 
 
@@ -214,8 +231,8 @@ def answer_loss(model, batch):
 
 
 def behaviour(result) -> dict[str, float]:
-    """Unsteered behaviour on the eval items: memorised rate and rule rate of the exceptions,
-    rule accuracy of the held-out strings."""
+    """Unsteered behaviour on the eval items of each set: the share giving the set's answer, and the
+    share giving the alternative (recall: the rule's answer; compute: the memorised answer)."""
     sweep = result.tables["sweep"]
     if sweep.empty:
         return {}
@@ -223,32 +240,32 @@ def behaviour(result) -> dict[str, float]:
     out = {}
     for row in base.itertuples():
         out[f"mechanisms/recipe/accuracy@set={row.set}"] = row.accuracy
-        if row.set == "recall":
-            out["mechanisms/recipe/rule_rate@set=recall"] = row.alternative_rate
+        if not np.isnan(row.alternative_rate):
+            out[f"mechanisms/recipe/alternative_rate@set={row.set}"] = row.alternative_rate
     return out
 
 
-def flips(sweep: pd.DataFrame) -> dict[str, float]:
-    """The cell (layer, α > 0) where steering moves the most held-out exceptions to the rule's
-    answer, that share, the random control's share at the same cell, and the exceptions still
-    answered from memory there; also the held-out rule strings' accuracy at that cell."""
-    if sweep.empty or "recall" not in set(sweep["set"]):
-        return {}
-    recall = sweep[(sweep["set"] == "recall") & (sweep["alpha"] > 0)]
-    steered = recall[recall["direction"] == "direction"]
-    if steered.empty:
-        return {}
-    best = steered.loc[steered["alternative_rate"].idxmax()]
-    at = (sweep["layer"] == best["layer"]) & (sweep["alpha"] == best["alpha"])
-    control = sweep[at & (sweep["set"] == "recall") & (sweep["direction"] == "random")].iloc[0]
-    compute = sweep[at & (sweep["set"] == "compute") & (sweep["direction"] == "direction")]
-    out = {"mechanisms/recipe/flip_rate": float(best["alternative_rate"]),
-           "mechanisms/recipe/flip_rate@direction=random": float(control["alternative_rate"]),
-           "mechanisms/recipe/flip/memorised": float(best["accuracy"]),
-           "mechanisms/recipe/flip/memorised@direction=random": float(control["accuracy"]),
-           "mechanisms/recipe/flip/layer": float(best["layer"]), "mechanisms/recipe/flip/alpha": float(best["alpha"])}
-    if len(compute):
-        out["mechanisms/recipe/flip/compute_accuracy"] = float(compute.iloc[0]["accuracy"])
+def moves(sweep: pd.DataFrame) -> dict[str, float]:
+    """How far steering moves answers between memory and rule, against the random control.
+
+    ``to_rule``: held-out exceptions (recall set) answered with the rule's answer, at the cell
+    (layer, α > 0) where the fitted direction does this most; ``to_memory``: compute prompts with an
+    alternative (the exceptions asked with "=") answered with the memorised answer, at the best
+    cell with α < 0. Each comes with the random direction's rate at the same cell, the share still
+    giving the set's own answer there (``.../kept``), and the cell's layer and α."""
+    out: dict[str, float] = {}
+    for name, set_name, sign in (("to_rule", "recall", 1), ("to_memory", "compute", -1)):
+        part = sweep[(sweep["set"] == set_name) & (np.sign(sweep["alpha"]) == sign)] if len(sweep) else sweep
+        steered = part[(part["direction"] == "direction") & part["alternative_rate"].notna()] if len(part) else part
+        if steered.empty:
+            continue
+        best = steered.loc[steered["alternative_rate"].idxmax()]
+        same = (part["layer"] == best["layer"]) & (part["alpha"] == best["alpha"]) & (part["direction"] == "random")
+        control = part[same].iloc[0]
+        key = f"mechanisms/recipe/{name}"
+        out.update({key: float(best["alternative_rate"]), f"{key}@direction=random": float(control["alternative_rate"]),
+                    f"{key}/kept": float(best["accuracy"]), f"{key}/kept@direction=random": float(control["accuracy"]),
+                    f"{key}/layer": float(best["layer"]), f"{key}/alpha": float(best["alpha"])})
     return out
 
 
@@ -258,9 +275,13 @@ def summary(m: dict) -> str:
         return "—" if v is None else f"{v:.2f}"
 
     aucs = {int(k.split("=")[1]): v for k, v in m.items() if k.startswith("mechanisms/probe/auc@layer=")}
-    return ("probe AUC by layer: " + ", ".join(f"{k}: {'—' if v is None else f'{v:.2f}'}" for k, v in sorted(aucs.items()))
-            + f"\nunsteered: exceptions memorised {f('mechanisms/recipe/accuracy@set=recall')}, held-out rule strings "
-              f"right {f('mechanisms/recipe/accuracy@set=compute')}"
-            + f"\nsteering (layer {f('mechanisms/recipe/flip/layer')}, α {f('mechanisms/recipe/flip/alpha')}): "
-              f"exceptions moved to the rule's answer {f('mechanisms/recipe/flip_rate')} "
-              f"(random direction {f('mechanisms/recipe/flip_rate@direction=random')})")
+    lines = ["probe AUC by layer: " + ", ".join(f"{k}: {'—' if v is None else f'{v:.2f}'}" for k, v in sorted(aucs.items())),
+             f"unsteered: exceptions memorised {f('mechanisms/recipe/accuracy@set=recall')}, compute prompts right "
+             f"{f('mechanisms/recipe/accuracy@set=compute')}"]
+    for name, what in (("to_rule", "exceptions moved to the rule's answer"),
+                       ("to_memory", "compute prompts of exceptions moved to the memorised answer")):
+        key = f"mechanisms/recipe/{name}"
+        if key in m:
+            lines.append(f"steering (layer {f(key + '/layer')}, α {f(key + '/alpha')}): {what} {f(key)} "
+                         f"(random direction {f(key + '@direction=random')})")
+    return "\n".join(lines)

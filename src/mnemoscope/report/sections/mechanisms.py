@@ -123,7 +123,7 @@ def section_mechanisms(run: RunData) -> Markup | None:
                                  f"Layer {layer}: the first two principal components of every prompt's features, "
                                  "coloured by set; circles fitted the direction, triangles are held out."))
     if sweep is not None and len(sweep):
-        layer = int(m("mechanisms/recipe/flip/layer") if m("mechanisms/recipe/flip/layer") is not None
+        layer = int(m("mechanisms/recipe/to_rule/layer") if m("mechanisms/recipe/to_rule/layer") is not None
                     else sweep["layer"].iloc[0])
         parts += [Markup("<h3>Steering along the direction, against a random direction of the same norm</h3>"),
                   figure_html(_sweep_figure(sweep, layer), "accuracy against alpha",
@@ -134,17 +134,20 @@ def section_mechanisms(run: RunData) -> Markup | None:
         if sweep["layer"].nunique() > 1:
             parts.append(figure_html(_heatmap_figure(sweep), "layer by alpha heatmap",
                                      "The fitted direction at every layer and α (rows: layers, columns: α)."))
-    flip = m("mechanisms/recipe/flip_rate")
-    if flip is not None:
-        rows = [["exceptions moved to the rule's answer", fmt_value(flip),
-                 fmt_value(m("mechanisms/recipe/flip_rate@direction=random"))],
-                ["exceptions still answered from memory", fmt_value(m("mechanisms/recipe/flip/memorised")),
-                 fmt_value(m("mechanisms/recipe/flip/memorised@direction=random"))],
-                ["held-out rule strings right (direction only)", fmt_value(m("mechanisms/recipe/flip/compute_accuracy")),
-                 "—"]]
-        parts += [Markup("<h3>Best steering cell: layer {}, α = {}</h3>").format(
-            fmt_value(m("mechanisms/recipe/flip/layer"), 0), fmt_value(m("mechanisms/recipe/flip/alpha"), 2)),
-                  html_table(["held-out items", "fitted direction", "random direction"], rows, numeric=[1, 2])]
+    rows = []
+    for name, what, kept in (("to_rule", "exceptions (recall prompts) answered with the rule's answer",
+                              "exceptions still answered from memory"),
+                             ("to_memory", "exceptions asked to compute, answered from memory",
+                              "exceptions asked to compute, answered by the rule")):
+        key = f"mechanisms/recipe/{name}"
+        if m(key) is not None:
+            cell = f"layer {fmt_value(m(key + '/layer'), 0)}, α = {fmt_value(m(key + '/alpha'), 2)}"
+            rows += [[what, cell, fmt_value(m(key)), fmt_value(m(key + "@direction=random"))],
+                     [kept, cell, fmt_value(m(key + "/kept")), fmt_value(m(key + "/kept@direction=random"))]]
+    if rows:
+        parts += [Markup("<h3>Strongest moves between memory and rule (held-out items)</h3>"),
+                  html_table(["share of held-out items", "cell", "fitted direction", "random direction"], rows,
+                             numeric=[2, 3])]
     if ablation is not None and len(ablation):
         rows = [[r.set, r.direction, fmt_value(r.accuracy),
                  fmt_value(None if math.isnan(r.alternative_rate) else r.alternative_rate),
