@@ -10,7 +10,8 @@ Two prompt sets, A (label 1, e.g. reasoning or "compute" prompts) and B (label 0
    ``answer``: the mean over the answer's tokens), one batched ``engine.activations`` call.
 2. **Probe.** At each layer, held-out ROC-AUC (stratified k-fold, 95% bootstrap CI) and accuracy
    of the projection on a direction fitted without the held-out fold
-   (``metrics.directions.probe``). The *best layer* has the highest AUC (ties: the earliest).
+   (``metrics.directions.probe``). The *best layer* is the decoder block with the highest AUC
+   (ties: the earliest; the embeddings only when no block can be probed).
 3. **Direction.** r̂_l = (mean_A h − mean_B h)/‖·‖ (or the logistic/PCA alternative) fitted on a
    seeded, stratified *fit* split of each set (``fit_fraction``); the other items form the *eval*
    split on which the causal effect is measured, so an item never steers with a direction fitted
@@ -30,10 +31,12 @@ Config section ``mechanisms``: ``a``, ``b`` (prompt files, ``probes.formats.load
 keys), ``position``, ``method`` (mean_diff | logistic | pca), ``layers`` ([] = all), ``folds``,
 ``fit_fraction``, ``steer_layers`` ([] = the best layer), ``alphas``, ``start`` (null = every
 position), ``ablate``, ``max_new_tokens`` (0 = longest answer + 2), ``seed`` (the random control
-and the fit split), ``direction`` (a directions.safetensors to use instead of fitting).
+and the fit split), ``direction`` (a directions.safetensors to use instead of fitting),
+``pca_layer`` (the layer of the PCA picture and the per-item projections; null = the best layer).
 
 Keys: ``mechanisms/probe/auc@layer=L`` (+ ``/ci_lo``, ``/ci_hi``), ``mechanisms/probe/accuracy@layer=L``,
-``mechanisms/best_layer``, ``mechanisms/mean_norm@layer=L``, and on the first steering layer
+``mechanisms/best_layer``, ``mechanisms/mean_norm@layer=L``, ``mechanisms/pca/explained@component={1,2}``,
+and on the first steering layer
 ``mechanisms/steer/{accuracy,alternative_rate,answer_logprob}@set=S,layer=L,alpha=A,direction=D``
 (D = ``direction`` or ``random``), ``mechanisms/steer/shift@set=S,direction=D`` (accuracy at the
 largest α minus accuracy at α = 0) and ``mechanisms/ablate/accuracy@set=S,direction=D``.
@@ -74,7 +77,7 @@ DEFAULTS = {"mechanisms": {
     "a": "", "b": "", "a_name": "a", "b_name": "b",
     "position": "last", "method": "mean_diff", "layers": [], "folds": 5, "fit_fraction": 0.5,
     "steer_layers": [], "alphas": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0], "start": -1, "ablate": True,
-    "max_new_tokens": 0, "seed": 0, "direction": "",
+    "max_new_tokens": 0, "seed": 0, "direction": "", "pca_layer": None,
 }}
 PATH_KEYS = ("mechanisms.a", "mechanisms.b", "mechanisms.direction")
 NEEDS = ("activations", "steer", "logprobs", "generate")
@@ -194,6 +197,9 @@ def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     n_layers = engine.n_layers  # an architecture whose blocks cannot be found stops here
     probe_layers = check_layers(s["layers"] or None, n_layers, "mechanisms.layers")
     steer_layers = check_layers(s["steer_layers"], n_layers, "mechanisms.steer_layers")
+    if s["pca_layer"] is not None:
+        (pca_layer,) = check_layers([s["pca_layer"]], n_layers, "mechanisms.pca_layer")
+        probe_layers = sorted(set(probe_layers) | {pca_layer})
     identity = model_identity(engine.model)
     file_directions = None
     if s["direction"]:
@@ -294,6 +300,8 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Mechanis
         probe_rows.append(row)
     probes = pd.DataFrame(probe_rows)
     scored = probes[probes["probed"] & probes["auc"].notna()]
+    if (scored["layer"] >= 0).any():  # a decoder block when one separates at all; the embeddings only as a fallback
+        scored = scored[scored["layer"] >= 0]
     if scored.empty:
         result.not_computed("mechanisms/best_layer", "mechanisms: no layer could be probed")
         best = None
@@ -306,8 +314,8 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Mechanis
         result.note(f"mechanisms/direction@layer={layer}", f"mechanisms: layer {layer} is not steered (no direction)")
     norms = dict(zip(probes["layer"], probes["mean_norm"]))
 
-    # per-item table: projection and 2-D PCA at the first steering layer (else the best layer)
-    shown = steer_layers[0] if steer_layers else best
+    # per-item table: projection and 2-D PCA at pca_layer (default: the best layer)
+    shown = best if s["pca_layer"] is None else int(s["pca_layer"])
     samples = pd.DataFrame([{k: x[k] for k in ("id", "set", "label", "split", "prompt", "answer", "alternative")}
                             for x in items])
     if shown is not None:

@@ -52,6 +52,9 @@ LETTERS = string.ascii_lowercase
 
 DEFAULTS = {
     "seed": 0,
+    # torch threads while the recipe runs (0 = torch's default). The model is tiny and overhead-bound:
+    # one thread is as fast on a quiet machine and many times faster on a shared, loaded one.
+    "threads": 1,
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 384, "vocab_size": 300,
               "init": None, "device": "auto"},  # init: a model directory / hub id to start from
     # length: letters per string; shift: the rule; exceptions: memorised strings; n_compute: held-out
@@ -64,13 +67,25 @@ DEFAULTS = {
     # the family's settings (steer_layers: [] = every layer, for the layer × α heatmap)
     "mechanisms": {"position": "last", "method": "mean_diff", "layers": [], "folds": 5, "fit_fraction": 0.5,
                    "steer_layers": [], "alphas": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0], "start": -1,
-                   "ablate": True, "seed": 0},
+                   "ablate": True, "seed": 0, "pca_layer": None},
     "analysis": {"n_boot": 500},
 }
 
 
 def run(out: str | Path = "runs/mechanisms", overrides: dict | None = None, log=print) -> Path:
+    import torch
+
     cfg = resolve(DEFAULTS, overrides)
+    threads = torch.get_num_threads()
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    try:
+        return _run(out, cfg, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(out, cfg: dict, log) -> Path:
     out = prepare_run_dir(Path(out), cfg)
     timer = rundir.Timer()
     seed, task, t = cfg["seed"], cfg["task"], cfg["train"]
