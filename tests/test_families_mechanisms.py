@@ -176,5 +176,13 @@ def test_bad_input(tmp_path, trained, tokenizer):
 
     with pytest.raises(MnemoscopeError, match="decoder blocks of Odd"):
         mech.plan(mech.read(_cfg(tmp_path), ctx), Engine(Odd(), tokenizer), ctx)
+    from mnemoscope.engine import Backend
+
+    class Bare(Backend):  # a backend that can score and generate but not look inside
+        name = "bare"
+        provides = frozenset({"logprobs", "generate"})
+
+    with pytest.raises(MnemoscopeError, match="needs 'activations'"):
+        mech.plan(mech.read(_cfg(tmp_path), ctx), Bare(tokenizer), ctx)
     assert not (tmp_path / "run").exists()  # nothing was written by any of these
     assert mech.read(copy.deepcopy(mech.DEFAULTS), ctx) is None

@@ -40,7 +40,7 @@ from mnemoscope.engine.activations import (
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.engine.loading import LoadedModel, ensure_pad_token
 from mnemoscope.engine.stats import chunk_rows, token_stats
-from mnemoscope.engine.steering import Rows, Steering
+from mnemoscope.engine.steering import Rows, Steering, model_identity
 from mnemoscope.errors import MnemoscopeError
 
 
@@ -330,6 +330,10 @@ class HFEngine(Backend):
     def hidden_size(self) -> int:
         """Width of the residual stream."""
         return hidden_size(self.model)
+
+    def model_identity(self) -> dict:
+        """Name, revision, type, depth and hidden size of the model (what a direction file records)."""
+        return model_identity(self.model)
 
     def activations(self, items: list, *, layers=None, position: str = "last") -> Activations:
         """Residual-stream features of each item at ``layers`` (None: −1 … L−1) under a position rule

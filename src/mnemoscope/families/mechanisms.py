@@ -57,7 +57,7 @@ from mnemoscope import rundir
 from mnemoscope.engine import Backend
 from mnemoscope.engine.activations import POSITIONS, Activations, check_layers
 from mnemoscope.engine.encoding import Encoded
-from mnemoscope.engine.steering import Ablate, Add, load_directions, model_identity, save_directions
+from mnemoscope.engine.steering import Ablate, Add, load_directions, save_directions
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.base import Context, Result, check_generation
 from mnemoscope.metrics.directions import (
@@ -200,7 +200,7 @@ def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     if s["pca_layer"] is not None:
         (pca_layer,) = check_layers([s["pca_layer"]], n_layers, "mechanisms.pca_layer")
         probe_layers = sorted(set(probe_layers) | {pca_layer})
-    identity = model_identity(engine.model)
+    identity = engine.model_identity()
     file_directions = None
     if s["direction"]:
         file_directions, meta = load_directions(s["direction"], identity)
