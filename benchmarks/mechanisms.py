@@ -9,7 +9,7 @@ process, on the same model, texts and batches.
   forward of the whole model (body + output head, as ``benchmarks.engine`` times it);
 - steered generation: ``Engine.generate`` (batched, forced length) inside
   ``steer(Add(middle layer, r̂, α, start=-1))`` against the same call unsteered.
-Each timing is the minimum over repeats, baseline and measured call interleaved. The last line is:
+Each timing is the minimum over repeats, the calls interleaved in alternating order. The last line is:
     mechanisms: capture_over_body_forward=X capture_over_forward=Y steered_over_plain_generate=Z
 (time ratios: lower is cheaper; targets ≤ 1.15 for capture, ≤ 1.10 for steering).
 """
@@ -91,13 +91,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     gen = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
     engine.activations(texts[:4])  # warm-up (and the engine's one-off body/head check)
     t = {"body_forward": [], "forward": [], "capture": [], "generate": [], "steered_generate": []}
-    for _ in range(args.repeats):
-        t["body_forward"].append(timed(lambda: bare_forward(body, engine, texts, head=False)))
-        t["capture"].append(timed(lambda: engine.activations(texts, position="mean")))
-        t["forward"].append(timed(lambda: bare_forward(model, engine, texts, head=True)))
-        t["generate"].append(timed(lambda: engine.generate(prompts, **gen)))
+    def steered():
         with engine.steer(Add(layer, r, alpha, start=-1)):
-            t["steered_generate"].append(timed(lambda: engine.generate(prompts, **gen)))
+            engine.generate(prompts, **gen)
+
+    runs = {"body_forward": lambda: bare_forward(body, engine, texts, head=False),
+            "capture": lambda: engine.activations(texts, position="mean"),
+            "forward": lambda: bare_forward(model, engine, texts, head=True),
+            "generate": lambda: engine.generate(prompts, **gen),
+            "steered_generate": steered}
+    for i in range(args.repeats):
+        # alternate the order (ABC…, …CBA) so no call always runs right after the same one
+        for name in (list(runs) if i % 2 == 0 else list(runs)[::-1]):
+            t[name].append(timed(runs[name]))
     best = {k: min(v) for k, v in t.items()}
     for k, v in best.items():
         print(f"  {k:<18} {v:8.3f} s (min of {args.repeats})")

@@ -320,3 +320,30 @@ def test_unknown_architecture_is_named(tokenizer):
     bare = torch.nn.Sequential(torch.nn.Linear(2, 2))
     with pytest.raises(MnemoscopeError, match="Sequential"):
         find_blocks(bare)
+
+
+def test_out_of_memory_halves_capture_and_steered_batches(tokenizer, model):
+    from mnemoscope.engine.activations import block_input
+
+    items = TEXTS + PROMPTS
+    r = _unit(model.config.hidden_size, 6)
+    one = Engine(model, tokenizer, max_batch_size=1)
+    want = one.activations(items, position="mean")
+    with one.steer(Add(0, r, 2.0, start=-1)):
+        want_gen = one.generate(PROMPTS, max_new_tokens=3, min_new_tokens=3)
+    engine = Engine(model, tokenizer, max_batch_size=16)
+
+    def flaky(module, args, kwargs):
+        if block_input(args, kwargs).shape[0] > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
+
+    handle = engine.decoder_blocks()[0].register_forward_pre_hook(flaky, with_kwargs=True)
+    try:
+        got = engine.activations(items, position="mean")
+        with engine.steer(Add(0, r, 2.0, start=-1)):
+            got_gen = engine.generate(PROMPTS, max_new_tokens=3, min_new_tokens=3)
+    finally:
+        handle.remove()
+    assert engine.stats.oom_retries >= 2
+    np.testing.assert_allclose(got.values, want.values, atol=1e-5)
+    assert [g.token_ids for g in got_gen] == [g.token_ids for g in want_gen]
