@@ -45,8 +45,7 @@ def bare_forward(module, engine: Engine, texts, head: bool) -> None:
         for b, it in enumerate(batch):
             ids[b, : len(it.ids)] = torch.tensor(it.ids)
         out = module(input_ids=ids.to(engine.device))
-        if head:
-            out.logits
+        assert not head or out.logits is not None  # the full model computes its logits
         pos += n
 
 
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"threads={torch.get_num_threads()}; {len(texts)} texts of {args.min_tokens}-{args.max_tokens} tokens; "
           f"{len(prompts)} prompts × {args.new_tokens} new tokens, steering layer {layer} with α = {alpha:.2f}")
 
-    gen = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
+    gen = {"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens}
     engine.activations(texts[:4])  # warm-up (and the engine's one-off body/head check)
     t = {"body_forward": [], "forward": [], "capture": [], "generate": [], "steered_generate": []}
     def steered():

@@ -22,8 +22,8 @@ TEXTS = ["the house stood on a hill above the valley", "one two", "she wrote a l
 
 
 def _config(kind: str, vocab: int, tok) -> T.PretrainedConfig:
-    ids = dict(vocab_size=vocab, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-               eos_token_id=tok.eos_token_id)
+    ids = {"vocab_size": vocab, "pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
+           "eos_token_id": tok.eos_token_id}
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
                  max_position_embeddings=128, **ids)
     return {
@@ -123,11 +123,10 @@ def test_steered_score_matches_a_hand_written_hook(arch):
             got = engine.score_encoded(items)
         for it, sc in zip(items, got):
             first = 0 if start is None else start if start >= 0 else it.score_from + start
-            rt = torch.tensor(r)
 
-            def add(h):
+            def add(h, first=first):
                 h = h.clone()
-                h[:, first:] += alpha * rt
+                h[:, first:] += alpha * torch.tensor(r)
                 return h
 
             ref = _hooked_logits(engine.model, engine.decoder_blocks(), it.ids, layer, add)
@@ -203,7 +202,7 @@ def test_pads_are_never_touched(tokenizer, model):
         for ctx in (contextlib.nullcontext(), engine.steer(iv)):
             seen = []
             with ctx:
-                handle = block.register_forward_hook(lambda m, a, out: seen.append(out.detach().clone()))
+                handle = block.register_forward_hook(lambda m, a, out, seen=seen: seen.append(out.detach().clone()))
                 try:
                     engine.score(TEXTS)  # right padding
                     engine.generate(PROMPTS, max_new_tokens=2, min_new_tokens=2)  # left padding, then one step
@@ -224,7 +223,7 @@ def test_pads_are_never_touched(tokenizer, model):
 
 
 def test_layer_minus_one_and_blocks_match_transformers_hidden_states(arch):
-    kind, engine = arch
+    _, engine = arch
     ids = engine.encode_prompt(PROMPTS[1])
     with torch.no_grad():
         hs = engine.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
@@ -278,28 +277,21 @@ def test_hooks_are_removed_and_bad_requests_refused(tokenizer, model):
         return sum(len(b._forward_hooks) + len(b._forward_pre_hooks) for b in blocks) + len(model._forward_pre_hooks)
 
     before = n_hooks()
-    with pytest.raises(ValueError):
-        with engine.steer(Add(0, r, 1.0), Ablate(r)):
-            assert n_hooks() > before
-            raise ValueError("boom")
+    with pytest.raises(ValueError), engine.steer(Add(0, r, 1.0), Ablate(r)):
+        assert n_hooks() > before
+        raise ValueError("boom")
     assert n_hooks() == before and engine._steering is None
-    with pytest.raises(MnemoscopeError, match="out of range"):
-        with engine.steer(Add(engine.n_layers, r, 1.0)):
-            pass
-    with pytest.raises(MnemoscopeError, match="hidden size"):
-        with engine.steer(Add(0, np.ones(7), 1.0)):
-            pass
-    with pytest.raises(MnemoscopeError, match="zero"):
-        with engine.steer(Add(0, np.zeros(engine.hidden_size), 1.0)):
-            pass
-    with pytest.raises(MnemoscopeError, match="nest"):
-        with engine.steer(Add(0, r, 1.0)):
-            with engine.steer(Add(0, r, 1.0)):
-                pass
-    with pytest.raises(MnemoscopeError, match="already steered"):  # two engines, one model
-        with engine.steer(Add(0, r, 1.0)):
-            with Engine(model, tokenizer).steer(Add(0, r, 1.0)):
-                pass
+    with pytest.raises(MnemoscopeError, match="out of range"), engine.steer(Add(engine.n_layers, r, 1.0)):
+        pass
+    with pytest.raises(MnemoscopeError, match="hidden size"), engine.steer(Add(0, np.ones(7), 1.0)):
+        pass
+    with pytest.raises(MnemoscopeError, match="zero"), engine.steer(Add(0, np.zeros(engine.hidden_size), 1.0)):
+        pass
+    with pytest.raises(MnemoscopeError, match="nest"), engine.steer(Add(0, r, 1.0)), engine.steer(Add(0, r, 1.0)):
+        pass
+    with (pytest.raises(MnemoscopeError, match="already steered"),  # two engines, one model
+          engine.steer(Add(0, r, 1.0)), Engine(model, tokenizer).steer(Add(0, r, 1.0))):
+        pass
     with pytest.raises(MnemoscopeError, match="out of range"):
         engine.activations(["x"], layers=[-2])
     assert n_hooks() == before

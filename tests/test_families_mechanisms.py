@@ -127,8 +127,7 @@ def test_saved_model_and_direction_reuse(tmp_path, trained, tokenizer):
 def test_without_answers_no_sweep(tmp_path, trained, tokenizer):
     for name, items in (("a", A), ("b", B)):
         with open(tmp_path / f"{name}.jsonl", "w") as f:
-            for p, _ in items:
-                f.write(json.dumps({"prompt": p}) + "\n")
+            f.writelines(json.dumps({"prompt": p}) + "\n" for p, _ in items)
     cfg = copy.deepcopy(mech.DEFAULTS)
     cfg["mechanisms"].update(a=str(tmp_path / "a.jsonl"), b=str(tmp_path / "b.jsonl"), position="mean")
     result = _run(cfg, Engine(trained, tokenizer))

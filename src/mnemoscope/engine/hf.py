@@ -17,13 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mnemoscope.engine.backend import (
-    Backend,
-    Continuation,
-    Sampling,
-    TokenScores,
-    _check_scorable,
-)
 from mnemoscope.engine.activations import (
     EMBEDDINGS,
     Activations,
@@ -36,6 +29,13 @@ from mnemoscope.engine.activations import (
     hidden_size,
     position_weights,
     span,
+)
+from mnemoscope.engine.backend import (
+    Backend,
+    Continuation,
+    Sampling,
+    TokenScores,
+    _check_scorable,
 )
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.engine.loading import LoadedModel, ensure_pad_token

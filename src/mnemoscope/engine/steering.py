@@ -150,7 +150,7 @@ class Steering:
         """While generating: read this call's layout from its attention mask (left padding; the mask
         covers the cached past and the new positions)."""
         if self.prompt_lens is None:
-            return None
+            return
         ids = kwargs.get("input_ids", args[0] if args else None)
         if ids is None:
             ids = kwargs["inputs_embeds"]
@@ -160,7 +160,6 @@ class Steering:
             mask = torch.ones(ids.shape[0], _past_length(kwargs) + n_new, dtype=torch.long, device=ids.device)
         index = mask.long().cumsum(1) - 1
         self.rows = Rows(real=mask[:, -n_new:].bool(), index=index[:, -n_new:], first=self.prompt_lens)
-        return None
 
     # ------------------------------------------------------------------ the interventions
     def _layout(self, h: torch.Tensor) -> Rows:
@@ -254,7 +253,7 @@ def load_directions(path: Path, identity: dict | None = None) -> tuple[dict[int,
     try:
         with safe_open(str(path), framework="numpy") as f:
             header = f.metadata() or {}
-            directions = {int(k.split("=", 1)[1]): f.get_tensor(k) for k in f.keys()}
+            directions = {int(k.split("=", 1)[1]): f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except Exception as exc:  # safetensors raises several types for a corrupt or foreign file
         raise MnemoscopeError(f"{path} is not a readable safetensors file ({exc})") from exc
     if header.get("format") != DIRECTIONS_FORMAT:

@@ -155,7 +155,7 @@ def make_inputs(a: list[dict], b: list[dict], settings: dict | None = None,
         sets.append(rows)
     shared = {r["prompt"].strip() for r in sets[0]} & {r["prompt"].strip() for r in sets[1]}
     if shared:
-        raise MnemoscopeError(f"mechanisms: {len(shared)} prompt(s) are in both sets (e.g. {sorted(shared)[0]!r}); "
+        raise MnemoscopeError(f"mechanisms: {len(shared)} prompt(s) are in both sets (e.g. {min(shared)!r}); "
                               "the two classes must not overlap")
     _check_settings(s)
     return Inputs(sets[0], sets[1], s)

@@ -291,8 +291,8 @@ def summary(m: dict) -> str:
 
     aucs = {int(k.split("=")[1]): v for k, v in m.items() if k.startswith("mechanisms/probe/auc@layer=")}
     lines = ["probe AUC by layer: " + ", ".join(f"{k}: {'—' if v is None else f'{v:.2f}'}" for k, v in sorted(aucs.items())),
-             f"unsteered: exceptions memorised {f('mechanisms/recipe/accuracy@set=recall')}, compute prompts right "
-             f"{f('mechanisms/recipe/accuracy@set=compute')}"]
+             (f"unsteered: exceptions memorised {f('mechanisms/recipe/accuracy@set=recall')}, compute prompts "
+              f"right {f('mechanisms/recipe/accuracy@set=compute')}")]
     for name, what in (("to_rule", "exceptions moved to the rule's answer"),
                        ("to_memory", "compute prompts of exceptions moved to the memorised answer")):
         key = f"mechanisms/recipe/{name}"
