@@ -138,7 +138,7 @@ def section_mechanisms(run: RunData) -> Markup | None:
     for name, what, kept in (("to_rule", "exceptions (recall prompts) answered with the rule's answer",
                               "exceptions still answered from memory"),
                              ("to_memory", "exceptions asked to compute, answered from memory",
-                              "exceptions asked to compute, answered by the rule")):
+                              "compute prompts (all) answered by the rule")):
         key = f"mechanisms/recipe/{name}"
         if m(key) is not None:
             cell = f"layer {fmt_value(m(key + '/layer'), 0)}, α = {fmt_value(m(key + '/alpha'), 2)}"
