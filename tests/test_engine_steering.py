@@ -294,6 +294,8 @@ def test_hooks_are_removed_and_bad_requests_refused(tokenizer, model):
         pass
     with pytest.raises(MnemoscopeError, match="out of range"):
         engine.activations(["x"], layers=[-2])
+    with pytest.raises(MnemoscopeError, match="no layer"):
+        engine.activations(["x"], layers=[])
     assert n_hooks() == before
     assert {"activations", "steer"} <= engine.provides
 

@@ -344,6 +344,8 @@ class HFEngine(Backend):
         right-padded, token budget halved on out-of-memory); the forward pass stops after the deepest
         wanted layer. Inside a ``steer`` context the features are those of the steered model."""
         layers = check_layers(layers, self.n_layers)
+        if not layers:
+            raise MnemoscopeError("activations: no layer asked for; pass layers=None for all of them")
         check_position(position)
         encoded = [self._activation_item(x, position) for x in items]
         lengths = [len(it.ids) for it in encoded]
