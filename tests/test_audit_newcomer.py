@@ -103,6 +103,9 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
     (d / "order.txt").write_text("".join(f"m{i}\n" for i in range(len(long_members))))
     _jsonl(d / "corpus.jsonl", [{"text": t} for t in long_members + NONMEMBERS])
     _jsonl(d / "acr.jsonl", [{"id": "a0", "text": " studied music.", "prompt": "Anna Berg"}])
+    _jsonl(d / "reasoning.jsonl", [{"prompt": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(8)])
+    _jsonl(d / "memory.jsonl", [{"prompt": f"Where was {t.split()[0]} born?", "answer": "Lisbon"}
+                                for t in MEMBERS + NONMEMBERS])
     _jsonl(d / "nonmembers.jsonl", [{"text": t} for t in NONMEMBERS])  # short: ReCaLL conditions on them
     _jsonl(d / "pool.jsonl", [{"text": t} for t in NONMEMBERS])
     _jsonl(d / "verbmem.jsonl", [{"prompt": "The museum in Alder keeps", "gt": " a collection of old clocks."}])
@@ -122,5 +125,5 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
                 "tofu/probability/mean", "recognition/2afc/accuracy@foil=novel", "recall/match_rate/mean",
                 "sort/short_term/accuracy", "reasoning/kk/accuracy", "reasoning/limem/acc@perturb=statement",
                 "mia/neighbourhood/auc", "mia/recall/auc", "mia/dcpdd/auc", "approx/memorized/rate",
-                "untargeted/extracted/rate", "acr/n", "provenance/p_value", "forecast/n"):
+                "untargeted/extracted/rate", "acr/n", "provenance/p_value", "forecast/n", "mechanisms/best_layer"):
         assert metrics.get(key) is not None, key

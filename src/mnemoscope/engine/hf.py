@@ -2,16 +2,34 @@
 
 - ``score``: teacher-forced per-token statistics of texts or (context, target) pairs;
 - ``generate``: batched continuations (greedy, or sampled) with exact length control.
-Both sort items by length, batch them under a token budget that halves on out-of-memory, and
+- ``activations``: residual-stream features after each decoder block (``engine.activations``);
+- ``steer``: a context manager that adds or ablates directions during the calls above
+  (``engine.steering``).
+All sort items by length, batch them under a token budget that halves on out-of-memory, and
 return results in the caller's order. It provides every capability of ``backend.CAPABILITIES``.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from mnemoscope.engine.activations import (
+    EMBEDDINGS,
+    Activations,
+    StopForward,
+    block_input,
+    block_output,
+    check_layers,
+    check_position,
+    find_blocks,
+    hidden_size,
+    position_weights,
+    span,
+)
 from mnemoscope.engine.backend import (
     Backend,
     Continuation,
@@ -22,6 +40,7 @@ from mnemoscope.engine.backend import (
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.engine.loading import LoadedModel, ensure_pad_token
 from mnemoscope.engine.stats import chunk_rows, token_stats
+from mnemoscope.engine.steering import Rows, Steering, model_identity
 from mnemoscope.errors import MnemoscopeError
 
 
@@ -44,7 +63,8 @@ class HFEngine(Backend):
     """Scores and generates with one transformers model under one tokenization policy."""
 
     name = "hf"
-    provides = frozenset({"logprobs", "distribution", "generate", "sample", "banned", "gradients"})
+    provides = frozenset({"logprobs", "distribution", "generate", "sample", "banned", "gradients", "activations",
+                          "steer"})
 
     def __init__(
         self,
@@ -179,6 +199,8 @@ class HFEngine(Backend):
         # of real positions' context (pad positions' outputs are never read). No attention mask lets
         # attention take its fused causal path; tests check equality with unpadded scoring.
         # Position j−1 scores token j.
+        if self._steering is not None:
+            self._steering.rows = _right_padded_rows(items, width, [it.score_from for it in items], device)
         split = self._body_and_head()
         if split is not None:  # the head runs on scored positions only, chunk by chunk
             body, head = split
@@ -189,6 +211,8 @@ class HFEngine(Backend):
         else:
             logits = self.model(input_ids=ids).logits
             st = {k: v.cpu().numpy() for k, v in token_stats(logits[r, c - 1], targets).items()}
+        if self._steering is not None:
+            self._steering.rows = None
         self.stats.forward_calls += 1
         self.stats.items_forwarded += len(items)
         targets_np = targets.cpu().numpy()
@@ -254,6 +278,7 @@ class HFEngine(Backend):
                             top_p=sampling.top_p)
         config = GenerationConfig(
             num_beams=1,
+            use_cache=self.use_cache,
             max_new_tokens=max_new,
             min_new_tokens=min_new or 0,
             pad_token_id=pad,
@@ -266,8 +291,14 @@ class HFEngine(Backend):
         with torch.random.fork_rng(devices=devices, enabled=sampling is not None):
             if sampling is not None:
                 torch.manual_seed(sampling.seed * 1_000_003 + first)
-            seqs = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                       generation_config=config, logits_processor=processors)
+            if self._steering is not None:  # the hooks read each step's layout from the attention mask
+                self._steering.prompt_lens = torch.tensor([len(p) for p in prompts], device=device)
+            try:
+                seqs = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                           generation_config=config, logits_processor=processors)
+            finally:
+                if self._steering is not None:
+                    self._steering.prompt_lens = self._steering.rows = None
         self.stats.generate_calls += 1
         new = seqs[:, width:].cpu().tolist()
         out = []
@@ -301,6 +332,143 @@ class HFEngine(Backend):
             raise MnemoscopeError("prompt_gradients needs at least one prompt and one target token")
         self.stats.forward_calls += 1
         return one_hot_gradients(self.model, self.prefix_ids(), list(prompt), list(target))
+
+
+    # ------------------------------------------------------------------ inside the model
+    # Plain PyTorch hooks on the decoder blocks (engine.activations, engine.steering): the engine's
+    # own batching, pad layout and fused attention path stay exactly as they are.
+    _blocks = None
+    _steering = None  # the active steering.Steering, inside a steer() context
+    use_cache = True  # generate with the KV cache (tests turn it off to check steering without it)
+
+    def decoder_blocks(self) -> torch.nn.ModuleList:
+        """The model's decoder blocks (``activations.find_blocks``); a one-line error naming the
+        model class when they cannot be found."""
+        if self._blocks is None:
+            self._blocks = find_blocks(self.model)
+        return self._blocks
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder blocks L (layers are −1 … L−1, −1 = the embeddings)."""
+        return len(self.decoder_blocks())
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the residual stream."""
+        return hidden_size(self.model)
+
+    def model_identity(self) -> dict:
+        """Name, revision, type, depth and hidden size of the model (what a direction file records)."""
+        return model_identity(self.model)
+
+    def activations(self, items: list, *, layers=None, position: str = "last") -> Activations:
+        """Residual-stream features of each item at ``layers`` (None: −1 … L−1) under a position rule
+        (``last``, ``mean``, ``answer``; see ``engine.activations``), float32, in the caller's order.
+
+        An item is a prompt string (encoded as ``encode_prompt``), a (context, target) pair, or an
+        ``Encoded`` whose ``ids[:score_from]`` is the prompt. Batched like ``score`` (length-sorted,
+        right-padded, token budget halved on out-of-memory); the forward pass stops after the deepest
+        wanted layer. Inside a ``steer`` context the features are those of the steered model."""
+        layers = check_layers(layers, self.n_layers)
+        if not layers:
+            raise MnemoscopeError("activations: no layer asked for; pass layers=None for all of them")
+        check_position(position)
+        encoded = [self._activation_item(x, position) for x in items]
+        lengths = [len(it.ids) for it in encoded]
+        rows = self._run_batched(lengths, lambda idx: self._capture_batch([encoded[i] for i in idx], layers, position),
+                                 "activations")
+        d = self.hidden_size
+        values = np.stack(rows) if rows else np.zeros((0, len(layers), d), dtype=np.float32)
+        return Activations(layers=layers, values=values, position=position)
+
+    def _activation_item(self, item, position: str) -> Encoded:
+        if isinstance(item, Encoded):
+            enc = item
+        elif isinstance(item, str):
+            ids = self.encode_prompt(item)
+            if not self.fits(len(ids)):
+                raise MnemoscopeError(f"a prompt has {len(ids)} tokens but the model's context is {self.max_length}: "
+                                      "shorten it")
+            enc = Encoded(ids=ids, score_from=len(ids), bos=self.bos)
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            enc = self.encode_pair(*item)
+        else:
+            raise MnemoscopeError(f"an activation item must be a prompt, a (context, target) pair or Encoded, got "
+                                  f"{type(item).__name__}")
+        if position == "answer" and enc.score_from >= len(enc.ids):
+            raise MnemoscopeError("position 'answer' needs (context, target) pairs: a prompt has no answer span")
+        if enc.score_from < 1:
+            raise MnemoscopeError("an activation item needs at least one prompt token")
+        return enc
+
+    @torch.inference_mode()
+    def _capture_batch(self, items: list[Encoded], layers: list[int], position: str) -> list[np.ndarray]:
+        device = self.device
+        width = max(len(it.ids) for it in items)
+        ids = torch.full((len(items), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        for b, it in enumerate(items):
+            ids[b, : len(it.ids)] = torch.tensor(it.ids, dtype=torch.long)
+        weights = position_weights([span(len(it.ids), it.score_from, it.bos, position) for it in items], width, device)
+        if self._steering is not None:
+            self._steering.rows = _right_padded_rows(items, width, [it.score_from for it in items], device)
+        feats: dict[int, torch.Tensor] = {}
+        deepest = max(layers)
+
+        def grab(layer: int, hidden: torch.Tensor) -> None:
+            # Σ_t w[b, t] h[b, t] in float32; pads have weight 0 and are masked, not multiplied
+            h = torch.where(weights[..., None] > 0, hidden.float(), 0.0)
+            feats[layer] = torch.einsum("bt,btd->bd", weights, h)
+            if layer == deepest:
+                raise StopForward
+
+        blocks, handles = self.decoder_blocks(), []
+        try:
+            for layer in layers:
+                if layer == EMBEDDINGS:
+                    handles.append(blocks[0].register_forward_pre_hook(
+                        lambda m, args, kwargs: grab(EMBEDDINGS, block_input(args, kwargs)), with_kwargs=True))
+                else:
+                    handles.append(blocks[layer].register_forward_hook(
+                        lambda m, args, out, layer=layer: grab(layer, block_output(out))))
+            split = self._body_and_head()
+            try:
+                (split[0] if split else self.model)(input_ids=ids.to(device))
+            except StopForward:
+                pass
+        finally:
+            for handle in handles:
+                handle.remove()
+            if self._steering is not None:
+                self._steering.rows = None
+        self.stats.forward_calls += 1
+        self.stats.items_forwarded += len(items)
+        stacked = torch.stack([feats[layer] for layer in layers], dim=1).cpu().numpy()
+        return list(stacked)
+
+    @contextmanager
+    def steer(self, *interventions):
+        """Apply ``steering.Add`` / ``steering.Ablate`` interventions to every ``score``,
+        ``generate`` and ``activations`` call inside ``with engine.steer(...):``; the hooks are
+        removed on exit, whatever happens. Pads are never touched; α = 0 changes nothing."""
+        if self._steering is not None:
+            raise MnemoscopeError("steer() contexts do not nest: pass every intervention to one steer(...) call")
+        self._body_and_head()  # settle the body/head check before any hook can see its probe input
+        state = Steering(self.model, self.decoder_blocks(), interventions, self.device)
+        try:
+            state.attach(self.model)
+            self._steering = state
+            yield state
+        finally:
+            self._steering = None
+            state.detach()
+
+
+def _right_padded_rows(items: list[Encoded], width: int, first: list[int], device) -> Rows:
+    """Layout of a right-padded batch: real positions are each item's own, token index = position."""
+    lengths = torch.tensor([len(it.ids) for it in items], device=device)
+    index = torch.arange(width, device=device).expand(len(items), width)
+    return Rows(real=index < lengths[:, None], index=index, first=torch.tensor(first, device=device))
 
 
 class _BanProcessor:

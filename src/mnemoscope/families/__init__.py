@@ -27,6 +27,7 @@ FAMILIES: dict[str, str] = {
     "acr": "mnemoscope.families.acr",
     "provenance": "mnemoscope.families.provenance",
     "forecast": "mnemoscope.families.forecast",
+    "mechanisms": "mnemoscope.families.mechanisms",
 }
 
 

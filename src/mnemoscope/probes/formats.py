@@ -329,3 +329,30 @@ def load_texts_any(path: str | Path, field: str = "text") -> list[str]:
             _check_field(rec, field, where)
         return [rec[field] for _, rec in rows]
     return load_texts(p, field)
+
+
+PROMPT_KEYS = ("prompt", "question", "text")
+ALTERNATIVE_KEYS = ("alternative", "alt_answer")
+
+
+def load_prompts(path: str | Path) -> list[dict]:
+    """Labelled prompt sets (the ``mechanisms`` family) → ``[{id, prompt, answer, alternative}]``.
+
+    Prompt field: ``prompt`` (or ``question``, ``text``), a non-empty string. Optional ``answer``
+    (or ``response``, ``a``): the answer that counts as correct; optional ``alternative`` (or
+    ``alt_answer``): a competing answer whose rate is reported too (e.g. the rule's answer for an
+    exception item). Absent optional fields are None; present ones must be non-empty strings.
+    """
+    expected = ("prompt", "answer (optional)", "alternative (optional)")
+
+    def optional(rec: dict, names: tuple[str, ...], where: str) -> str | None:
+        if not any(rec.get(n) is not None for n in names):
+            return None
+        return _text(rec, names, where, expected)
+
+    def build(rec: dict, where: str) -> dict:
+        return {"prompt": _text(rec, PROMPT_KEYS, where, expected),
+                "answer": optional(rec, ANSWER_KEYS, where),
+                "alternative": optional(rec, ALTERNATIVE_KEYS, where)}
+
+    return _normalise(path, build)

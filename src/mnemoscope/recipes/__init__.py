@@ -12,6 +12,7 @@ RECIPES = {
     "reasoning": "mnemoscope.recipes.reasoning",
     "sort": "mnemoscope.recipes.sort",
     "extraction": "mnemoscope.recipes.extraction",
+    "mechanisms": "mnemoscope.recipes.mechanisms",
 }
 
 

@@ -156,6 +156,8 @@ def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
             result.note(key, reason)
         table = getattr(fam, "SAMPLES", f"family_samples/{fam.NAME}.parquet").removesuffix(".parquet")
         run.add(result, table)
+        if hasattr(fam, "save"):  # a family with more than a table to keep (arrays, direction files)
+            fam.save(result, run.out)
     for key, reason in run.notes.items():
         log(f"note: {key}: {reason}")
     return run.finish(device=str(engine.device), extra={

@@ -1,0 +1,126 @@
+"""The mechanisms recipe end to end at micro size, its task and batches, and the benchmark's smoke run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnemoscope.errors import MnemoscopeError
+from mnemoscope.lab.tiny import train_tokenizer
+from mnemoscope.recipes import get_recipe
+from mnemoscope.recipes import mechanisms as recipe
+
+MICRO = {
+    "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64,
+    "task.exceptions": 8, "task.n_compute": 8, "train.steps": 30, "train.batch_size": 16, "train.warmup": 5,
+    "train.checkpoint_every": 15, "mechanisms.alphas": [-0.5, 0.0, 0.5], "mechanisms.folds": 2,
+    "analysis.n_boot": 20,
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mech") / "run"
+    recipe.run(out, dict(MICRO), log=lambda *_: None)
+    return out
+
+
+def test_run_directory_and_report(finished):
+    for name in ("config.yaml", "manifest.json", "metrics.json", "samples.parquet", "curves.parquet", "report.html",
+                 "mechanisms/probe.parquet", "mechanisms/sweep.parquet", "mechanisms/ablation.parquet",
+                 "mechanisms/items.parquet", "mechanisms/activations.safetensors", "mechanisms/directions.safetensors"):
+        assert (finished / name).is_file(), name
+    m = json.loads((finished / "metrics.json").read_text())
+    for layer in (0, 1):
+        assert 0.0 <= m[f"mechanisms/probe/auc@layer={layer}"] <= 1.0
+    sweep = pd.read_parquet(finished / "mechanisms" / "sweep.parquet")
+    assert m["mechanisms/probe/auc@layer=-1"] == 1.0  # the last prompt token is the marker itself
+    assert set(sweep["layer"]) == {-1, 0, 1} and set(sweep["set"]) == {"compute", "recall"}
+    assert set(sweep["direction"]) == {"direction", "random"} and set(sweep["alpha"]) == {-0.5, 0.0, 0.5}
+    assert sweep["alternative_rate"].notna().all()  # recall: the rule's answer; compute (exceptions with "="): memory
+    items = pd.read_parquet(finished / "mechanisms" / "items.parquet")
+    assert items["prompt"].str.endswith(":").sum() == 8 and items["prompt"].str.endswith("=").sum() == 16
+    for key in ("mechanisms/recipe/to_rule", "mechanisms/recipe/to_rule@direction=random",
+                "mechanisms/recipe/to_memory", "mechanisms/recipe/to_memory@direction=random",
+                "mechanisms/recipe/accuracy@set=recall", "mechanisms/recipe/alternative_rate@set=recall"):
+        assert 0.0 <= m[key] <= 1.0, key
+    html = (finished / "report.html").read_text()
+    assert "Mechanisms: a direction in the residual stream" in html and "(failed)" not in html
+    assert html.count("<img") >= 4  # probe, PCA, sweep, heatmap
+    assert get_recipe("mechanisms") is recipe
+
+
+def test_without_a_marker_the_embeddings_cannot_separate(tmp_path):
+    out = recipe.run(tmp_path / "run", {**MICRO, "task.recall_marker": "", "train.steps": 10}, log=lambda *_: None)
+    m = json.loads((out / "metrics.json").read_text())
+    # every prompt ends with "=", so the embeddings at the last token are one vector: no direction there
+    assert m["mechanisms/probe/auc@layer=-1"] is None
+    notes = json.loads((out / "notes.json").read_text())
+    assert "not steered" in notes["mechanisms/direction@layer=-1"]
+    items = pd.read_parquet(out / "mechanisms" / "items.parquet")
+    assert len(items) == 16 and items["prompt"].str.endswith("=").all()
+    assert "mechanisms/recipe/to_memory" not in m  # no compute prompt has a memorised alternative
+
+
+def test_resume_reuses_the_training(finished):
+    before = json.loads((finished / "metrics.json").read_text())
+    recipe.run(finished, dict(MICRO), log=lambda *_: None)
+    after = json.loads((finished / "metrics.json").read_text())
+    assert after["train/final_loss"] == before["train/final_loss"]
+    assert after["mechanisms/probe/auc@layer=1"] == before["mechanisms/probe/auc@layer=1"]
+
+
+def test_task_and_batches():
+    task = dict(recipe.DEFAULTS["task"], exceptions=20, n_compute=10)
+    exceptions, compute = recipe.make_task(task, seed=3)
+    assert len(exceptions) == 20 and len(compute) == 10 and not set(compute) & set(exceptions)
+    for word, answer in exceptions.items():
+        assert all(a != r for a, r in zip(answer, recipe.rule(word, 1)))  # unlike the rule in every letter
+    assert recipe.rule("azby", 1) == "bacz"
+    texts = [recipe.line(w, recipe.rule(w, 1)) for w in recipe.random_words(300, 4, 0)]
+    texts += [recipe.line(w, a, ":") for w, a in exceptions.items()]
+    tok = train_tokenizer(texts, 300)
+    data = recipe.TaskBatches(tok, task, exceptions, set(compute), batch_size=64, seed=0)
+    b = data.batch(5)
+    assert np.array_equal(b["input_ids"], data.batch(5)["input_ids"])  # a resumed run sees the same rows
+    assert b["input_ids"].shape == (64, data.seq_len)
+    blocked = {tuple(tok(recipe.prompt(w), add_special_tokens=False)["input_ids"]) for w in list(compute) + list(exceptions)}
+    marked = {tuple(tok(recipe.prompt(w, ":"), add_special_tokens=False)["input_ids"]): a for w, a in exceptions.items()}
+    kinds = set()
+    for row, labels in zip(b["input_ids"], b["labels"]):
+        start = int(np.argmax(labels != -100))
+        head = tuple(row[:start])
+        assert head not in blocked  # never a held-out string, never an exception asked with "="
+        kinds.add(head in marked)
+        answer = tok.decode(row[start:][labels[start:] != -100], skip_special_tokens=True).replace(" ", "")
+        assert answer == (marked[head] if head in marked else recipe.rule(tok.decode(head)[:-1].replace(" ", ""), 1))
+        assert labels[(labels != -100).nonzero()[0][-1]] == tok.eos_token_id
+    assert kinds == {True, False}
+    with pytest.raises(MnemoscopeError, match="shift"):
+        recipe.make_task(dict(task, shift=26), 0)
+    with pytest.raises(MnemoscopeError, match="exception_share"):
+        recipe.make_task(dict(task, exception_share=1.0), 0)
+    with pytest.raises(MnemoscopeError, match="recall_marker"):
+        recipe.TaskBatches(tok, dict(task, recall_marker="a b"), exceptions, set(compute), 4, 0)
+
+
+def test_moves_by_hand():
+    rows = []
+    for layer in (0, 1):
+        for alpha in (-0.5, 0.0, 0.5, 1.0):
+            for kind in ("direction", "random"):
+                to_rule = {(1, 0.5, "direction"): 0.6, (1, 0.5, "random"): 0.1}.get((layer, alpha, kind), 0.2)
+                to_memory = {(0, -0.5, "direction"): 0.7, (0, -0.5, "random"): 0.05}.get((layer, alpha, kind), 0.0)
+                rows.append({"set": "recall", "layer": layer, "alpha": alpha, "direction": kind,
+                             "accuracy": 1 - to_rule, "alternative_rate": to_rule})
+                rows.append({"set": "compute", "layer": layer, "alpha": alpha, "direction": kind,
+                             "accuracy": 1 - to_memory, "alternative_rate": to_memory})
+    out = recipe.moves(pd.DataFrame(rows))
+    assert out["mechanisms/recipe/to_rule"] == 0.6 and out["mechanisms/recipe/to_rule@direction=random"] == 0.1
+    assert out["mechanisms/recipe/to_rule/layer"] == 1 and out["mechanisms/recipe/to_rule/alpha"] == 0.5
+    assert out["mechanisms/recipe/to_rule/kept"] == pytest.approx(0.4)
+    assert out["mechanisms/recipe/to_memory"] == 0.7 and out["mechanisms/recipe/to_memory@direction=random"] == 0.05
+    assert out["mechanisms/recipe/to_memory/layer"] == 0 and out["mechanisms/recipe/to_memory/alpha"] == -0.5
