@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import runs as runlib
+from mnemoscope.claims import claim_for
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.runs import Run, natural_key
 
@@ -104,10 +105,15 @@ def select_columns(keys: set[str], patterns: list[str], *, strict: bool = True) 
 
 
 def headline_columns(run_list: list[Run], limit: int | None = None) -> list[str]:
-    """The headline keys of the recipes among ``run_list`` that at least one run has."""
+    """The headline keys of the recipes among ``run_list`` that at least one run has: the keys of
+    each recipe's claim (``mnemoscope.claims``) first, then ``HEADLINES``."""
     keys = set().union(*(r.metrics for r in run_list)) if run_list else set()
     patterns: list[str] = []
     for r in run_list:
+        claim = claim_for(r.recipe)
+        for p in [e.key for e in claim.effects] if claim else []:
+            if p not in patterns:
+                patterns.append(p)
         for p in HEADLINES.get(r.recipe or "", []):
             if p not in patterns:
                 patterns.append(p)

@@ -22,6 +22,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from mnemoscope import rundir
+from mnemoscope.claims import claim_for, effect_spread
 from mnemoscope.compare import Comparison, as_number, display_value, fmt_cell
 from mnemoscope.report import plots
 from mnemoscope.report.html import DASH, TEMPLATE, figure_html, html_table, section_html
@@ -283,6 +284,42 @@ def _num(v: float) -> str:
     return DASH if v is None or not math.isfinite(v) else fmt_cell(float(v))
 
 
+def section_claims(c: Comparison) -> Markup | None:
+    """Per recipe with a claim (``mnemoscope.claims``) and per group of its runs: each effect's value
+    in every run, mean ± sd, min–max and in how many runs it lies on the side the finding predicts."""
+    parts = []
+    for recipe in c.recipes:
+        claim = claim_for(recipe)
+        if claim is None:
+            continue
+        idx = [i for i, r in enumerate(c.runs) if r.recipe == recipe]
+        groups = {}
+        for i in idx:
+            groups.setdefault(c.groups[i], []).append(i)
+        parts.append(Markup("<p><strong>{}</strong> ({}) — {}</p>").format(recipe, claim.source, claim.sentence))
+        for group, members in groups.items():
+            spread = effect_spread(claim, [c.runs[i].metrics for i in members])
+            columns = ["effect", "predicts"] + [c.runs[i].label for i in members] + [
+                "mean ± sd", "min – max", "on that side"]
+            rows = []
+            for s in spread:
+                e = s["effect"]
+                row: list[object] = [e.label, e.rule] + [_num(v) if v is not None else DASH for v in s["values"]]
+                row.append(f"{_num(s['mean'])} ± {_num(s['sd'])}" if s["n"] > 1 else _num(s["mean"]))
+                row.append(f"{_num(s['min'])} – {_num(s['max'])}" if s["n"] else DASH)
+                row.append(f"{s['n_hold']} of {len(members)} runs")
+                rows.append(row)
+            if len(groups) > 1:
+                parts.append(Markup("<p class=\"note\">group: {}</p>").format(group))
+            parts.append(html_table(columns, rows, numeric=range(2, len(columns) - 1)))
+        if claim.scale:
+            parts.append(Markup('<p class="note">{}</p>').format(claim.scale))
+    if not parts:
+        return None
+    note = "sd: sample standard deviation (n − 1) over the runs of a group; a run is one seed."
+    return section_html("Claim across seeds", Markup("\n").join(parts), note=note)
+
+
 def section_checks(c: Comparison) -> Markup | None:
     if not c.warnings and not c.notes:
         return None
@@ -405,7 +442,7 @@ def render_comparison(c: Comparison, page_path: Path | None = None, title: str |
     from mnemoscope import __version__
 
     page_dir = Path(page_path).parent if page_path is not None else None
-    parts = [p for p in (section_checks(c), section_series(c), section_tradeoff(c), section_strips(c),
+    parts = [p for p in (section_claims(c), section_checks(c), section_series(c), section_tradeoff(c), section_strips(c),
                          section_spread(c), section_runs(c, page_dir), section_every(every),
                          section_provenance(c)) if p]
     toc = [(m.group(1), Markup(m.group(2))) for p in parts

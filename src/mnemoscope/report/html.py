@@ -383,8 +383,8 @@ def _order(fn: Section) -> float:
 
 def register_section(fn: Section, *, index: int | None = None, order: float | None = None) -> Section:
     """Add ``fn`` to ``SECTIONS`` (before the appendix). Placement: ``order`` (the run overview is
-    0, the training curve 20, sections without an order 50; a recipe's headline section takes
-    5, right after the overview), or a list ``index``, or the end. A named function with the same
+    0, a lab recipe's claim 5 (``sections/claim.py``), the recipe's own results 6, the training
+    curve 20, sections without an order 50), or a list ``index``, or the end. A named function with the same
     module and qualified name replaces the old one (so re-importing a recipe does not duplicate
     its section). Returns ``fn`` (usable as a decorator)."""
     ident = (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))

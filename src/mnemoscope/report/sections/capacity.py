@@ -111,4 +111,4 @@ def section_capacity(run: RunData) -> Markup | None:
     return section_html("Knowledge capacity", Markup("\n").join(parts), note=note)
 
 
-register_section(section_capacity, order=5)
+register_section(section_capacity, order=6)

@@ -124,4 +124,4 @@ def section_acquisition(run: RunData) -> Markup | None:
     return section_html("Knowledge acquisition", Markup("\n").join(parts), note=note)
 
 
-register_section(section_acquisition, order=5)
+register_section(section_acquisition, order=6)

@@ -86,4 +86,4 @@ def section_sort(run: RunData) -> Markup | None:
     return section_html("Episodic order memory (SORT)", Markup("\n").join(parts), note=note)
 
 
-register_section(section_sort, order=5)
+register_section(section_sort, order=6)

@@ -126,4 +126,4 @@ def section_extraction_lab(run: RunData) -> Markup | None:
     return section_html("Extraction beyond prefixes", Markup("\n").join(parts), note=note)
 
 
-register_section(section_extraction_lab, index=1)
+register_section(section_extraction_lab, order=6)

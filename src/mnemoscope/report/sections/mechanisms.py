@@ -161,4 +161,4 @@ def section_mechanisms(run: RunData) -> Markup | None:
     return section_html("Mechanisms: a direction in the residual stream", Markup("\n").join(parts), note=note)
 
 
-register_section(section_mechanisms, index=1)
+register_section(section_mechanisms, order=6)

@@ -78,4 +78,4 @@ def section_reasoning(run: RunData) -> Markup | None:
     return section_html("Memorization versus reasoning (Knights and Knaves)", Markup("\n").join(parts), note=note)
 
 
-register_section(section_reasoning, order=5)
+register_section(section_reasoning, order=6)

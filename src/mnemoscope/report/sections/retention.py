@@ -165,4 +165,4 @@ def section_retention(run: RunData) -> Markup | None:
                              "(control, chance by construction).")
 
 
-register_section(section_retention, order=5)
+register_section(section_retention, order=6)
