@@ -1,7 +1,10 @@
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.recognition import recall_scores, two_afc_accuracy
 from mnemoscope.metrics.text import rouge_l_f1
 
@@ -33,3 +36,14 @@ def test_recall_scores_hand():
     assert out["rouge_l_f1"] == pytest.approx(2 / 3)
     assert out["rouge_l_f1"] == rouge_l_f1("the cat ran", "the cat sat")
     assert recall_scores([7], [7], "x", "x") == {"match_rate": 1.0, "exact": 1.0, "rouge_l_f1": 1.0}
+
+
+def test_unguessed_recall_hand():
+    from mnemoscope.metrics.recognition import unguessed_recall
+
+    # reference missed positions 1, 2, 4; the model hits 1 and 4 of them (and 0, which is not counted)
+    assert unguessed_recall([1, 1, 0, 0, 1], [1, 0, 0, 1, 0]) == (2 / 3, 3)
+    r, n = unguessed_recall([1, 0], [1, 1])
+    assert n == 0 and math.isnan(r)
+    with pytest.raises(MnemoscopeError):
+        unguessed_recall([1, 0, 1], [1, 0])

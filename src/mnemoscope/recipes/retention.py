@@ -35,6 +35,7 @@ from mnemoscope.families.recognition import make_foils, two_afc
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics import continual
 from mnemoscope.metrics.dynamics import log_spaced_steps
+from mnemoscope.metrics.recognition import unguessed_recall
 from mnemoscope.probes.corpora import load_corpus, pack_corpus
 from mnemoscope.recipes.common import (
     bootstrap_ci,
@@ -109,7 +110,9 @@ def run(out: str | Path = "runs/retention", overrides: dict | None = None, log=p
             model, lambda s: bg[s * t["batch_size"]:(s + 1) * t["batch_size"]],
             train_config(t, ph["pretrain_steps"], seed), out / "phases" / "pretrain", log)]
     with run.phase("evaluate"):
-        before = measure_items(Engine(model, tokenizer), items).assign(phase="before_study")
+        # what the model can guess of each continuation before study: recall is scored on the rest
+        reference = continuation_hits(Engine(model, tokenizer), list(dict.fromkeys(items["text"])))
+        before = measure_items(Engine(model, tokenizer), items, reference).assign(phase="before_study")
     with run.phase("study"):
         data = study_data(split, tokenizer, t, ph, seed)
         history += [dict(h, phase="study") for h in train_phase(
@@ -118,7 +121,8 @@ def run(out: str | Path = "runs/retention", overrides: dict | None = None, log=p
         check_other_coverage(split["other"], tokenizer, ph["retention_steps"] * t["batch_size"] * t["seq_len"])
         other = pack_corpus(split["other"], tokenizer, n_rows=ph["retention_steps"] * t["batch_size"],
                             seq_len=t["seq_len"], batch_size=t["batch_size"], seed=seed + 3)
-        probe = ItemProbe(tokenizer, items, [0, ph["retention_steps"]] + log_spaced_steps(ph["retention_steps"]))
+        probe = ItemProbe(tokenizer, items, [0, ph["retention_steps"]] + log_spaced_steps(ph["retention_steps"]),
+                          reference)
         history += [dict(h, phase="retention") for h in train_phase(
             model, lambda s: other[s * t["batch_size"]:(s + 1) * t["batch_size"]],
             train_config(t, ph["retention_steps"], seed), out / "phases" / "retention", log, probe=probe)]
@@ -218,9 +222,29 @@ def check_other_coverage(texts: list[str], tokenizer, trained_tokens: int) -> No
 # --------------------------------------------------------------------------- measurement
 
 
-def measure_items(engine: Engine, items: pd.DataFrame) -> pd.DataFrame:
+def continuation_hits(engine: Engine, texts: list[str]) -> dict[str, np.ndarray]:
+    """Per text: for each token of its continuation (the tokens after recall's cue, the first
+    ⌊n/2⌋), whether it is the model's most likely next token given the true text before it."""
+    model = engine.model
+    was_training = model.training
+    model.eval()
+    try:
+        scores = engine.score(texts)
+    finally:
+        model.train(was_training)
+    out = {}
+    for text, s in zip(texts, scores):
+        n = len(engine.text_ids(text))
+        out[text] = np.asarray(s.argmax, dtype=bool)[len(s.argmax) - (n - n // 2):]
+    return out
+
+
+def measure_items(engine: Engine, items: pd.DataFrame, reference: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Per pair: 2AFC correctness (NLL(seen) < NLL(foil), tie = ½) and, once per distinct text, cued
-    recall (token match rate, exact, ROUGE-L F1 of the continuation)."""
+    recall: greedy (token match rate, exact, ROUGE-L F1 of the continuation) and token by token
+    (``recall_tf``: share of the continuation's tokens that are the most likely next token given
+    the true text before them; ``recall_unguessed``: the same share over the tokens ``reference``
+    — the model before study — got wrong, ``metrics.recognition.unguessed_recall``)."""
     model = engine.model
     was_training = model.training
     model.eval()
@@ -230,11 +254,16 @@ def measure_items(engine: Engine, items: pd.DataFrame) -> pd.DataFrame:
         rec, _, _ = recall(engine, texts)
     finally:
         model.train(was_training)
+    hits = continuation_hits(engine, texts)
     out = items[["item_id", "task", "exposures", "foil_kind"]].reset_index(drop=True).copy()
     out["nll_seen"], out["nll_foil"], out["correct"] = afc["nll_seen"], afc["nll_foil"], afc["correct"]
     by_text = {texts[int(r.text_index)]: r for r in rec.itertuples()} if len(rec) else {}
     for col in ("match_rate", "exact", "rouge_l_f1"):
         out[col] = [float(getattr(by_text[x], col)) if x in by_text else math.nan for x in items["text"]]
+    out["recall_tf"] = [float(hits[x].mean()) if hits[x].size else math.nan for x in items["text"]]
+    unguessed = {x: unguessed_recall(hits[x], reference[x]) if reference is not None else (math.nan, 0) for x in texts}
+    out["recall_unguessed"] = [unguessed[x][0] for x in items["text"]]
+    out["n_unguessed"] = [unguessed[x][1] for x in items["text"]]
     return out
 
 
@@ -243,15 +272,16 @@ class ItemProbe:
 
     FILE = "item_rows.parquet"
 
-    def __init__(self, tokenizer, items: pd.DataFrame, steps: Sequence[int]):
+    def __init__(self, tokenizer, items: pd.DataFrame, steps: Sequence[int], reference: dict | None = None):
         self.tokenizer, self.items, self.steps = tokenizer, items, {int(s) for s in steps}
+        self.reference = reference
         self.rows: list[pd.DataFrame] = []
 
     def wants(self, step: int) -> bool:
         return step in self.steps
 
     def measure(self, step: int, model) -> None:
-        rows = measure_items(Engine(model, self.tokenizer), self.items).assign(step=int(step))
+        rows = measure_items(Engine(model, self.tokenizer), self.items, self.reference).assign(step=int(step))
         self.rows = [r for r in self.rows if int(r["step"].iloc[0]) != step] + [rows]
 
     def frame(self) -> pd.DataFrame:
@@ -303,6 +333,10 @@ def analyze(samples: pd.DataFrame, rows: pd.DataFrame, *, n_boot: int, window: i
         metrics[f"recall/match_rate/mean{tag}"] = float(rec["match_rate"].mean())
         metrics[f"recall/rouge_l_f1/mean{tag}"] = float(rec["rouge_l_f1"].mean())
         metrics[f"recall/exact/rate{tag}"] = float(rec["exact"].mean())
+        metrics[f"recall/teacher_forced/mean{tag}"] = float(rec["recall_tf"].mean())
+        if rec["recall_unguessed"].notna().any():
+            metrics[f"recall/unguessed/mean{tag}"] = float(rec["recall_unguessed"].mean())
+    metrics.update(gains_vs_control(samples, n_boot, rng))
     studied = sorted({int(e) for e in samples["exposures"] if e > 0})
     if len(studied) >= 2:
         lo_e, hi_e = studied[0], studied[-1]
@@ -315,7 +349,8 @@ def analyze(samples: pd.DataFrame, rows: pd.DataFrame, *, n_boot: int, window: i
         metrics[f"retention/compare/accuracy_gap/ci_lo{tag}"] = float(np.quantile(boots, 0.025))
         metrics[f"retention/compare/accuracy_gap/ci_hi{tag}"] = float(np.quantile(boots, 0.975))
     retention = (rows.groupby(["step", "group", "foil_kind"], sort=True)
-                 .agg(accuracy=("correct", "mean"), match_rate=("match_rate", "mean"), n=("correct", "size"))
+                 .agg(accuracy=("correct", "mean"), match_rate=("match_rate", "mean"),
+                      recall_unguessed=("recall_unguessed", "mean"), n=("correct", "size"))
                  .reset_index())
     primary = rows[rows["foil_kind"] == kinds[0]]
     for group, part in primary.groupby("group", sort=False):
@@ -325,13 +360,37 @@ def analyze(samples: pd.DataFrame, rows: pd.DataFrame, *, n_boot: int, window: i
     return metrics, retention
 
 
+def gains_vs_control(samples: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict[str, float]:
+    """Studied minus never-studied, after study and at the end, per exposure count E > 0: 2AFC
+    accuracy (``recognition/2afc/gain``) and unguessed recall (``recall/unguessed/gain``), each with
+    a 95% bootstrap interval resampling the items of both groups."""
+    out: dict[str, float] = {}
+    study = samples[samples["task"] == STUDY]
+    for phase in ("after_study", "end"):
+        part = study[study["phase"] == phase]
+        for name, col, one_per_text in (("recognition/2afc", "correct", False), ("recall/unguessed", "recall_unguessed", True)):
+            frame = part.drop_duplicates("item_id") if one_per_text else part
+            control = frame.loc[frame["exposures"] == 0, col].dropna().to_numpy(np.float64)
+            for e in sorted({int(x) for x in frame["exposures"] if x > 0}):
+                studied = frame.loc[frame["exposures"] == e, col].dropna().to_numpy(np.float64)
+                if not control.size or not studied.size:
+                    continue
+                tag = f"@exposures={e},phase={phase}"
+                out[f"{name}/gain{tag}"] = float(studied.mean() - control.mean())
+                boots = [rng.choice(studied, studied.size).mean() - rng.choice(control, control.size).mean()
+                         for _ in range(n_boot)]
+                out[f"{name}/gain/ci_lo{tag}"] = float(np.quantile(boots, 0.025))
+                out[f"{name}/gain/ci_hi{tag}"] = float(np.quantile(boots, 0.975))
+    return out
+
+
 def _retention_fits(part: pd.DataFrame, sel: str, n_boot: int, rng: np.random.Generator) -> dict[str, float]:
     """Log fits of recognition accuracy and recall match rate against steps after study (t ≥ 1)."""
     out: dict[str, float] = {}
     later = part[part["step"] >= 1]
     if later["step"].nunique() < 2:
         return out
-    for name, col in (("recognition", "correct"), ("recall", "match_rate")):
+    for name, col in (("recognition", "correct"), ("recall", "match_rate"), ("recall_unguessed", "recall_unguessed")):
         wide = later.pivot_table(index="item_id", columns="step", values=col, aggfunc="mean").dropna(axis=0)
         if wide.empty:
             continue
