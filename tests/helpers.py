@@ -45,3 +45,30 @@ def memorize(tokenizer, texts, steps=80, lr=1e-2, seed=0):
         opt.zero_grad()
     assert loss.item() < 0.05, "the micro model did not memorize its texts"
     return model.eval()
+
+
+class DyingSpec:
+    """A backend spec (see ``engine.workers.ShardedBackend``) whose worker process exits abruptly
+    when asked to score an item of exactly ``die_at`` tokens — a worker killed mid-run."""
+
+    def __init__(self, inner, die_at: int):
+        self.inner, self.die_at = inner, die_at
+        for name in ("device", "model", "bos", "truncation", "revision", "trust_remote_code"):
+            setattr(self, name, getattr(inner, name))
+
+    def on(self, device):
+        return DyingSpec(self.inner.on(device), self.die_at)
+
+    def open(self):
+        backend = self.inner.open()
+        score_encoded, die_at = backend.score_encoded, self.die_at
+
+        def dying(items):
+            if any(len(it.ids) == die_at for it in items):
+                import os
+
+                os._exit(7)
+            return score_encoded(items)
+
+        backend.score_encoded = dying
+        return backend
