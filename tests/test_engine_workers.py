@@ -105,3 +105,12 @@ def test_a_worker_that_dies_mid_call_fails_the_call_and_stops_every_worker(saved
     with pytest.raises(MnemoscopeError, match="closed"):
         backend.score(TEXTS[:1])
     backend.close()  # idempotent
+
+
+def test_the_vllm_backend_without_vllm_is_a_one_line_error(monkeypatch, saved_model_dir):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed (import raises ImportError)
+    with pytest.raises(MnemoscopeError, match=r"--backend vllm needs the 'vllm' package.*mnemoscope\[vllm\]") as err:
+        open_backend("vllm", str(saved_model_dir))
+    assert "\n" not in str(err.value)

@@ -45,6 +45,14 @@ def require_vllm():
     return vllm
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types vLLM raises for a bad setting (its own validation error is no ValueError)."""
+    import vllm
+
+    own = getattr(getattr(vllm, "exceptions", None), "VLLMValidationError", None)
+    return (ValueError,) + ((own,) if isinstance(own, type) else ())
+
+
 class VLLMBackend(Backend):
     """Scores and generates with a vLLM engine under the shared tokenization policy.
 
@@ -112,7 +120,7 @@ class VLLMBackend(Backend):
                 generation_config="vllm",
                 **llm_kwargs,
             )
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, RuntimeError, *_user_errors()) as exc:
             raise MnemoscopeError(f"vLLM could not load model '{name}': {str(exc).splitlines()[0]}") from exc
         config = self.llm.llm_engine.model_config
         vocab = config.get_vocab_size()
@@ -210,8 +218,11 @@ class VLLMBackend(Backend):
         if sampling is None:
             params = SamplingParams(temperature=0.0, **common)
         else:
-            params = [SamplingParams(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
-                                     seed=sampling.seed * 1_000_003 + i, **common) for i in range(len(prompt_ids))]
+            try:
+                params = [SamplingParams(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+                                         seed=sampling.seed * 1_000_003 + i, **common) for i in range(len(prompt_ids))]
+            except _user_errors() as exc:  # e.g. vLLM caps the temperature at 2
+                raise MnemoscopeError(f"the vllm backend refuses these sampling settings: {str(exc).splitlines()[0]}") from None
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params,
                                     use_tqdm=self.progress)
         eos = self.tokenizer.eos_token_id
