@@ -27,6 +27,7 @@ missing (vllm, lm_eval) are skipped with a line saying so. The last line is:
 from __future__ import annotations
 
 import argparse
+import shutil
 import os
 import sys
 import tempfile
@@ -279,6 +280,7 @@ def main(argv=None) -> dict:
         print(f"  {note}")
     if vllm_backend is not None:
         vllm_backend.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     def fmt(key):
         value = out.get(key)
