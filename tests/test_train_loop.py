@@ -77,6 +77,21 @@ def test_split_batch():
         TrainConfig(grad_accum=0).validate()
 
 
+def test_sharded_accelerators_are_refused_before_anything_is_written(tokenizer, tmp_path):
+    from accelerate.utils import DistributedType
+
+    class Sharded:  # what train() reads of an FSDP / DeepSpeed accelerator
+        def __init__(self, kind):
+            self.distributed_type = kind
+
+    for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        with pytest.raises(MnemoscopeError, match=f"{kind.name} sharding is not supported.*--multi_gpu") as err:
+            train(build_model(MICRO, tokenizer), lambda s: ROWS[s], TrainConfig(steps=1, batch_size=8, seq_len=32),
+                  tmp_path / "out", accelerator=Sharded(kind))
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -208,6 +208,7 @@ def train(
     ``accelerator``: an ``accelerate.Accelerator`` for multi-process data parallelism.
     """
     cfg.validate()
+    _check_sharding(accelerator)
     out = Path(out)
     torch.manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)
@@ -279,6 +280,17 @@ def train(
             break
     raw_model.eval()
     return history
+
+
+def _check_sharding(accelerator) -> None:
+    """Refuse parameter/optimizer sharding (FSDP, DeepSpeed): checkpoints here are the main
+    process's full weights and optimizer state, which sharded processes do not hold."""
+    kind = str(getattr(accelerator, "distributed_type", "")).rsplit(".", 1)[-1]
+    if kind in ("FSDP", "DEEPSPEED"):
+        raise MnemoscopeError(
+            f"train: {kind} sharding is not supported by the training loop's checkpoints (they save the main "
+            "process's full weights and optimizer state); launch with data parallelism instead "
+            "(accelerate launch --multi_gpu, with bf16, gradient checkpointing or LoRA to fit memory)")
 
 
 def finish_distributed() -> None:
