@@ -155,16 +155,22 @@ class ProcessPool:
         return f"worker {i} ({self.devices[i]})"
 
     def start(self) -> list[dict]:
+        import atexit
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # a fork would copy a parent's torch threads and CUDA state
+        # Registered after multiprocessing's own exit hook, so it runs first (LIFO): the workers
+        # are told to stop before multiprocessing joins them.
+        atexit.register(self.close)
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
         for i, device in enumerate(self.devices):
             gpu = None
             if device.startswith("cuda"):
                 gpu = visible[i] if visible != [""] else str(i)
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, self.spec, self.threads, gpu), daemon=True,
+            # Not a daemon: a daemonic process may not start children (vLLM on a GPU spawns its
+            # engine). A worker whose parent dies reads EOF from its pipe and exits.
+            proc = ctx.Process(target=_serve, args=(child, self.spec, self.threads, gpu), daemon=False,
                                name=f"mnemoscope-worker-{i}")
             proc.start()
             child.close()
@@ -218,6 +224,9 @@ class ProcessPool:
         return [values[i] for i in sorted(values)] if verb == "starting" else values
 
     def close(self, force: bool = False) -> None:
+        import atexit
+
+        atexit.unregister(self.close)
         for conn, proc in zip(self.conns, self.procs):
             if not force and proc.is_alive():
                 try:
