@@ -80,6 +80,21 @@ def test_per_token_logprobs_and_distribution_match_the_hf_engine(wide, full, lea
         _close(b.mu, a.mu)
 
 
+def test_attacks_and_a_family_measure_the_same_as_on_the_hf_engine(wide, full, lean):
+    from mnemoscope.families.knowmem import knowmem
+    from mnemoscope.metrics.membership import membership_scores
+
+    _, hf = wide
+    for a, b in zip(hf.score(TEXTS), full.score(TEXTS)):  # every likelihood attack, Min-K%++ included
+        sa = membership_scores(a.logprobs, a.mu, a.sigma, hf.decode(a.token_ids), 0.2)
+        sb = membership_scores(b.logprobs, b.mu, b.sigma, full.decode(b.token_ids), 0.2)
+        for attack in sa:
+            assert sb[attack] == pytest.approx(sa[attack], abs=1e-4), attack
+    qa = [(f"what runs through {w}?", f"the river {w}") for w in ["ash", "oak", "elm", "yew", "fir"]]
+    one, two = knowmem(hf, qa[1:], qa[:1], max_new_tokens=8), knowmem(lean, qa[1:], qa[:1], max_new_tokens=8)
+    assert one.metrics == two.metrics and one.samples.equals(two.samples)
+
+
 def test_greedy_continuations_are_identical(wide, lean):
     _, hf = wide
     for kwargs in (dict(max_new_tokens=12, min_new_tokens=12), dict(max_new_tokens=12)):

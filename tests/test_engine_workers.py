@@ -114,3 +114,26 @@ def test_the_vllm_backend_without_vllm_is_a_one_line_error(monkeypatch, saved_mo
     with pytest.raises(MnemoscopeError, match=r"--backend vllm needs the 'vllm' package.*mnemoscope\[vllm\]") as err:
         open_backend("vllm", str(saved_model_dir))
     assert "\n" not in str(err.value)
+
+
+def _attack_scores(backend, texts):
+    """Every likelihood attack per text (metrics.membership), from one score call."""
+    from mnemoscope.metrics.membership import membership_scores
+
+    return [membership_scores(s.logprobs, s.mu, s.sigma, backend.decode(s.token_ids), 0.2)
+            for s in backend.score(texts)]
+
+
+@pytest.mark.slow
+def test_families_measure_the_same_through_two_workers(two_workers, saved_model_dir):
+    from mnemoscope.families.knowmem import knowmem
+
+    single = open_backend("hf", str(saved_model_dir), device="cpu")
+    for a, b in zip(_attack_scores(single, TEXTS), _attack_scores(two_workers, TEXTS)):
+        assert a.keys() == b.keys()
+        for attack in a:
+            assert b[attack] == pytest.approx(a[attack], abs=1e-5), attack
+    qa = [(f"what runs through {w}?", f"the river {w}") for w in ["ash", "oak", "elm", "yew", "fir"]]
+    one, two = knowmem(single, qa[1:], qa[:1], max_new_tokens=8), knowmem(two_workers, qa[1:], qa[:1], max_new_tokens=8)
+    assert one.metrics == two.metrics
+    assert one.samples.equals(two.samples)
