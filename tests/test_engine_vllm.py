@@ -137,3 +137,10 @@ def test_what_the_backend_cannot_compute_is_refused_with_a_reason(lean):
     with pytest.raises(MnemoscopeError, match="exceeds the context"):
         lean.generate(["word " * 120], max_new_tokens=64)
     lean.require("logprobs", "the loss attack")
+
+
+def test_an_unsupported_head_size_on_a_cpu_is_a_one_line_error(saved_model_dir):
+    # conftest's MICRO model: 64 wide, 4 heads → head_dim 16
+    with pytest.raises(MnemoscopeError, match="attention heads of size 16, which vLLM's CPU attention does not serve") as err:
+        open_backend("vllm", str(saved_model_dir), device="cpu")
+    assert "\n" not in str(err.value)

@@ -45,6 +45,29 @@ def require_vllm():
     return vllm
 
 
+def _check_cpu_head_dim(name: str, revision: str | None, trust_remote_code: bool) -> None:
+    """vLLM's CPU attention serves a fixed set of head sizes; say so before it fails deep inside."""
+    try:
+        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+        sizes = CPUAttentionBackend.get_supported_head_sizes()
+    except (ImportError, AttributeError):  # another vLLM layout: let vLLM decide
+        return
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return  # vLLM reports the loading problem itself
+    config = getattr(config, "text_config", config)
+    heads = getattr(config, "num_attention_heads", None)
+    head_dim = getattr(config, "head_dim", None) or (config.hidden_size // heads if heads else None)
+    if head_dim is not None and head_dim not in sizes:
+        raise MnemoscopeError(
+            f"model '{name}' has attention heads of size {head_dim}, which vLLM's CPU attention does not serve "
+            f"(it serves {', '.join(map(str, sizes))}): use --backend hf, or a GPU")
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exception types vLLM raises for a bad setting (its own validation error is no ValueError)."""
     import vllm
@@ -96,6 +119,7 @@ class VLLMBackend(Backend):
             tokenizer = load_tokenizer(name, revision=revision, trust_remote_code=trust_remote_code)
         on_cpu = dev.type == "cpu"
         if on_cpu:
+            _check_cpu_head_dim(name, revision, trust_remote_code)
             # One process, eager kernels: the spawned engine core and torch.compile each cost tens
             # of seconds of start-up and buy nothing for synchronous batch calls on a CPU.
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
