@@ -117,6 +117,9 @@ class VLLMBackend(Backend):
         torch_dtype = resolve_dtype(dtype, dev)
         if tokenizer is None:
             tokenizer = load_tokenizer(name, revision=revision, trust_remote_code=trust_remote_code)
+        # Encoding policy first (a bad bos/truncation setting fails before the engine starts); the
+        # context limit is vLLM's, set once the engine is up.
+        super().__init__(tokenizer, bos=bos, max_length=max_length, truncation=truncation)
         on_cpu = dev.type == "cpu"
         if on_cpu:
             _check_cpu_head_dim(name, revision, trust_remote_code)
@@ -149,10 +152,11 @@ class VLLMBackend(Backend):
         config = self.llm.llm_engine.model_config
         vocab = config.get_vocab_size()
         if len(tokenizer) > vocab:
+            self.close()
             raise MnemoscopeError(
                 f"the tokenizer of '{name}' has {len(tokenizer)} tokens but the model's vocabulary {vocab}: vLLM "
                 "cannot resize embeddings; save the model with a matching vocabulary (or a pad token) or use --backend hf")
-        super().__init__(tokenizer, bos=bos, max_length=max_length or config.max_model_len, truncation=truncation)
+        self.encoder.max_length = max_length or config.max_model_len
         self.provides = frozenset({"logprobs", "generate", "sample"} | ({"distribution"} if distribution else set()))
         self.model_name = name
         self.dtype = torch_dtype
