@@ -27,8 +27,8 @@ missing (vllm, lm_eval) are skipped with a line saying so. The last line is:
 from __future__ import annotations
 
 import argparse
-import shutil
 import os
+import shutil
 import sys
 import tempfile
 import time

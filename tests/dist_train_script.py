@@ -16,10 +16,14 @@ def main(out: str, grad_accum: int) -> None:
 
     from mnemoscope.lab.tiny import Preset, build_model, train_tokenizer
     from mnemoscope.probes.corpus import background_documents
-    from mnemoscope.train.loop import TrainConfig, finish_distributed, train
+    from mnemoscope.train.loop import (
+        TrainConfig,
+        causal_lm_loss,
+        finish_distributed,
+        train,
+    )
     from mnemoscope.unlearn import losses
     from mnemoscope.unlearn.runner import UnlearnConfig, text_examples, unlearn
-    from mnemoscope.train.loop import causal_lm_loss
 
     rows = {"train": [], "unlearn": []}  # rows each process's losses saw: proof the batch was shared out
     npo_loss = losses.npo_loss

