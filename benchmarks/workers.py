@@ -6,8 +6,10 @@ Both sides are ``ShardedBackend`` pools opened from the same spec (a fresh 27 M-
 model saved to a temporary directory, or ``--model DIR``), so they pay the same per-call costs
 (items pickled to the workers and back); start-up (each worker loads the model) is timed apart
 and not counted. The results must agree (largest per-token difference printed). Each timing is
-the minimum over ``--repeats``, the two pools interleaved. The last line is:
-    workers: n_vs_one=X max_logprob_diff=D
+the minimum over ``--repeats``, the two pools interleaved. Then the machine's own ceiling is
+measured: N copies of a fixed one-thread matrix job at once against one alone (N on a quiet
+machine; less when other jobs share the cores). The last line is:
+    workers: n_vs_one=X ceiling=C max_logprob_diff=D
 """
 
 from __future__ import annotations
@@ -19,6 +21,33 @@ import tempfile
 import time
 
 import numpy as np
+
+
+def _burn(seconds_hint: float) -> float:
+    """A fixed amount of one-thread matrix work; returns its wall time."""
+    import torch
+
+    torch.set_num_threads(1)
+    a = torch.randn(384, 384)
+    start = time.perf_counter()
+    for _ in range(int(400 * seconds_hint)):
+        a = torch.tanh(a @ a)
+    return time.perf_counter() - start
+
+
+def parallel_ceiling(workers: int) -> float:
+    """What this machine gives ``workers`` one-thread processes right now: the time of one fixed
+    job alone over the time of ``workers`` copies run at once (workers on idle cores: ≈ workers;
+    cores shared with other jobs: less). Read the benchmark's ratio against it."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.map(_burn, [0.05] * workers)  # import torch in each process first
+        one = min(pool.apply(_burn, (1.0,)) for _ in range(2))
+        start = time.perf_counter()
+        pool.map(_burn, [1.0] * workers)
+        together = time.perf_counter() - start
+    return workers * one / together
 
 
 def main(argv=None) -> dict:
@@ -86,8 +115,10 @@ def main(argv=None) -> dict:
     for n, seconds in best.items():
         print(f"  {n} worker(s) {seconds:8.3f} s  {n_tokens / seconds:9.0f} tok/s")
     ratio = best[1] / best[args.workers]
-    print(f"workers: n_vs_one={ratio:.2f} max_logprob_diff={diff:.1e}")
-    return {"n_vs_one": ratio, "max_logprob_diff": diff, "startup": startup, "seconds": best}
+    ceiling = parallel_ceiling(args.workers)
+    print(f"  machine ceiling: {args.workers} one-thread processes do {ceiling:.2f}× the work of one right now")
+    print(f"workers: n_vs_one={ratio:.2f} ceiling={ceiling:.2f} max_logprob_diff={diff:.1e}")
+    return {"n_vs_one": ratio, "ceiling": ceiling, "max_logprob_diff": diff, "startup": startup, "seconds": best}
 
 
 if __name__ == "__main__":

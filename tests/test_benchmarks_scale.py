@@ -58,5 +58,5 @@ def test_workers_benchmark_smoke(capsys):
     if usable_cores() < 2:
         pytest.skip("two workers need two cores")
     out = workers.main(["--size", "tiny", "--texts", "8", "--min-tokens", "16", "--max-tokens", "48", "--repeats", "1"])
-    assert out["n_vs_one"] > 0 and out["max_logprob_diff"] < 1e-5
+    assert out["n_vs_one"] > 0 and out["ceiling"] > 0 and out["max_logprob_diff"] < 1e-5
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("workers: n_vs_one=")
