@@ -44,7 +44,7 @@ def test_scale_benchmark_smoke_hf_only(capsys):
 
 
 @pytest.mark.vllm
-def test_scale_benchmark_smoke_with_vllm_and_lm_eval(capsys):
+def test_scale_benchmark_smoke_with_vllm_and_lm_eval():
     pytest.importorskip("vllm")
     pytest.importorskip("lm_eval")
     out = scale.main(TINY + ["--kv-cache-gib", "0.25"])

@@ -88,8 +88,8 @@ def test_attacks_and_a_family_measure_the_same_as_on_the_hf_engine(wide, full, l
     for a, b in zip(hf.score(TEXTS), full.score(TEXTS)):  # every likelihood attack, Min-K%++ included
         sa = membership_scores(a.logprobs, a.mu, a.sigma, hf.decode(a.token_ids), 0.2)
         sb = membership_scores(b.logprobs, b.mu, b.sigma, full.decode(b.token_ids), 0.2)
-        for attack in sa:
-            assert sb[attack] == pytest.approx(sa[attack], abs=1e-4), attack
+        for attack in sa:  # Min-K%++ divides by σ (small on this sharpened model): relative tolerance
+            assert sb[attack] == pytest.approx(sa[attack], rel=1e-5, abs=1e-4), attack
     qa = [(f"what runs through {w}?", f"the river {w}") for w in ["ash", "oak", "elm", "yew", "fir"]]
     one, two = knowmem(hf, qa[1:], qa[:1], max_new_tokens=8), knowmem(lean, qa[1:], qa[:1], max_new_tokens=8)
     assert one.metrics == two.metrics and one.samples.equals(two.samples)
