@@ -258,10 +258,13 @@ def section_tofu(run: RunData) -> Markup | None:
 
 def section_target(run: RunData) -> Markup | None:
     """Target log-probability (Chang et al.): mean NLL of the target span, overall and by group."""
-    table = metrics_table(run, ["knowledge/"])
+    table = metrics_table(run, ["target/"])
     if table is None:
         return None
-    return section_html("Target log-probability", table, note=_notes_of(run, ("knowledge/",)))
+    ex = _examples(family_samples(run, "target"), ["id", "prefix", "target", "target_nll"], by="target_nll",
+                   high="least likely targets (highest", low="most likely targets (lowest")
+    return _with_examples("Target log-probability", [table], ex, _notes_of(run, ("target/",)),
+                          "Mean NLL of the target's tokens given its prefix (nats; lower = better known).")
 
 
 def section_recognition(run: RunData) -> Markup | None:
