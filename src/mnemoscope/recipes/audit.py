@@ -30,7 +30,7 @@ from mnemoscope.engine import Backend, open_backend
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import all_families
 from mnemoscope.families.base import Context
-from mnemoscope.summary import fmt
+from mnemoscope.summary import fmt_metric
 
 FAMILIES = all_families()
 COMMON = {
@@ -192,7 +192,7 @@ def summary(out: Path) -> str:
         if hasattr(fam, "headline"):
             lines += fam.headline(metrics)
             continue
-        shown = [f"{key} {fmt(metrics[key])}" for key in fam.HEADLINE if metrics.get(key) is not None]
+        shown = [f"{key} {fmt_metric(key, metrics[key])}" for key in fam.HEADLINE if metrics.get(key) is not None]
         if shown:
             lines.append(f"{fam.TITLE}: " + ", ".join(shown))
     if notes:
