@@ -156,7 +156,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: vllm, lmeval")
     ap.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s of the device, for MFU")
     ap.add_argument("--kv-cache-gib", type=float, default=2.0, help="vLLM KV cache on a CPU")
+    ap.add_argument("--smoke", action="store_true", help="the smallest size (the test suite runs it); "
+                    "vLLM and lm-eval where installed")
     args = ap.parse_args(argv)
+    if args.smoke:
+        import importlib.util
+
+        args.size, args.texts, args.prompts, args.new_tokens, args.max_tokens = "tiny", 6, 2, 3, 40
+        args.repeats, args.threads, args.kv_cache_gib = 1, 1, 0.25
+        args.skip = ",".join(name for name, module in (("vllm", "vllm"), ("lmeval", "lm_eval"))
+                             if importlib.util.find_spec(module) is None)
     gpu = args.mode == "gpu"
     size = args.size or args.mode
     n_texts = args.texts or (4000 if gpu else 1000)

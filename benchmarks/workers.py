@@ -35,7 +35,7 @@ def _burn(seconds_hint: float) -> float:
     return time.perf_counter() - start
 
 
-def parallel_ceiling(workers: int) -> float:
+def parallel_ceiling(workers: int, seconds: float = 1.0) -> float:
     """What this machine gives ``workers`` one-thread processes right now: the time of one fixed
     job alone over the time of ``workers`` copies run at once (workers on idle cores: ≈ workers;
     cores shared with other jobs: less). Read the benchmark's ratio against it."""
@@ -43,9 +43,9 @@ def parallel_ceiling(workers: int) -> float:
 
     with mp.get_context("spawn").Pool(workers) as pool:
         pool.map(_burn, [0.05] * workers)  # import torch in each process first
-        one = min(pool.apply(_burn, (1.0,)) for _ in range(2))
+        one = min(pool.apply(_burn, (seconds,)) for _ in range(2))
         start = time.perf_counter()
-        pool.map(_burn, [1.0] * workers)
+        pool.map(_burn, [seconds] * workers)
         together = time.perf_counter() - start
     return workers * one / together
 
@@ -61,7 +61,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--executor", choices=("processes", "ray"), default="processes")
     ap.add_argument("--model", default=None, help="a saved model directory (default: a fresh lab model)")
     ap.add_argument("--size", choices=("cpu", "tiny"), default="cpu", help="size of the fresh model")
+    ap.add_argument("--smoke", action="store_true", help="the smallest size (the test suite runs it)")
     args = ap.parse_args(argv)
+    ceiling_seconds = 1.0
+    if args.smoke:
+        args.size, args.texts, args.min_tokens, args.max_tokens, args.repeats = "tiny", 8, 16, 48, 1
+        ceiling_seconds = 0.05
 
     import torch
 
@@ -115,7 +120,7 @@ def main(argv=None) -> dict:
     for n, seconds in best.items():
         print(f"  {n} worker(s) {seconds:8.3f} s  {n_tokens / seconds:9.0f} tok/s")
     ratio = best[1] / best[args.workers]
-    ceiling = parallel_ceiling(args.workers)
+    ceiling = parallel_ceiling(args.workers, ceiling_seconds)
     print(f"  machine ceiling: {args.workers} one-thread processes do {ceiling:.2f}× the work of one right now")
     print(f"workers: n_vs_one={ratio:.2f} ceiling={ceiling:.2f} max_logprob_diff={diff:.1e}")
     return {"n_vs_one": ratio, "ceiling": ceiling, "max_logprob_diff": diff, "startup": startup, "seconds": best}

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import scale, workers
-from mnemoscope.engine.workers import usable_cores
+from benchmarks import scale
 
 
 def test_forward_flops_by_hand():
@@ -37,12 +36,6 @@ TINY = ["--size", "tiny", "--texts", "6", "--prompts", "2", "--new-tokens", "3",
         "--repeats", "1", "--threads", "1"]
 
 
-def test_scale_benchmark_smoke_hf_only(capsys):
-    out = scale.main(TINY + ["--skip", "vllm,lmeval"])
-    assert out["hf_score_s"] > 0 and "vllm_score_vs_hf" not in out
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("scale: vllm_score_vs_hf=na")
-
-
 @pytest.mark.vllm
 def test_scale_benchmark_smoke_with_vllm_and_lm_eval():
     pytest.importorskip("vllm")
@@ -51,12 +44,3 @@ def test_scale_benchmark_smoke_with_vllm_and_lm_eval():
     assert out["same_tokens"] and out["greedy_identical"] == 2
     assert out["max_logprob_diff"] < 1e-4 and out["lmeval_max_sum_diff"] < 1e-3
     assert out["vllm_score_vs_hf"] > 0 and out["hf_vs_lmeval"] > 0
-
-
-@pytest.mark.slow
-def test_workers_benchmark_smoke(capsys):
-    if usable_cores() < 2:
-        pytest.skip("two workers need two cores")
-    out = workers.main(["--size", "tiny", "--texts", "8", "--min-tokens", "16", "--max-tokens", "48", "--repeats", "1"])
-    assert out["n_vs_one"] > 0 and out["ceiling"] > 0 and out["max_logprob_diff"] < 1e-5
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("workers: n_vs_one=")
