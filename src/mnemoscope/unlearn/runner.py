@@ -430,6 +430,8 @@ def unlearn(
     curve = _read_curve(curve_path)
     if (out / STOP).exists():
         state["stop_step"] = next((p["step"] for p in curve if p.get("stop")), None)
+    if accelerator is not None:  # every process reads the saved state before the main one writes
+        accelerator.wait_for_everyone()
 
     def eval_model():
         if view is not None:
