@@ -58,13 +58,13 @@ def test_every_registered_claim_is_well_formed():
         assert name == claim.recipe and name in RECIPES
         assert claim.sentence.strip() and claim.source.strip() and claim.effects
         for e in claim.effects:
-            assert "@" not in e.key.split("/")[0] and not e.key.endswith("/")
+            for key in e.keys:
+                assert "@" not in key.split("/")[0] and not key.endswith("/")
 
 
 def test_report_opens_with_the_claim(tmp_path, monkeypatch):
-    from tests.runfakes import fake_run
-
     from mnemoscope.report.html import load_run, render_report
+    from tests.runfakes import fake_run
 
     monkeypatch.setitem(claims.CLAIMS, "toy", CLAIM)
     m = {"toy/gain@e=3": 0.2, "toy/gain/ci_lo@e=3": 0.05, "toy/gain/ci_hi@e=3": 0.4, "toy/p_value": 0.3}
@@ -83,12 +83,11 @@ def test_report_opens_with_the_claim(tmp_path, monkeypatch):
 
 
 def test_report_without_a_claim_has_no_claim_section(tmp_path):
-    from tests.runfakes import fake_run
-
-    from mnemoscope.report.sections.claim import section_claim
-    from mnemoscope.report.html import load_run
-
     import pandas as pd
+
+    from mnemoscope.report.html import load_run
+    from mnemoscope.report.sections.claim import section_claim
+    from tests.runfakes import fake_run
 
     run = fake_run(tmp_path / "r", {"a": 1.0}, recipe="audit")
     pd.DataFrame({"x": [1]}).to_parquet(run / "samples.parquet")
@@ -96,10 +95,9 @@ def test_report_without_a_claim_has_no_claim_section(tmp_path):
 
 
 def test_seed_comparison_states_the_spread_of_the_claim(tmp_path, monkeypatch):
-    from tests.runfakes import fake_run
-
     from mnemoscope.compare import compare
     from mnemoscope.report.comparison import render_comparison
+    from tests.runfakes import fake_run
 
     monkeypatch.setitem(claims.CLAIMS, "toy", CLAIM)
     values = [(0.1, 0.001), (0.3, 0.002), (-0.1, 0.5)]
@@ -112,3 +110,22 @@ def test_seed_comparison_states_the_spread_of_the_claim(tmp_path, monkeypatch):
     assert page.index('id="claim-across-seeds"') < page.index('id="runs"')
     assert "0.1 ± 0.2" in part and "-0.1 – 0.3" in part
     assert "2 of 3 runs" in part and "more exposures, more memory" in part
+
+
+def test_difference_effect_by_hand():
+    e = Effect("a@x=2", "a at 2 − a at 1", minus="a@x=1")
+    claim = Claim("toy", "S", "s", (e,))
+    m = {"a@x=2": 0.7, "a@x=1": 0.25, "a/ci_lo@x=2": 0.6, "a/ci_hi@x=2": 0.8}
+    (row,) = effect_rows(claim, m)
+    assert row["value"] == pytest.approx(0.45) and row["holds"] is True
+    assert row["ci_lo"] is None and row["ci_clear"] is None  # a difference of two keys carries no interval
+    assert e.keys == ("a@x=2", "a@x=1") and e.formula == "a@x=2 − a@x=1"
+    assert effect_rows(claim, {"a@x=2": 0.7})[0]["value"] is None  # one side missing: not measured
+    (spread,) = effect_spread(claim, [m, {"a@x=2": 0.1, "a@x=1": 0.3}])
+    assert spread["values"] == [pytest.approx(0.45), pytest.approx(-0.2)] and spread["n_hold"] == 1
+
+
+def test_every_recipe_has_a_claim():
+    from mnemoscope.recipes import RECIPES
+
+    assert set(claims.CLAIMS) == set(RECIPES)

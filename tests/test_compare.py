@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mnemoscope import runs as runlib
+from mnemoscope.claims import claim_for
 from mnemoscope.cli import main
 from mnemoscope.compare import (
     compare,
@@ -80,7 +81,11 @@ def test_glob_matches_fnmatch_on_keys_without_slashes(key, pattern):
 def test_default_columns_are_the_recipe_headlines(tmp_path):
     fake_run(tmp_path / "a", {**dose_metrics(0), "mia/loss/auc": 0.6, "other/thing": 1})
     c = compare([tmp_path / "a"])
-    assert c.columns[:2] == ["mia/min_k_pp/auc", "mia/loss/auc"]
+    # the quickstart claim's keys the run has come first, then the recipe's headlines
+    claim_keys = [k for e in claim_for("quickstart").effects for k in e.keys if k in c.runs[0].metrics]
+    assert c.columns[:len(claim_keys)] == list(dict.fromkeys(claim_keys))
+    rest = [k for k in c.columns if k not in claim_keys]
+    assert rest[:2] == ["mia/min_k_pp/auc", "mia/loss/auc"]
     assert "other/thing" not in c.columns and "train/final_loss" in c.columns
 
 

@@ -111,7 +111,7 @@ def headline_columns(run_list: list[Run], limit: int | None = None) -> list[str]
     patterns: list[str] = []
     for r in run_list:
         claim = claim_for(r.recipe)
-        for p in [e.key for e in claim.effects] if claim else []:
+        for p in [k for e in claim.effects for k in e.keys] if claim else []:
             if p not in patterns:
                 patterns.append(p)
         for p in HEADLINES.get(r.recipe or "", []):

@@ -35,7 +35,7 @@ def section_claim(run: RunData) -> Markup | None:
     for r in effect_rows(claim, run.metrics):
         e = r["effect"]
         rows.append([e.label, fmt_value(r["value"]), _interval(r), e.rule, _verdict(r["holds"]),
-                     _verdict(r["ci_clear"]) if r["ci_lo"] is not None else DASH, Markup("<code>{}</code>").format(e.key)])
+                     _verdict(r["ci_clear"]) if r["ci_lo"] is not None else DASH, Markup("<code>{}</code>").format(e.formula)])
     table = html_table(["effect", "this run", "95% interval", "finding predicts", "on that side",
                         "whole interval on that side", "metric key"], rows, numeric=[1, 2])
     verdict = holds(claim, run.metrics)
