@@ -2,7 +2,10 @@
 2024, "Assessing Episodic Memory in LLMs with Sequence Order Recall Tasks").
 
 Read top to bottom: one corpus → a "book" (consecutive documents, cut into excerpts of L_E words) and
-disjoint background text → tokenizer → model → pretrain on the background → SORT before study:
+disjoint background text → tokenizer → model → pretrain on the background → *format*: the model is
+taught the question and its answer on a practice book cut from other documents (both conditions,
+loss on the answer token only), so that order knowledge, not the unfamiliar format, decides its
+answers on the real book → SORT before study:
 counterbalanced pairs of L_S-word segments from one excerpt, "which came first?", answered by the
 higher log-probability of " A" / " B", in two conditions: the excerpt in the context (short-term)
 and only the question (long-term) → study: every excerpt is trained ``exposures`` times, each copy
@@ -29,7 +32,7 @@ from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.sort import sort_in_context
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.probes.corpora import load_corpus, pack_corpus
-from mnemoscope.probes.sort import make_sort_pairs
+from mnemoscope.probes.sort import make_sort_pairs, sort_prompt
 from mnemoscope.recipes.common import (
     bootstrap_ci,
     finish_lab_run,
@@ -54,7 +57,10 @@ DEFAULTS = {
     "book": {"n_excerpts": 8, "excerpt_words": 120, "segment_words": 20, "n_pairs": 64, "distance_bins": Typed(list)},
     "train": {"batch_size": 8, "seq_len": 256, "lr": 1e-3, "warmup": 20, "schedule": "constant",
               "checkpoint_every": 100, "bf16": False},
-    "phases": {"pretrain_steps": 300, "study_steps": 150, "exposures": 10},
+    # format_steps: answer-only training on SORT questions about a practice book of practice_excerpts
+    # excerpts (other documents; 0 = off, the model never sees the question format before the test)
+    "phases": {"pretrain_steps": 300, "format_steps": 300, "format_lr": 1e-3, "practice_excerpts": 24,
+               "study_steps": 150, "exposures": 10},
     "analysis": {"n_boot": 200},
 }
 
@@ -66,7 +72,8 @@ SCALES = {
         "corpus": {"n_docs": 60000},
         "book": {"n_excerpts": 40, "excerpt_words": 300, "segment_words": 50, "n_pairs": 400},
         "train": {"batch_size": 32, "seq_len": 1024, "lr": 6e-4, "warmup": 200, "checkpoint_every": 500, "bf16": True},
-        "phases": {"pretrain_steps": 5000, "study_steps": 1000, "exposures": 20},
+        "phases": {"pretrain_steps": 5000, "format_steps": 1000, "format_lr": 3e-4, "practice_excerpts": 120,
+                   "study_steps": 1000, "exposures": 20},
     },
 }
 
@@ -84,6 +91,12 @@ def run(out: str | Path = "runs/sort", overrides: dict | None = None, log=print)
         excerpts = excerpt_texts(book, bk["excerpt_words"])
         records = make_sort_pairs(book, bk["segment_words"], bk["excerpt_words"], n_pairs=bk["n_pairs"],
                                   distance_bins=bk["distance_bins"], seed=seed)
+        practice: list[dict] = []
+        if ph["format_steps"] > 0:  # the practice book: the next documents, never part of any training row
+            practice_book, background = make_book(background, ph["practice_excerpts"] * bk["excerpt_words"])
+            practice = make_sort_pairs(practice_book, bk["segment_words"], bk["excerpt_words"],
+                                       n_pairs=ph["format_steps"] * t["batch_size"] // 4,
+                                       distance_bins=bk["distance_bins"], seed=seed + 7)
         model, tokenizer = make_model(cfg, background + excerpts, out)
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters; a book of {len(excerpts)} excerpts × "
         f"{bk['excerpt_words']} words, {len(records)} SORT records")
@@ -94,6 +107,16 @@ def run(out: str | Path = "runs/sort", overrides: dict | None = None, log=print)
         history = [dict(h, phase="pretrain") for h in train_phase(
             model, lambda s: bg[s * t["batch_size"]:(s + 1) * t["batch_size"]],
             train_config(t, ph["pretrain_steps"], seed), out / "phases" / "pretrain", log)]
+    if practice:
+        with run.phase("format"):
+            fmt = FormatBatches(tokenizer, practice, t["batch_size"], seed)
+            if fmt.seq_len > model.config.max_position_embeddings:
+                raise MnemoscopeError(f"a practice SORT question is {fmt.seq_len} tokens, longer than the model's "
+                                      f"context ({model.config.max_position_embeddings}): lower book.excerpt_words")
+            history += [dict(h, phase="format") for h in train_phase(
+                model, fmt.batch, train_config({**t, "seq_len": fmt.seq_len, "lr": ph["format_lr"]},
+                                               ph["format_steps"], seed), out / "phases" / "format", log,
+                loss_fn=answer_loss)]
     with run.phase("evaluate"):
         before, before_nll = evaluate(Engine(model, tokenizer), records, excerpts)
     with run.phase("study"):
@@ -111,7 +134,8 @@ def run(out: str | Path = "runs/sort", overrides: dict | None = None, log=print)
         run.add_table(name, table)
     return finish_lab_run(run, model, history, extra={
         "injection_log": data.injection_log(),
-        "phase_steps": {"pretrain": ph["pretrain_steps"], "study": ph["study_steps"]}})
+        "phase_steps": {"pretrain": ph["pretrain_steps"], "format": ph["format_steps"] if practice else 0,
+                        "study": ph["study_steps"]}})
 
 
 # --------------------------------------------------------------------------- data
@@ -144,6 +168,45 @@ def study_data(excerpts: list[str], background: list[str], tokenizer, t: dict, p
     bg = pack_corpus(background, tokenizer, n_rows=ph["study_steps"] * t["batch_size"], seq_len=t["seq_len"],
                      batch_size=t["batch_size"], seed=seed + 1)
     return InjectedData(bg, t["batch_size"], plan, doc_ids, tokenizer.eos_token_id)
+
+
+class FormatBatches:
+    """Batch ``step``: ``batch_size`` practice questions (a seeded reshuffle each epoch; every record in
+    both conditions), each the SORT prompt followed by the right choice and EOS, right-padded; labels
+    are the answer's tokens and the EOS (−100 elsewhere), so only answering is taught."""
+
+    def __init__(self, tokenizer, records: list[dict], batch_size: int, seed: int):
+        eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+        self.rows, self.labels = [], []
+        for r in records:
+            for with_excerpt in (True, False):
+                context, _ = sort_prompt(r, with_excerpt)
+                prompt = text_ids(tokenizer, context)
+                answer = text_ids(tokenizer, r["answer"])
+                self.rows.append(prompt + answer + [eos])
+                self.labels.append([-100] * len(prompt) + answer + [eos])
+        self.seq_len = max(len(r) for r in self.rows)
+        self.batch_size, self.seed = batch_size, seed
+        self.steps_per_epoch = -(-len(self.rows) // batch_size)
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng(self.seed + epoch).permutation(len(self.rows))
+        idx = [int(order[(k * self.batch_size + j) % len(order)]) for j in range(self.batch_size)]
+        ids = np.full((self.batch_size, self.seq_len), self.pad, dtype=np.int64)
+        labels = np.full((self.batch_size, self.seq_len), -100, dtype=np.int64)
+        for row, i in enumerate(idx):
+            ids[row, :len(self.rows[i])], labels[row, :len(self.labels[i])] = self.rows[i], self.labels[i]
+        return {"input_ids": ids, "labels": labels}
+
+
+def answer_loss(model, batch):
+    """Mean NLL of the labelled (answer) tokens; pads sit after the text and are never attended to by it."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(batch["input_ids"], device=device)
+    return model(input_ids=ids, labels=torch.as_tensor(batch["labels"], device=device)).loss
 
 
 # --------------------------------------------------------------------------- measurement
