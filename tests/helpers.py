@@ -122,3 +122,22 @@ class DyingSpec:
 
         backend.score_encoded = dying
         return backend
+
+
+def claim_effects(recipe: str, out) -> dict[str, float | None]:
+    """A finished run's claim: asserts the report opens with it (right after the overview) and that
+    every effect was computed; returns {effect label: value}."""
+    import json
+    from pathlib import Path
+
+    from mnemoscope.claims import claim_for, effect_rows
+
+    out = Path(out)
+    claim = claim_for(recipe)
+    rows = effect_rows(claim, json.loads((out / "metrics.json").read_text()))
+    html = (out / "report.html").read_text()
+    sections = html.split('<section id="')[1:]
+    assert sections[1].startswith("claim") and claim.sentence.split(":")[0][:40] in sections[1]
+    missing = [r["effect"].formula for r in rows if r["value"] is None]
+    assert not missing, f"claim effects not computed: {missing}"
+    return {r["effect"].label: r["value"] for r in rows}

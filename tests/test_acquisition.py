@@ -81,3 +81,10 @@ def test_control_adjusted_rise_subtracts_the_never_seen_drift(finished):
     key = "acquisition/nll/rise_after_last_vs_control@group=duplicate,probe=memorization"
     assert m[key] == pytest.approx(expected)
     assert part["control_rise"].notna().all()
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("acquisition", finished)
+    assert effects

@@ -97,3 +97,10 @@ def test_a_run_that_failed_before_training_does_not_block_the_corrected_command(
     err = capsys.readouterr().err
     assert "different config" not in err and "injected copies but only" in err
     assert "replacing it" in err
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("quickstart", finished)
+    assert effects

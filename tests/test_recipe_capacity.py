@@ -70,3 +70,10 @@ def test_person_bits_by_hand():
     assert metrics["capacity/bits@exposures=1"] == pytest.approx(0.5)
     assert metrics["capacity/bits_per_parameter"] == pytest.approx(0.05)
     assert np.isfinite(metrics["capacity/person_bits/mean/ci_hi@exposures=1"])
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("capacity", finished)
+    assert effects

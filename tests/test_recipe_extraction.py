@@ -54,3 +54,10 @@ def test_rerun_resumes_and_summary(finished, capsys):
     assert main(args) == 0  # the three models are reused, the measurements rerun
     out = capsys.readouterr().out
     assert "already complete" in out and "provenance derived" in out
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("extraction", finished)
+    assert effects

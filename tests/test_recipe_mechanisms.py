@@ -124,3 +124,10 @@ def test_moves_by_hand():
     assert out["mechanisms/recipe/to_rule/kept"] == pytest.approx(0.4)
     assert out["mechanisms/recipe/to_memory"] == 0.7 and out["mechanisms/recipe/to_memory@direction=random"] == 0.05
     assert out["mechanisms/recipe/to_memory/layer"] == 0 and out["mechanisms/recipe/to_memory/alpha"] == -0.5
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("mechanisms", finished)
+    assert effects

@@ -86,3 +86,10 @@ def test_unseen_puzzles_differ_from_training_ones():
     train, unseen = reasoning.make_puzzle_sets({"n_people": [2], "n_train": 10, "n_unseen": 10, "depth": 2,
                                                 "width": 2}, seed=0)
     assert len(unseen) == 10 and not {render_puzzle(p) for p in train} & {render_puzzle(p) for p in unseen}
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("reasoning", finished)
+    assert effects

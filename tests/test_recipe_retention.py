@@ -134,3 +134,10 @@ def test_bootstrap_ci_brackets_the_statistic_and_degenerates_on_constants():
     assert lo < 0.5 < hi and 0.25 < lo and hi < 0.75
     assert retention.bootstrap_ci(np.full(5, 0.3), np.mean, 50, rng) == pytest.approx((0.3, 0.3))
     assert all(np.isnan(retention.bootstrap_ci(np.array([]), np.mean, 50, rng)))
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("retention", finished)
+    assert effects

@@ -72,3 +72,10 @@ def test_analysis_by_hand():
     # pair 0: (1 + 1)/2 − (0 + 1)/2 = 0.5; pair 1: (1 + 0)/2 − (0 + 1)/2 = 0 → mean 0.25
     assert m["sort/long_term/accuracy_change"] == pytest.approx(0.25)
     assert m["sort/excerpt_nll@phase=before"] == 3.0 and m["sort/excerpt_nll@phase=after"] == 1.5
+
+
+def test_the_claim_is_computed_and_opens_the_report(finished):
+    from tests.helpers import claim_effects
+
+    effects = claim_effects("sort", finished)
+    assert effects
