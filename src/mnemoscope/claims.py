@@ -169,7 +169,7 @@ register(Claim(
             "decay a, duplicate − paraphrase (semantic probes)",
             minus="acquisition/retainability/decay_a@group=paraphrase,probe=semantic")),
     scale="Tiny scale: injections fill ~40% of a batch and the R² of the log-decay fits is low (0.2–0.4); "
-          "`--set scale=paper` (GPU) uses the published spacing and window."))
+          "--set scale=paper (GPU) uses the published spacing and window."))
 
 register(Claim(
     "retention", "Orhan 2023, Recognition, recall, and retention of few-shot memories in large language models",
@@ -182,7 +182,7 @@ register(Claim(
      Effect("retention/compare/accuracy_gap@a=3,b=1,phase=after_study", "2AFC accuracy, 3 exposures − 1 exposure"),
      Effect("retention/recognition/decay_a@exposures=3", "recognition decay per decade of steps (3 exposures)")),
     scale="One tiny model studies all groups at once, 48 items per group: a single seed's interval on a "
-          "one-exposure difference is about ±0.13. `--set scale=gpu` (200 items per group) narrows it."))
+          "one-exposure difference is about ±0.13. --set scale=gpu (200 items per group) narrows it."))
 
 register(Claim(
     "capacity", "Allen-Zhu & Li 2024, Physics of Language Models: Part 3.3, Knowledge Capacity Scaling Laws",
@@ -192,7 +192,7 @@ register(Claim(
      Effect("capacity/person_bits/mean@exposures=100", "bits per person, 100 exposures − 1 exposure",
             minus="capacity/person_bits/mean@exposures=1")),
     scale="The tiny model is far from saturation: it stores ~0.002 bits/parameter, not the paper's ~2; "
-          "only the trend with exposures is testable here. `--set scale=gpu` trains to 1,000 exposures."))
+          "only the trend with exposures is testable here. --set scale=gpu trains to 1,000 exposures."))
 
 register(Claim(
     "reasoning", "Xie et al. 2024, On Memorization of Large Language Models in Logical Reasoning",
@@ -204,7 +204,7 @@ register(Claim(
      Effect("reasoning/accuracy@split=unseen,phase=after", "accuracy on unseen puzzles, after − before",
             minus="reasoning/accuracy@split=unseen,phase=before")),
     scale="A random-init ~1 M-parameter model memorises; it is not expected to generalise to unseen "
-          "puzzles (the third effect). `--set model.init=DIR scale=gpu` fine-tunes a pretrained model."))
+          "puzzles (the third effect). --set model.init=DIR scale=gpu fine-tunes a pretrained model."))
 
 register(Claim(
     "sort", "Pink et al. 2024, Assessing Episodic Memory in LLMs with Sequence Order Recall Tasks",
@@ -213,7 +213,7 @@ register(Claim(
     (Effect("sort/short_term/accuracy@phase=after", "in-context SORT accuracy vs chance", ">", 0.5),
      Effect("sort/short_term/accuracy@phase=after", "SORT accuracy, in context − from training (long-term)",
             minus="sort/long_term/accuracy@phase=after")),
-    scale="The paper evaluates pretrained LLMs on real books; `--set model.init=DIR scale=gpu` runs that."))
+    scale="The paper evaluates pretrained LLMs on real books; --set model.init=DIR scale=gpu runs that."))
 
 register(Claim(
     "unlearning", "Shi et al. 2024, MUSE: Machine Unlearning Six-Way Evaluation for Language Models",
@@ -247,4 +247,4 @@ register(Claim(
      Effect("mechanisms/recipe/to_memory", "rule prompts steered to the memorised answer, direction − random",
             minus="mechanisms/recipe/to_memory@direction=random")),
     scale="With the default mode cue the switch lives at the embeddings and block 0; without it "
-          "(`task.recall_marker=\"\"`) there is no single direction to find at this scale."))
+          "(task.recall_marker=\"\") there is no single direction to find at this scale."))
