@@ -140,4 +140,9 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
     effects = claim_effects("retention", finished)
-    assert effects
+    assert effects["2AFC accuracy, 3 exposures − never studied (after study)"] > 0
+    m = _metrics(finished)
+    for e in (0, 1, 2, 3):  # scored on what the model before study got wrong: 0 then, by construction
+        assert m[f"recall/unguessed/mean@exposures={e},phase=before_study"] == 0.0
+    assert m["recall/unguessed/gain@exposures=3,phase=after_study"] == pytest.approx(
+        m["recall/unguessed/mean@exposures=3,phase=after_study"] - m["recall/unguessed/mean@exposures=0,phase=after_study"])
