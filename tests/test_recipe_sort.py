@@ -14,7 +14,8 @@ MICRO = {
     "model.hidden": 64, "model.layers": 2, "model.intermediate": 172, "model.vocab_size": 1024,
     "corpus.n_docs": 600, "book.n_excerpts": 4, "book.excerpt_words": 40, "book.segment_words": 8,
     "book.n_pairs": 24, "train.seq_len": 128, "phases.pretrain_steps": 60, "phases.study_steps": 40,
-    "phases.exposures": 5, "train.lr": 3e-3, "analysis.n_boot": 50,
+    "phases.exposures": 5, "phases.format_steps": 40, "phases.practice_excerpts": 8, "train.lr": 3e-3,
+    "analysis.n_boot": 50,
 }
 
 
@@ -79,3 +80,28 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
 
     effects = claim_effects("sort", finished)
     assert effects
+
+
+def test_format_batches_label_the_answer_of_questions_and_all_of_background(tokenizer):
+    import numpy as np
+
+    from mnemoscope.probes.sort import make_sort_pairs
+
+    text = " ".join(f"w{i}" for i in range(80))
+    records = make_sort_pairs(text, 8, 40, n_pairs=4, seed=0)
+    background = np.arange(4 * 12, dtype=np.int64).reshape(4, 12) % 50 + 5
+    fmt = sort.FormatBatches(tokenizer, records, background, batch_size=4, seed=0)
+    assert len(fmt.rows) == 2 * len(records)  # every record in both conditions
+    for k, r in enumerate(records):  # the labelled answer is the right one
+        for row in (fmt.labels[2 * k], fmt.labels[2 * k + 1]):
+            assert tokenizer.decode([t for t in row if t != -100][:-1]).strip() == r["answer"].strip()
+    b = fmt.batch(1)
+    ids, labels = b["input_ids"], b["labels"]
+    eos = tokenizer.eos_token_id
+    for r in range(2):  # questions: labelled on the answer token(s) and the EOS only
+        labelled = labels[r][labels[r] != -100].tolist()
+        assert labelled[-1] == eos and len(labelled) <= 3
+        answer = tokenizer.decode(labelled[:-1])
+        assert answer.strip() in ("A", "B")
+    assert (labels[2:, :12] == ids[2:, :12]).all() and (labels[2:, 12:] == -100).all()  # background: every token
+    assert (ids[2:, :12] == background[2:4]).all()  # step 1 takes background rows 2, 3
