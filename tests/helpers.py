@@ -124,9 +124,9 @@ class DyingSpec:
         return backend
 
 
-def claim_effects(recipe: str, out) -> dict[str, float | None]:
-    """A finished run's claim: asserts the report opens with it (right after the overview) and that
-    every effect was computed; returns {effect label: value}."""
+def claim_effects(recipe: str, out, require_all: bool = True) -> dict[str, float | None]:
+    """A finished run's claim: asserts the report opens with it (right after the overview) and, with
+    ``require_all``, that every effect was computed; returns {effect label: value (None: missing)}."""
     import json
     from pathlib import Path
 
@@ -139,5 +139,5 @@ def claim_effects(recipe: str, out) -> dict[str, float | None]:
     sections = html.split('<section id="')[1:]
     assert sections[1].startswith("claim") and claim.sentence.split(":")[0][:40] in sections[1]
     missing = [r["effect"].formula for r in rows if r["value"] is None]
-    assert not missing, f"claim effects not computed: {missing}"
+    assert not (require_all and missing), f"claim effects not computed: {missing}"
     return {r["effect"].label: r["value"] for r in rows}

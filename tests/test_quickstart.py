@@ -103,4 +103,4 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
     effects = claim_effects("quickstart", finished)
-    assert effects
+    assert all(v > (0.5 if "vs chance" in label else 0) for label, v in effects.items())  # the claim holds

@@ -76,4 +76,4 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
     effects = claim_effects("capacity", finished)
-    assert effects
+    assert all(v > 0 for v in effects.values())  # more exposures, more bits: the claim holds

@@ -92,4 +92,4 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
     effects = claim_effects("reasoning", finished)
-    assert effects
+    assert effects["accuracy, training − perturbed puzzles"] > 0 and effects["LiMem after fine-tuning"] > 0

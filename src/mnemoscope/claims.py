@@ -189,8 +189,8 @@ register(Claim(
     "Knowledge stored grows with exposures: bits stored per person rise with the number of exposures "
     "(toward ~2 bits per parameter at saturation).",
     (Effect("capacity/fit/slope_per_decade", "bits per person per decade of exposures"),
-     Effect("capacity/person_bits/mean@exposures=100", "bits per person, 100 exposures − 1 exposure",
-            minus="capacity/person_bits/mean@exposures=1")),
+     Effect("capacity/person_bits/mean@exposures=100", "bits per person, 100 exposures − never trained",
+            minus="capacity/person_bits/mean@exposures=0")),
     scale="The tiny model is far from saturation: it stores ~0.002 bits/parameter, not the paper's ~2; "
           "only the trend with exposures is testable here. --set scale=gpu trains to 1,000 exposures."))
 
