@@ -197,12 +197,13 @@ register(Claim(
 register(Claim(
     "reasoning", "Xie et al. 2024, On Memorization of Large Language Models in Logical Reasoning",
     "Fine-tuned models solve their training puzzles but fail locally perturbed versions of them "
-    "(LiMem > 0), while fine-tuning also raises accuracy on unseen puzzles.",
+    "(LiMem > 0), while fine-tuning also lifts accuracy on unseen puzzles above chance.",
     (Effect("reasoning/accuracy@split=train,phase=after", "accuracy, training − perturbed puzzles",
             minus="reasoning/accuracy@split=perturbed,phase=after"),
      Effect("reasoning/limem/limem@phase=after", "LiMem after fine-tuning"),
-     Effect("reasoning/accuracy@split=unseen,phase=after", "accuracy on unseen puzzles, after − before",
-            minus="reasoning/accuracy@split=unseen,phase=before")),
+     # chance = mean over puzzle sizes of 2^-people: 0.1875 for the default 2- and 3-person puzzles
+     Effect("reasoning/accuracy@split=unseen,phase=after", "accuracy on unseen puzzles vs chance (2–3 people)",
+            ">", 0.1875)),
     scale="A random-init ~1 M-parameter model memorises; it is not expected to generalise to unseen "
           "puzzles (the third effect). --set model.init=DIR scale=gpu fine-tunes a pretrained model."))
 
