@@ -9,7 +9,13 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from mnemoscope.claims import claim_for, effect_rows, holds
-from mnemoscope.report.html import RunData, fmt_value, html_table, register_section, section_html
+from mnemoscope.report.html import (
+    RunData,
+    fmt_value,
+    html_table,
+    register_section,
+    section_html,
+)
 
 DASH = "—"
 
