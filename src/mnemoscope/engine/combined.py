@@ -56,6 +56,20 @@ class CombinedLogits(torch.nn.Module):
         return self.members[self.base].generation_config
 
     @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def name_or_path(self) -> str:
+        return self.name
+
+    def tie_weights(self) -> None:
+        """Each member keeps its own tying (what ``transformers`` callers expect to be able to call)."""
+        for member in self.members.values():
+            if hasattr(member, "tie_weights"):
+                member.tie_weights()
+
+    @property
     def hidden_model(self) -> torch.nn.Module:
         """The member whose hidden states stand for the composite's (its base)."""
         return self.members[self.base]
@@ -69,13 +83,22 @@ class CombinedLogits(torch.nn.Module):
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, generation_config,
-                 logits_processor=None, **_ignored) -> torch.Tensor:
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, generation_config=None,
+                 logits_processor=None, stopping_criteria=None, **kwargs) -> torch.Tensor:
         """``input_ids`` [B, T] (left-padded) → [B, T + new] with pads after a row's EOS, like
-        ``transformers``' ``generate``."""
-        from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+        ``transformers``' ``generate``. Without a ``generation_config``, its fields come from the
+        keyword arguments (``max_length`` counts the prompt, as in transformers); a row also ends
+        when ``stopping_criteria`` says so."""
+        from transformers import GenerationConfig, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
         cfg = generation_config
+        if cfg is None:
+            known = {k: v for k, v in kwargs.items() if hasattr(GenerationConfig(), k)}
+            if "max_new_tokens" not in known and known.get("max_length") is not None:
+                known["max_new_tokens"] = int(known.pop("max_length")) - input_ids.shape[1]
+            known.setdefault("eos_token_id", self.generation_config.eos_token_id)
+            known.setdefault("pad_token_id", self.generation_config.pad_token_id)
+            cfg = GenerationConfig(**{k: v for k, v in known.items() if k != "max_length"})
         if getattr(cfg, "num_beams", 1) not in (1, None):
             raise MnemoscopeError("CombinedLogits generates greedily or by sampling; beam search is not supported")
         if attention_mask is None:
@@ -97,7 +120,7 @@ class CombinedLogits(torch.nn.Module):
         caches: dict[str, object] = {n: None for n in self.members}
         cache_arg = {n: _cache_argument(m) for n, m in self.members.items()}
         step_ids = seqs
-        for t in range(int(cfg.max_new_tokens)):
+        for t in range(int(cfg.max_new_tokens if cfg.max_new_tokens is not None else 20)):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = {}
             for n, m in self.members.items():
@@ -125,8 +148,11 @@ class CombinedLogits(torch.nn.Module):
             step_ids = nxt[:, None]
             if eos:
                 done |= torch.isin(nxt, torch.tensor(eos, device=nxt.device))
-                if bool(done.all()):
-                    break
+            if stopping_criteria is not None:
+                stop = stopping_criteria(seqs, scores)
+                done |= stop if isinstance(stop, torch.Tensor) else torch.full_like(done, bool(stop))
+            if bool(done.all()):
+                break
         return seqs
 
 

@@ -548,11 +548,13 @@ FINETUNE = FineTune("finetune", "plain fine-tuning on the given examples")
 
 
 def finetune(model, tokenizer, examples: Sequence[Example], cfg: UnlearnConfig, out: str | Path,
-             log: Callable[[str], None] | None = None) -> UnlearnResult:
+             log: Callable[[str], None] | None = None,
+             evaluate: Callable[[object], dict] | None = None) -> UnlearnResult:
     """Fine-tune ``model`` in place on ``examples`` with the unlearning loop's settings (``cfg.method``
-    is ignored): checkpoints, resume and divergence handling as for :func:`unlearn`."""
+    is ignored): checkpoints, resume, divergence handling and ``evaluate`` curve points as for
+    :func:`unlearn`."""
     return unlearn(model, tokenizer, examples, None, dataclasses.replace(cfg, method=FINETUNE, hparams={}), out,
-                   log=log)
+                   log=log, evaluate=evaluate)
 
 
 def unlearn_sequence(
