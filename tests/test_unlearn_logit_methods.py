@@ -87,7 +87,7 @@ def test_mean_token_prob_and_flat_loss_by_hand():
     pe, pf = torch.tensor([0.6, 0.2]), torch.tensor([0.9, 0.5])  # batch means 0.4 and 0.7
     assert float(L.flat_loss(pe, pf, "kl")) == pytest.approx(-0.4 + math.exp(0.7 - 1))
     assert float(L.flat_loss(pe, pf, "tv")) == pytest.approx(-math.tanh(0.4) / 2 + math.tanh(0.7) / 2)
-    sp = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    sp = lambda x: math.log1p(math.exp(x))
     assert float(L.flat_loss(pe, pf, "js")) == pytest.approx(sp(-0.4) + sp(0.7) - 2 * math.log(2))
     assert float(L.flat_loss(pe, pf, "pearson")) == pytest.approx(-0.4 + 0.49 / 4 + 0.7)
     with pytest.raises(MnemoscopeError, match="divergence"):
@@ -187,8 +187,8 @@ def test_whp_trains_a_reinforced_copy_and_returns_a_composite(fresh, tokenizer, 
     assert isinstance(res.model, CombinedLogits) and R.fingerprint(fresh) == start  # the original is untouched
     target, reinforced = res.model.members["target"], res.model.members["reinforced"]
     assert target is fresh
-    eng = lambda m: Engine(m, tokenizer)  # noqa: E731
-    nll = lambda m: float(np.mean([s.nll for s in eng(m).score(FORGET)]))  # noqa: E731
+    eng = lambda m: Engine(m, tokenizer)
+    nll = lambda m: float(np.mean([s.nll for s in eng(m).score(FORGET)]))
     assert nll(reinforced) < nll(fresh) < nll(res.model)  # reinforced learns F; the composite forgets it
     again = R.unlearn(copy.deepcopy(fresh), tokenizer, R.text_examples(FORGET), None, _cfg("whp", steps=4, lr=5e-3),
                       tmp_path)  # done: rebuilt from model.safetensors

@@ -89,7 +89,12 @@ class CombinedLogits(torch.nn.Module):
         ``transformers``' ``generate``. Without a ``generation_config``, its fields come from the
         keyword arguments (``max_length`` counts the prompt, as in transformers); a row also ends
         when ``stopping_criteria`` says so."""
-        from transformers import GenerationConfig, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+        from transformers import (
+            GenerationConfig,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
 
         cfg = generation_config
         if cfg is None:

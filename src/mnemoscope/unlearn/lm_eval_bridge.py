@@ -19,8 +19,8 @@ from mnemoscope.errors import MnemoscopeError
 def require_lm_eval():
     """Import lm_eval or say how to get it, in one line."""
     try:
-        import lm_eval  # noqa: F401
-        from lm_eval.models.huggingface import HFLM  # noqa: F401
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
     except ImportError:
         raise MnemoscopeError("eval.lm_eval_tasks needs the 'lm-eval' package, which is not installed: run "
                               "`pip install lm-eval` (or leave eval.lm_eval_tasks empty)") from None
