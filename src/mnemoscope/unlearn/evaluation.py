@@ -323,34 +323,6 @@ def robustness(engine: Engine, data: EvalData) -> tuple[dict[str, float], dict[s
     return metrics, notes
 
 
-def relearn_attack(
-    model,
-    tokenizer,
-    learn: Sequence,
-    test_qa: Sequence[Mapping],
-    data: EvalData,
-    out: str | Path,
-    *,
-    steps: int = 10,
-    lr: float = 1e-3,
-    batch_size: int = 8,
-    max_length: int = 256,
-) -> dict[str, float]:
-    """Relearning attack: fine-tune a *copy* for ``steps`` on part of F (``learn``, runner
-    Examples), then KnowMem on the rest of F (``test_qa``). Returns before/after/recovery (×100)."""
-    import copy
-
-    from mnemoscope.unlearn.runner import FINETUNE, UnlearnConfig, finetune
-
-    before = knowmem_mean(Engine(model, tokenizer), test_qa, data)
-    attacked = copy.deepcopy(model)
-    cfg = UnlearnConfig(method=FINETUNE, steps=steps, lr=lr, batch_size=batch_size, max_length=max_length,
-                        seed=data.seed)
-    res = finetune(attacked, tokenizer, list(learn), cfg, out)
-    after = knowmem_mean(Engine(res.model, tokenizer), test_qa, data)
-    return {"knowmem_before": before, "knowmem_after": after, "recovery": after - before}
-
-
 # --------------------------------------------------------------------------- adversarial probes
 
 

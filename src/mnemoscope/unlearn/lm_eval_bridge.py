@@ -20,7 +20,7 @@ def require_lm_eval():
     """Import lm_eval or say how to get it, in one line."""
     try:
         import lm_eval
-        from lm_eval.models.huggingface import HFLM
+        from lm_eval.models.huggingface import HFLM  # noqa: F401 (checks the HF wrapper is importable too)
     except ImportError:
         raise MnemoscopeError("eval.lm_eval_tasks needs the 'lm-eval' package, which is not installed: run "
                               "`pip install lm-eval` (or leave eval.lm_eval_tasks empty)") from None

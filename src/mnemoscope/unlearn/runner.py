@@ -212,6 +212,7 @@ def resolve_hparams(method: str | Method, overrides: Mapping[str, object] | None
             known[k] = float(v)
         except (TypeError, ValueError):
             raise MnemoscopeError(f"unlearn hparam '{m.name}.{k}' must be a number, got {v!r}") from None
+    m.check(known)
     return known
 
 

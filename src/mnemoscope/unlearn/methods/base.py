@@ -128,6 +128,9 @@ class Method:
         return {"nll_forget": float(step.nll("forget").detach().mean())}
 
     # ------------------------------------------------------------------ hooks (defaults: none)
+    def check(self, hp: dict) -> None:
+        """Refuse bad hyperparameter values with a one-line MnemoscopeError, before any work."""
+
     def start(self, model, reference, hp: dict, seed: int) -> None:
         """Before training (e.g. hook a layer)."""
 

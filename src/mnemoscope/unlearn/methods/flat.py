@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import math
 
+from mnemoscope.errors import MnemoscopeError
 from mnemoscope.unlearn import losses as L
 from mnemoscope.unlearn.methods.base import Method
 
 
 class FLAT(Method):
+    def check(self, hp):
+        if hp["divergence"] not in L.FLAT_DIVERGENCES:
+            raise MnemoscopeError(f"hparams.flat.divergence {hp['divergence']!r} is unknown: use one of "
+                                  f"{', '.join(L.FLAT_DIVERGENCES)}")
+        if not str(hp["template"]).strip():
+            raise MnemoscopeError("hparams.flat.template is empty: FLAT needs a template answer (e.g. \"I don't know.\")")
+
     def forget_loss(self, step, hp):
         return L.flat_loss(step.token_prob("pair"), step.token_prob("forget"), hp["divergence"])
 

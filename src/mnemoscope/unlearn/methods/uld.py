@@ -45,6 +45,14 @@ def _combine(logits, alpha: float, top: float):
 
 
 class ULD(Method):
+    def check(self, hp):
+        if not 0.0 < hp["assistant_fraction"] <= 1.0:
+            raise MnemoscopeError(f"hparams.uld.assistant_fraction must be in (0, 1], got {hp['assistant_fraction']}")
+        if not 0.0 <= hp["top_filter"] < 1.0:
+            raise MnemoscopeError(f"hparams.uld.top_filter must be in [0, 1), got {hp['top_filter']}")
+        if not math.isfinite(hp["alpha"]) or hp["retain_weight"] < 0:
+            raise MnemoscopeError("hparams.uld: alpha must be finite and retain_weight ≥ 0")
+
     def forget_loss(self, step, hp):
         return step.nll("forget").mean()  # the assistant remembers F
 

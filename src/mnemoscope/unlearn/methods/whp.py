@@ -8,9 +8,11 @@ reinforced model (``engine.combined.CombinedLogits``); the original's weights ar
 from __future__ import annotations
 
 import copy
+import math
 from functools import partial
 
 from mnemoscope.engine.combined import CombinedLogits
+from mnemoscope.errors import MnemoscopeError
 from mnemoscope.unlearn.logits import whp_logits
 from mnemoscope.unlearn.methods.base import Method
 
@@ -20,6 +22,10 @@ def _combine(logits, alpha: float, relu: bool):
 
 
 class WHP(Method):
+    def check(self, hp):
+        if not math.isfinite(hp["alpha"]) or hp["relu"] not in (0.0, 1.0):
+            raise MnemoscopeError(f"hparams.whp: alpha must be finite and relu 0 or 1, got {hp['alpha']}, {hp['relu']}")
+
     def forget_loss(self, step, hp):
         return step.nll("forget").mean()  # the reinforced model: plain fine-tuning on F
 
