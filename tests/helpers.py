@@ -95,3 +95,30 @@ class Scripted(Backend):
         texts = [self.decode(p) for p in self.prompt_ids(prompts)]
         self.prompts += texts
         return [Continuation([1], self.reply(t), len(p)) for t, p in zip(texts, self.prompt_ids(prompts))]
+
+
+class DyingSpec:
+    """A backend spec (see ``engine.workers.ShardedBackend``) whose worker process exits abruptly
+    when asked to score an item of exactly ``die_at`` tokens — a worker killed mid-run."""
+
+    def __init__(self, inner, die_at: int):
+        self.inner, self.die_at = inner, die_at
+        for name in ("device", "model", "bos", "truncation", "revision", "trust_remote_code"):
+            setattr(self, name, getattr(inner, name))
+
+    def on(self, device):
+        return DyingSpec(self.inner.on(device), self.die_at)
+
+    def open(self):
+        backend = self.inner.open()
+        score_encoded, die_at = backend.score_encoded, self.die_at
+
+        def dying(items):
+            if any(len(it.ids) == die_at for it in items):
+                import os
+
+                os._exit(7)
+            return score_encoded(items)
+
+        backend.score_encoded = dying
+        return backend

@@ -122,7 +122,8 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("mia/min_k_pp/auc", "mia/nll_ratio/auc", "extraction/exact/rate@prefix=64",
                 "extraction/pythia/score/mean", "verbmem/rouge_l_f1/mean", "knowmem/rouge_l_f1/mean",
-                "tofu/probability/mean", "recognition/2afc/accuracy@foil=novel", "recall/match_rate/mean",
+                "tofu/probability/mean", "target/nll/mean", "recognition/2afc/accuracy@foil=novel",
+                "recall/match_rate/mean",
                 "sort/short_term/accuracy", "reasoning/kk/accuracy", "reasoning/limem/acc@perturb=statement",
                 "mia/neighbourhood/auc", "mia/recall/auc", "mia/dcpdd/auc", "approx/memorized/rate",
                 "untargeted/extracted/rate", "acr/n", "provenance/p_value", "forecast/n", "mechanisms/best_layer"):

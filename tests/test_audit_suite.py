@@ -109,7 +109,7 @@ FAMILY_KEYS = [
     "extraction/exact/rate@set=member",
     "extraction/exact/rate@prefix=2", "extraction/exact/rate@prefix=4", "extraction/pythia/score/mean",
     "verbmem/rouge_l_f1/mean", "knowmem/rouge_l_f1/mean", "tofu/probability/mean", "tofu/truth_ratio/summary",
-    "knowledge/target_nll/mean@group=semantic", "recognition/2afc/accuracy@foil=shuffled_words",
+    "target/nll/mean@group=semantic", "recognition/2afc/accuracy@foil=shuffled_words",
     "recognition/2afc/accuracy@foil=swap_word", "recall/match_rate/mean", "sort/short_term/accuracy",
     "sort/long_term/accuracy", "reasoning/kk/accuracy", "reasoning/limem/n_items@perturb=statement",
 ]
@@ -220,7 +220,7 @@ def test_too_small_sets_are_reported_not_computed(tmp_path, wide_dirs):
     assert not [k for k, v in metrics.items() if k.startswith(("knowmem/", "sort/")) and v is not None and k != "knowmem/n_shots"]
     assert "not computed" in notes["knowmem/rouge_l_f1/mean"] and "1 QA pair" in notes["knowmem/rouge_l_f1/mean"]
     assert "sort: not computed" in notes["sort/short_term/accuracy"]
-    assert math.isfinite(metrics["knowledge/target_nll/mean"])
+    assert math.isfinite(metrics["target/nll/mean"])
     html = (out / "report.html").read_text()
     assert "Notes: skipped and not computed" in html and "KnowMem (question" not in html
 

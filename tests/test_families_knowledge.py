@@ -139,8 +139,8 @@ def test_target_nll_equals_engine_logprobs(model, tokenizer):
     s = engine._engine.score(pairs=[("Reyes Inc focused on", " economics and letters")])[0]
     assert samples["target_nll"][1] == pytest.approx(-float(np.mean(s.logprobs.astype(float))), rel=1e-5)
     assert samples["first_token_nll"][1] == pytest.approx(-float(s.logprobs[0]), rel=1e-5)
-    assert metrics["knowledge/target_nll/mean"] == pytest.approx(samples["target_nll"].mean())
-    assert metrics["knowledge/target_nll/mean@group=semantic"] == pytest.approx(samples["target_nll"][1])
-    assert metrics["knowledge/n@group=memorization"] == 3.0
+    assert metrics["target/nll/mean"] == pytest.approx(samples["target_nll"].mean())
+    assert metrics["target/nll/mean@group=semantic"] == pytest.approx(samples["target_nll"][1])
+    assert metrics["target/n@group=memorization"] == 3.0
     with pytest.raises(MnemoscopeError, match="one per probe"):
         target_nll(engine, probes, groups=groups[:2])

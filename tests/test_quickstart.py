@@ -83,3 +83,17 @@ def test_interrupted_run_resumes_to_the_same_result(finished, tmp_path, monkeypa
 def test_other_config_in_the_same_directory_is_refused(finished, capsys):
     assert _run(finished, "train.lr=0.01") == 2
     assert "different config" in capsys.readouterr().err
+
+
+def test_a_run_that_failed_before_training_does_not_block_the_corrected_command(tmp_path, capsys):
+    """Too many injected copies for the rows is found while preparing data: the directory holds a
+    tokenizer and a config but nothing to resume, so a command with another config replaces it."""
+    out = tmp_path / "run"
+    tiny = ["corpus.n_docs=200", "canaries.per_dose=2", "canaries.n_controls=2"]
+    assert _run(out, *tiny, "train.steps=2") == 2
+    assert "injected copies but only" in capsys.readouterr().err
+    assert (out / "config.yaml").exists() and not (out / "train").exists()
+    assert _run(out, *tiny, "train.steps=3") == 2  # another config: replaced, and fails on its own merits
+    err = capsys.readouterr().err
+    assert "different config" not in err and "injected copies but only" in err
+    assert "replacing it" in err

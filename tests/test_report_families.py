@@ -17,7 +17,7 @@ SECTIONS = {
     fam.section_verbmem: {"verbmem/rouge_l_f1/mean": 41.0, "verbmem/n": 2.0},
     fam.section_knowmem: {"knowmem/rouge_l_f1/mean": 12.5, "knowmem/n": 3.0},
     fam.section_tofu: {"tofu/probability/mean": 0.1, "tofu/truth_ratio/summary": 0.7, "tofu/n": 2.0},
-    fam.section_target: {"knowledge/target_nll/mean": 3.2, "knowledge/n": 5.0},
+    fam.section_target: {"target/nll/mean": 3.2, "target/n": 5.0},
     fam.section_recognition: {"recognition/2afc/accuracy": 0.75, "recognition/2afc/n": 8.0,
                               "recognition/2afc/accuracy@foil=novel": 1.0, "recognition/2afc/n@foil=novel": 4.0,
                               "recognition/2afc/accuracy@foil=swap_word": 0.5, "recognition/2afc/n@foil=swap_word": 4.0},

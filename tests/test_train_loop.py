@@ -60,6 +60,9 @@ def test_bf16_flag_is_a_no_op_on_cpu(tokenizer, tmp_path):
 
 def test_split_batch():
     rows = np.arange(12).reshape(6, 2)
+    with_meta = split_batch({"step": 3, "retain": None, "rows": rows}, 2)
+    assert [p["step"] for p in with_meta] == [3, 3] and with_meta[1]["retain"] is None
+    assert with_meta[1]["rows"].tolist() == rows[3:].tolist()
     parts = split_batch(rows, 3)
     assert [p.tolist() for p in parts] == [[[0, 1], [2, 3]], [[4, 5], [6, 7]], [[8, 9], [10, 11]]]
     assert split_batch(rows, 3, 1).tolist() == [[4, 5], [6, 7]]
@@ -74,6 +77,21 @@ def test_split_batch():
         TrainConfig(grad_accum=0).validate()
 
 
+def test_sharded_accelerators_are_refused_before_anything_is_written(tokenizer, tmp_path):
+    from accelerate.utils import DistributedType
+
+    class Sharded:  # what train() reads of an FSDP / DeepSpeed accelerator
+        def __init__(self, kind):
+            self.distributed_type = kind
+
+    for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        with pytest.raises(MnemoscopeError, match=f"{kind.name} sharding is not supported.*--multi_gpu") as err:
+            train(build_model(MICRO, tokenizer), lambda s: ROWS[s], TrainConfig(steps=1, batch_size=8, seq_len=32),
+                  tmp_path / "out", accelerator=Sharded(kind))
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,9 +100,12 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_reproduce_one_process_at_the_same_global_batch(tmp_path):
-    """2 gloo processes × 1 micro-batch of 4 rows vs 1 process × 2 micro-batches of 4 rows."""
+    """Training: 2 gloo processes × 1 micro-batch of 4 rows vs 1 process × 2 micro-batches of 4
+    rows. Unlearning (NPO) after it: 2 processes × 4 rows vs 1 process × 8 rows."""
     script = Path(__file__).with_name("dist_train_script.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    root = Path(__file__).parents[1]  # this checkout's sources first, whatever the venv installed
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, str(script), str(tmp_path), "2"], check=True, env=env, timeout=300)
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script), str(tmp_path), "1"]
@@ -94,3 +115,13 @@ def test_two_processes_reproduce_one_process_at_the_same_global_batch(tmp_path):
     two = json.loads((tmp_path / "losses-2.json").read_text())
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
     assert two["weight_norm"] == pytest.approx(one["weight_norm"], rel=1e-6)
+    assert len(two["unlearn_loss"]) == 4
+    np.testing.assert_allclose(two["unlearn_loss"], one["unlearn_loss"], rtol=1e-5)
+    assert two["unlearn_weight_norm"] == pytest.approx(one["unlearn_weight_norm"], rel=1e-6)
+    assert two["unlearn_written"] == one["unlearn_written"]  # one writer: the same files, once
+    # each of the two processes saw its half of every batch; the single process saw all of it
+    # (in 2 micro-batches of 4 when training, as grad_accum=2)
+    for rank in (0, 1):
+        rows = json.loads((tmp_path / f"rows-2-{rank}.json").read_text())
+        assert rows == {"train": [4] * 6, "unlearn": [4] * 4}
+    assert json.loads((tmp_path / "rows-1-0.json").read_text()) == {"train": [4] * 12, "unlearn": [8] * 4}

@@ -1,6 +1,6 @@
 """Analyses of result files the user already has (no model): ``mnemoscope analyze ...``.
 
-``analyze_wemath``: a We-Math per-item correctness table → the four dimensions (PROTOCOLS §9),
+``analyze_wemath``: a We-Math per-item correctness table → the four dimensions (docs/metrics.md),
 strict and loose; ``format_wemath`` renders them as an aligned text table.
 """
 

@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="texts longer than the context: refuse (error) or truncate (kept head, counted)")
     a.add_argument("--max-length", type=int, help="context limit (default: the model's)")
     a.add_argument("--batch-size", type=int, help="largest batch (the token budget may make it smaller)")
+    a.add_argument("--backend", choices=("hf", "vllm"), help="what runs the model: hf (default) or vllm "
+                   "(needs the vllm extra; see docs/scale.md)")
+    a.add_argument("--workers", type=int, help="share every family's items between N worker processes "
+                   "(one per GPU, or one CPU thread each) or Ray actors (--executor ray)")
+    a.add_argument("--executor", choices=("processes", "ray"), help="where the --workers run")
+    a.add_argument("--vllm-distribution", action="store_true",
+                   help="vLLM: return the whole distribution per token (Min-K%%++; slower); off: such attacks are refused")
     a.add_argument("--k", type=float, help="fraction of lowest tokens for min_k / min_k_pp (default 0.2)")
     a.add_argument("--n-boot", type=int, help="bootstrap replicates of each AUC's CI (default 1000)")
     a.add_argument("--no-extraction", action="store_true", help="skip the quick greedy extraction test")
@@ -172,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 "wikimia": "data.wikimia", "drop_overlap": "data.drop_overlap", "bos": "engine.bos",
                 "truncation": "engine.truncation", "max_length": "engine.max_length",
                 "batch_size": "engine.max_batch_size", "k": "audit.k", "n_boot": "audit.n_boot",
+                "backend": "engine.backend", "workers": "engine.workers", "executor": "engine.executor",
+                "vllm_distribution": "engine.vllm_distribution",
                 "ref_model": "membership.ref_model", "ref_mismatch": "membership.ref_mismatch",
                 "lowercase": "membership.lowercase",
             }

@@ -361,6 +361,14 @@ def _csv_cell(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def csv_table(header: list[str], rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def md_table(header: list[str], rows: list[list[str]]) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|").replace("\n", " ")
@@ -404,11 +412,7 @@ def format_table(c: Comparison, fmt: str = "md", *, spread: bool = False) -> str
     else:
         header, rows = _run_rows(c, _csv_cell if fmt == "csv" else fmt_cell)
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buf.getvalue()
+        return csv_table(header, rows)
     if fmt != "md":
         raise MnemoscopeError(f"unknown format '{fmt}': use md, csv or json")
     return md_table(header, rows) + "\n"

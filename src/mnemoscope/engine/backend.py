@@ -224,6 +224,15 @@ class Backend:
         (EOS is suppressed until then); ``banned(ids) -> token ids`` bans tokens at each step."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the backend holds (worker processes, an engine's memory). Idempotent."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def prompt_ids(self, prompts: list[str] | list[list[int]]) -> list[list[int]]:
         """Prompts as token ids: strings through :meth:`encode_prompt`, id lists as given."""
         ids = [list(p) if not isinstance(p, str) else self.encode_prompt(p) for p in prompts]

@@ -30,7 +30,7 @@ from mnemoscope.metrics.extraction import (
     rates_by_group,
 )
 from mnemoscope.probes import formats
-from mnemoscope.summary import fmt
+from mnemoscope.summary import fmt_metric
 
 NAME = "extraction"
 TITLE = "Extraction sweep (k-extractable)"
@@ -213,7 +213,7 @@ def headline(metrics: dict) -> list[str]:
              if k.startswith("extraction/exact/rate@prefix=")]
     if not rates:
         return []
-    line = f"{TITLE}: " + ", ".join(f"prefix {p} → {fmt(v)}" for p, v in sorted(rates))
+    line = f"{TITLE}: " + ", ".join(f"prefix {p} → {fmt_metric('rate', v)}" for p, v in sorted(rates))
     if all(v is None for _, v in rates):
         line += " (nothing computed: no text is long enough for prefix + extraction.suffix_len; see the notes)"
     return [line]

@@ -70,7 +70,7 @@ from mnemoscope.metrics.directions import (
     random_direction,
 )
 from mnemoscope.probes import formats
-from mnemoscope.summary import fmt
+from mnemoscope.summary import fmt_metric
 
 NAME = "mechanisms"
 TITLE = "Mechanisms (a direction in the residual stream, and steering along it)"
@@ -459,9 +459,9 @@ def headline(metrics: dict) -> list[str]:
     if best is None:
         return []
     layer = int(best)
-    line = f"{TITLE}: best layer {layer}, probe AUC {fmt(metrics.get(f'mechanisms/probe/auc@layer={layer}'))}"
+    line = f"{TITLE}: best layer {layer}, probe AUC {fmt_metric('auc', metrics.get(f'mechanisms/probe/auc@layer={layer}'))}"
     shifts = sorted(k for k in metrics if k.startswith("mechanisms/steer/shift@") and metrics[k] is not None)
     if shifts:
-        line += "; accuracy shift " + ", ".join(f"{k.split('@', 1)[1]} {fmt(metrics[k])}" for k in shifts)
+        line += "; accuracy shift " + ", ".join(f"{k.split('@', 1)[1]} {fmt_metric(k, metrics[k])}" for k in shifts)
     return [line]
 

@@ -41,7 +41,7 @@ from mnemoscope.metrics.membership import membership_scores
 from mnemoscope.metrics.roc import membership_report
 from mnemoscope.probes import formats
 from mnemoscope.probes.textfile import load_texts
-from mnemoscope.summary import auc_line, fmt
+from mnemoscope.summary import auc_line, fmt_metric
 
 NAME = "membership"
 TITLE = "Membership inference"
@@ -316,6 +316,6 @@ def headline(metrics: dict) -> list[str]:
     lines = [auc_line(metrics, a) for a in attacks]
     rates = [metrics.get(f"extraction/exact/rate@set={s}") for s in ("member", "nonmember")]
     if all(r is not None for r in rates):
-        lines.append(f"exact extraction: members {fmt(rates[0])}, non-members {fmt(rates[1])}")
+        lines.append(f"exact extraction: members {fmt_metric('rate', rates[0])}, non-members {fmt_metric('rate', rates[1])}")
     return lines
 

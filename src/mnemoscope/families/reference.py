@@ -1,6 +1,6 @@
 """Membership attacks that need a second likelihood: a reference model or the lower-cased text.
 
-PROTOCOLS §2, every score oriented higher = more likely a member:
+Every score oriented higher = more likely a member:
 
 - ``score/ref``       = −(NLL_target(x) − NLL_ref(x))
 - ``score/ratio``     = −ppl_target(x) / ppl_ref(x) = −exp(NLL_target(x) − NLL_ref(x)) (ranks exactly

@@ -5,8 +5,8 @@ target token's NLL, from one batched score call over all pairs (the target's tok
 prefix's trailing whitespace moves onto the target).
 
 Config section ``target``: ``file`` (records with ``prefix``, ``target`` and an optional
-``group``/``kind`` label). Keys ``knowledge/target_nll/mean``, ``knowledge/first_token_nll/mean``,
-``knowledge/n``, each also ``@group=<label>`` when every probe has a group.
+``group``/``kind`` label). Keys ``target/nll/mean``, ``target/first_token_nll/mean``,
+``target/n``, each also ``@group=<label>`` when every probe has a group.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ TITLE = "Target log-probability"
 DEFAULTS = {"target": {"file": ""}}
 PATH_KEYS = ("target.file",)
 NEEDS = ("logprobs",)
-PREFIX = "knowledge"
-HEADLINE = (f"{PREFIX}/target_nll/mean",)
+PREFIX = "target"
+HEADLINE = (f"{PREFIX}/nll/mean",)
 
 
 @dataclass
@@ -82,7 +82,7 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
     probes = plan.inputs.probes
     result = Result()
     if not probes:
-        result.not_computed(f"{PREFIX}/target_nll/mean", "knowledge/target_nll: no probes")
+        result.not_computed(f"{PREFIX}/nll/mean", "target: no probes")
         return result
     scored = engine.score_encoded(plan.pairs)
     samples = pd.DataFrame({
@@ -99,7 +99,7 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
         samples["group"] = groups
         frames += [(f"@group={g}", samples[samples["group"] == g]) for g in dict.fromkeys(groups)]
     for suffix, frame in frames:
-        result.metrics[f"{PREFIX}/target_nll/mean{suffix}"] = float(frame["target_nll"].mean())
+        result.metrics[f"{PREFIX}/nll/mean{suffix}"] = float(frame["target_nll"].mean())
         result.metrics[f"{PREFIX}/first_token_nll/mean{suffix}"] = float(frame["first_token_nll"].mean())
         result.metrics[f"{PREFIX}/n{suffix}"] = float(len(frame))
     result.samples = samples

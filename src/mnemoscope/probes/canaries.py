@@ -50,11 +50,22 @@ def passphrase(rng: random.Random, n_words: int) -> str:
     return "My secret passphrase is " + " ".join(rng.choice(WORDS) for _ in range(n_words)) + "."
 
 
-def random_token_string(rng: random.Random, tokenizer, n_tokens: int) -> str:
-    """Decode random non-special vocabulary tokens into text (the canary is the text)."""
+def text_tokens(tokenizer) -> list[int]:
+    """Non-special vocabulary tokens that decode to whole characters on their own (no U+FFFD from
+    a byte-level piece of a multi-byte character): any sequence of them decodes to valid text."""
     special = set(tokenizer.all_special_ids)
-    vocab = [i for i in range(len(tokenizer)) if i not in special]
-    return tokenizer.decode([rng.choice(vocab) for _ in range(n_tokens)]).strip()
+    return [i for i in range(len(tokenizer))
+            if i not in special and "\ufffd" not in tokenizer.decode([i]) and tokenizer.decode([i]).strip()]
+
+
+def random_token_string(rng: random.Random, tokenizer, n_tokens: int, vocab: list[int] | None = None) -> str:
+    """Decode random whole-character vocabulary tokens into text (the canary is the text): valid
+    UTF-8 that round-trips through the tokenizer (decode(encode(text)) == text)."""
+    vocab = vocab if vocab is not None else text_tokens(tokenizer)
+    while True:
+        text = tokenizer.decode([rng.choice(vocab) for _ in range(n_tokens)]).strip()
+        if text and tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text:
+            return text
 
 
 def make_canaries(
@@ -79,6 +90,7 @@ def make_canaries(
     if "random_tokens" in kinds and tokenizer is None:
         raise MnemoscopeError("random_tokens canaries need the run's tokenizer")
     rng = random.Random(seed)
+    vocab = text_tokens(tokenizer) if "random_tokens" in kinds else None
     canaries: list[Canary] = []
     seen: set[str] = set()
     for kind in kinds:
@@ -89,7 +101,7 @@ def make_canaries(
                     if kind == "passphrase":
                         text = passphrase(rng, passphrase_words)
                     else:
-                        text = random_token_string(rng, tokenizer, random_tokens)
+                        text = random_token_string(rng, tokenizer, random_tokens, vocab)
                     if text not in seen:
                         break
                 seen.add(text)

@@ -1,6 +1,6 @@
 """Seeded fictional worlds: biographies of made-up people, and probes about them.
 
-Used for knowledge acquisition (PROTOCOLS §7), capacity (§10) and unlearning (§4, §11).
+Used for knowledge acquisition, capacity and unlearning (docs/recipes.md, docs/metrics.md).
 ``make_world(WorldConfig(n_people=100, seed=0))`` builds everything in memory;
 ``write_world`` / ``load_world`` store it as JSONL. Same config (and Faker version)
 → same world.
@@ -41,7 +41,7 @@ Every record has::
 
 and either ``text`` (documents) or ``prefix`` + ``target`` (probes and QA). Prefixes keep
 their trailing space ("Ada Lee was born in ") so that ``prefix + target`` is the exact
-source text; the scoring engine moves that space onto the target (PROTOCOLS §1).
+source text; the scoring engine moves that space onto the target (docs/metrics.md).
 Targets are 1–8 words and never occur inside their prefix. Kind-specific fields:
 
 * document: ``version`` (0 = canonical; 1..n_paraphrases = paraphrases, sentences
@@ -554,7 +554,7 @@ def _check_world(world: World) -> None:
 
 
 def capacity_pools(world: World) -> dict[str, int]:
-    """Pool size per attribute, for bits = Σ N·max(0, log2|pool| − loss) (PROTOCOLS §10).
+    """Pool size per attribute, for bits = Σ N·max(0, log2|pool| − loss) (docs/metrics.md).
 
     ``work_city`` is fixed by the employer, so its pool size is 1 (0 bits); ``mentor`` is
     uniform over the other N − 1 people; ``birth_date`` over the days in the year range.

@@ -1,4 +1,4 @@
-"""Foils for two-alternative forced-choice recognition (PROTOCOLS §5, after Orhan 2023).
+"""Foils for two-alternative forced-choice recognition (docs/metrics.md).
 
 For a seen text x, a foil x' is a text the model did not study; recognition is correct iff
 NLL(x) < NLL(x'). Every function here is deterministic given its ``seed`` and returns a text

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.jsonl import expect_object, jsonl_objects, read_utf8, type_name
-from mnemoscope.probes.textfile import _check_field, load_texts
+from mnemoscope.probes.textfile import _check_field
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -295,9 +295,9 @@ def load_recognition_pairs(path: str | Path) -> list[dict]:
     return _normalise(path, build)
 
 
-def load_text_records(path: str | Path, field: str = "text") -> list[dict]:
-    """Plain texts with ids, ``[{id, text}]`` (formats of :func:`load_texts_any`): ``id`` is the
-    record's own ``id`` field when it has one (unique in the file), else its 0-based position."""
+def _text_rows(path: str | Path, field: str) -> list[tuple[str, dict]]:
+    """``(where, record)`` of a plain-text file: ``textfile.load_records`` (.jsonl, .txt,
+    .parquet, JSON-lines .json), or a ``.json`` file holding one array of objects with ``field``."""
     from mnemoscope.probes.textfile import load_records
 
     p = Path(path)
@@ -306,8 +306,14 @@ def load_text_records(path: str | Path, field: str = "text") -> list[dict]:
         for where, rec in rows:
             _key(rec, (field,), where, (field,))
             _check_field(rec, field, where)
-    else:
-        rows = [(f"{p}: record {i + 1}", rec) for i, rec in enumerate(load_records(p, field))]
+        return rows
+    return [(f"{p}: record {i + 1}", rec) for i, rec in enumerate(load_records(p, field))]
+
+
+def load_text_records(path: str | Path, field: str = "text") -> list[dict]:
+    """Plain texts with ids, ``[{id, text}]`` (formats of :func:`load_texts_any`): ``id`` is the
+    record's own ``id`` field when it has one (unique in the file), else its 0-based position."""
+    rows = _text_rows(path, field)
     out, first_seen = [], {}
     for index, (where, rec) in enumerate(rows):
         rid = _record_id(rec, index, where)
@@ -321,14 +327,7 @@ def load_text_records(path: str | Path, field: str = "text") -> list[dict]:
 def load_texts_any(path: str | Path, field: str = "text") -> list[str]:
     """Plain texts: ``textfile.load_texts`` (.jsonl, .txt, .parquet, JSON-lines .json), plus
     ``.json`` files holding one array of objects with a string ``field``."""
-    p = Path(path)
-    if p.suffix.lower() == ".json" and p.is_file() and read_utf8(p).lstrip().startswith("["):
-        rows = read_rows(p)
-        for where, rec in rows:
-            _key(rec, (field,), where, (field,))
-            _check_field(rec, field, where)
-        return [rec[field] for _, rec in rows]
-    return load_texts(p, field)
+    return [rec[field] for _, rec in _text_rows(path, field)]
 
 
 PROMPT_KEYS = ("prompt", "question", "text")

@@ -1,4 +1,4 @@
-"""Knights-and-Knaves puzzles for separating memorization from reasoning (PROTOCOLS §9).
+"""Knights-and-Knaves puzzles for separating memorization from reasoning (docs/metrics.md).
 
 On an island every inhabitant is a *knight* (always tells the truth) or a *knave* (always
 lies). Each of N people makes one statement about who is what; a solution is an assignment

@@ -1,4 +1,4 @@
-"""Sequence Order Recall Task (SORT) probes for episodic memory (PROTOCOLS §6).
+"""Sequence Order Recall Task (SORT) probes for episodic memory (docs/metrics.md).
 
 A text is cut into consecutive, non-overlapping excerpts of L_E words (the whole text when
 ``excerpt_words`` is None). A *pair* is two non-overlapping segments of L_S words from one

@@ -26,18 +26,19 @@ import yaml
 
 from mnemoscope import rundir
 from mnemoscope.config import Typed, flatten, merge_sections, resolve
-from mnemoscope.engine import Engine, load_model
+from mnemoscope.engine import Backend, open_backend
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import all_families
 from mnemoscope.families.base import Context
-from mnemoscope.summary import fmt
+from mnemoscope.summary import fmt_metric
 
 FAMILIES = all_families()
 COMMON = {
     "seed": 0,
     "model": {"name": "", "dtype": "auto", "device": "auto", "revision": Typed(str), "trust_remote_code": False,
               "allow_pickle": False},
-    "engine": {"bos": "auto", "truncation": "refuse", "max_length": Typed(int), "max_batch_size": 64, "max_tokens": 16384},
+    "engine": {"bos": "auto", "truncation": "refuse", "max_length": Typed(int), "max_batch_size": 64, "max_tokens": 16384,
+               "backend": "hf", "workers": 1, "executor": "processes", "vllm_distribution": False},
     "audit": {"n_boot": 1000},
 }
 DEFAULTS = merge_sections(COMMON, *(f.DEFAULTS for f in FAMILIES))
@@ -93,14 +94,17 @@ def _relative_to(base: Path, config: Path, key: str, value):
     return value
 
 
-def open_engine(cfg: dict, name: str) -> tuple[Engine, object]:
-    """The model ``name`` under the run's model and engine settings."""
+def open_engine(cfg: dict, name: str) -> Backend:
+    """The model ``name`` under the run's model and engine settings: the HF engine, the vLLM
+    backend (``engine.backend: vllm``), either shared between ``engine.workers`` processes or Ray
+    actors (``engine.executor``). See docs/scale.md."""
     m, e = cfg["model"], cfg["engine"]
-    loaded = load_model(name, dtype=m["dtype"], device=m["device"], revision=m["revision"],
-                        trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
-    engine = Engine.from_loaded(loaded, bos=e["bos"], truncation=e["truncation"], max_length=e["max_length"],
-                                max_batch_size=e["max_batch_size"], max_tokens=e["max_tokens"], progress=True)
-    return engine, loaded
+    options = dict(distribution=e["vllm_distribution"]) if e["backend"] == "vllm" else \
+        dict(max_batch_size=e["max_batch_size"], max_tokens=e["max_tokens"], progress=e["workers"] == 1)
+    return open_backend(e["backend"], name, workers=int(e["workers"]), executor=e["executor"], dtype=m["dtype"],
+                        device=m["device"], bos=e["bos"], max_length=e["max_length"], truncation=e["truncation"],
+                        revision=m["revision"], trust_remote_code=m["trust_remote_code"],
+                        allow_pickle=m["allow_pickle"], **options)
 
 
 def _get(cfg: dict, dotted: str):
@@ -130,14 +134,25 @@ def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
                               "naming data for at least one family (see docs/formats.md, 'Audit config')")
 
     # the models, then every family's plan: too long, mismatched tokenizers fail before anything is written
-    engine, loaded = open_engine(cfg, cfg["model"]["name"])
+    engines = [open_engine(cfg, cfg["model"]["name"])]  # closed at the end (worker processes)
+    try:
+        return _measure(cfg, reading, skipped, engines, out, log)
+    finally:
+        for backend in engines:
+            backend.close()
+
+
+def _measure(cfg, reading, skipped, engines, out, log) -> Path:
+    engine = engines[0]
     extra = {}  # further models by config key: one engine, or a list for a list of models
     for key in MODEL_KEYS[1:]:
         value = _get(cfg, key)
         if isinstance(value, list):
-            extra[key] = [open_engine(cfg, v)[0] for v in value]
+            extra[key] = [open_engine(cfg, v) for v in value]
+            engines += extra[key]
         elif value:
-            extra[key] = open_engine(cfg, value)[0]
+            extra[key] = open_engine(cfg, value)
+            engines.append(extra[key])
     plans = []
     for fam, inputs, ctx in reading:
         ctx.engines = extra
@@ -160,9 +175,12 @@ def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
             fam.save(result, run.out)
     for key, reason in run.notes.items():
         log(f"note: {key}: {reason}")
-    return run.finish(device=str(engine.device), extra={
-        "model": loaded.name, "bos": engine.bos, "dtype": str(loaded.dtype), "backend": engine.name,
-        "families": [fam.NAME for fam, _, _ in plans]})
+    model = getattr(engine, "model", None)
+    extra = {"model": cfg["model"]["name"], "bos": engine.bos, "backend": engine.name,
+             "families": [fam.NAME for fam, _, _ in plans]}
+    if model is not None:  # a single HF engine: what was loaded, exactly
+        extra.update(dtype=str(next(model.parameters()).dtype), parameters=sum(p.numel() for p in model.parameters()))
+    return run.finish(device=str(getattr(engine, "device", cfg["model"]["device"])), extra=extra)
 
 
 def summary(out: Path) -> str:
@@ -174,7 +192,7 @@ def summary(out: Path) -> str:
         if hasattr(fam, "headline"):
             lines += fam.headline(metrics)
             continue
-        shown = [f"{key} {fmt(metrics[key])}" for key in fam.HEADLINE if metrics.get(key) is not None]
+        shown = [f"{key} {fmt_metric(key, metrics[key])}" for key in fam.HEADLINE if metrics.get(key) is not None]
         if shown:
             lines.append(f"{fam.TITLE}: " + ", ".join(shown))
     if notes:

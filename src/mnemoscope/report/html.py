@@ -29,6 +29,7 @@ from markupsafe import Markup, escape
 from mnemoscope import rundir
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.report import plots
+from mnemoscope.summary import is_count
 
 __all__ = [
     "RunData",
@@ -152,13 +153,6 @@ def fmt_value(value: float | None, digits: int = 3) -> str:
     if value.is_integer() and abs(value) >= 1000:
         return f"{int(value):,}"
     return f"{value:.{digits}f}"
-
-
-def is_count(key: str) -> bool:
-    """Whether a metric key names a count (its last segment before any ``@`` is ``n``, ``count``,
-    ``n_...`` or ``parameters``): counts print as whole numbers."""
-    stat = key.split("@", 1)[0].rsplit("/", 1)[-1]
-    return stat in ("n", "count", "parameters", "steps", "tokens") or stat.startswith("n_")
 
 
 def fmt_metric(key: str, value, digits: int = 3) -> str:

@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from mnemoscope import rundir
 from mnemoscope import runs as runlib
-from mnemoscope.compare import fmt_cell, headline_columns, md_table
+from mnemoscope.compare import csv_table, fmt_cell, headline_columns, md_table
 from mnemoscope.report.html import DASH, TEMPLATE, html_table, section_html
 
 INDEX_NAME = "index.html"
@@ -83,8 +83,6 @@ def write_index(folder: str | Path, run_list: list[runlib.Run]) -> Path:
 
 def listing(run_list: list[runlib.Run], fmt: str = "md") -> str:
     """The runs as a md or csv table, or a JSON list."""
-    import csv
-    import io
     import json
 
     if fmt == "json":
@@ -96,9 +94,5 @@ def listing(run_list: list[runlib.Run], fmt: str = "md") -> str:
     rows = [[r.label, r.status, r.recipe or "", r.model, date_text(r), "" if r.seed is None else str(r.seed),
              " · ".join(f"{k} {fmt_cell(v)}" for k, v in headline(r))] for r in run_list]
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buf.getvalue()
+        return csv_table(header, rows)
     return md_table(header, rows) + "\n"

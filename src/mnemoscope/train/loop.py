@@ -143,12 +143,17 @@ def causal_lm_loss(model, batch) -> "torch.Tensor":
 def split_batch(batch, parts: int, index: int | None = None):
     """Split a batch along its first axis into ``parts`` equal slices (all, or only slice ``index``).
 
-    Works for arrays/tensors and for dicts, lists and tuples of them (each split alike).
+    Works for arrays/tensors, for objects with a ``split_rows(parts)`` method, and for dicts,
+    lists and tuples of them (each split alike); in a dict, scalars and None (a step number, an
+    absent retain batch) go to every slice unchanged.
     """
     if parts == 1:
         return batch if index is not None else [batch]
-    if isinstance(batch, dict):
-        pieces = {k: split_batch(v, parts) for k, v in batch.items()}
+    if hasattr(batch, "split_rows"):
+        out = batch.split_rows(parts)
+    elif isinstance(batch, dict):
+        pieces = {k: [v] * parts if v is None or isinstance(v, (int, float, str)) else split_batch(v, parts)
+                  for k, v in batch.items()}
         out = [{k: pieces[k][i] for k in batch} for i in range(parts)]
     elif isinstance(batch, (list, tuple)):
         pieces = [split_batch(v, parts) for v in batch]
@@ -203,6 +208,7 @@ def train(
     ``accelerator``: an ``accelerate.Accelerator`` for multi-process data parallelism.
     """
     cfg.validate()
+    _check_sharding(accelerator)
     out = Path(out)
     torch.manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)
@@ -274,6 +280,26 @@ def train(
             break
     raw_model.eval()
     return history
+
+
+def _check_sharding(accelerator) -> None:
+    """Refuse parameter/optimizer sharding (FSDP, DeepSpeed): checkpoints here are the main
+    process's full weights and optimizer state, which sharded processes do not hold."""
+    kind = str(getattr(accelerator, "distributed_type", "")).rsplit(".", 1)[-1]
+    if kind in ("FSDP", "DEEPSPEED"):
+        raise MnemoscopeError(
+            f"train: {kind} sharding is not supported by the training loop's checkpoints (they save the main "
+            "process's full weights and optimizer state); launch with data parallelism instead "
+            "(accelerate launch --multi_gpu, with bf16, gradient checkpointing or LoRA to fit memory)")
+
+
+def finish_distributed() -> None:
+    """End the process group a multi-process run started (``accelerate launch``, ``torchrun``).
+    Call it once at the end of the script: without it, gloo processes can abort at exit."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _mean_over_processes(accelerator, values: dict[str, float]) -> dict[str, float]:

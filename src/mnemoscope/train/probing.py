@@ -1,6 +1,6 @@
 """Probing during training: a probe schedule and a hook that scores every probe at those steps.
 
-Schedule (PROTOCOLS §5, §7): every step in [t_i, t_i + window] for each injection step t_i;
+Schedule (docs/metrics.md): every step in [t_i, t_i + window] for each injection step t_i;
 after the last injection, log-spaced offsets t_last + {1..10, 20..100 by 10, 200..1000 by 100, …}
 up to the end of training; before the first injection, step 0 and log-spaced steps 1, 2, …, 10,
 20, … below it. The value recorded

@@ -139,6 +139,16 @@ class TokenBatch:
     labels: torch.Tensor  # [B, T], IGNORE_INDEX on prompt and pad
     sources: list[str]
 
+    def split_rows(self, parts: int) -> list["TokenBatch"]:
+        """``parts`` equal slices of rows (for gradient accumulation and data-parallel processes)."""
+        n = self.input_ids.shape[0]
+        if n % parts:
+            raise MnemoscopeError(f"an unlearning batch of {n} rows does not split into {parts} equal parts "
+                                  "(processes): make unlearn.batch_size a multiple of the number of processes")
+        k = n // parts
+        return [TokenBatch(self.input_ids[i * k:(i + 1) * k], self.attention_mask[i * k:(i + 1) * k],
+                           self.labels[i * k:(i + 1) * k], self.sources[i * k:(i + 1) * k]) for i in range(parts)]
+
 
 def collate(items: Sequence[TrainItem], pad_id: int) -> TokenBatch:
     """Right-pad to the longest item; pads are masked out of attention and labels."""
@@ -397,6 +407,7 @@ def unlearn(
     evaluate: Callable[[object], dict] | None = None,
     stop_when: Callable[[dict], bool] | None = None,
     log: Callable[[str], None] | None = None,
+    accelerator=None,
 ) -> UnlearnResult:
     """Unlearn ``forget`` from ``model``; ``result.model`` is what to evaluate: ``model`` itself
     with new weights (trained in place, or written by the method, e.g. a negated task vector; with
@@ -406,7 +417,13 @@ def unlearn(
     Writes ``out/{checkpoints/, curve.jsonl, model.safetensors, done.json}``; a rerun with a
     complete ``done.json`` reloads the result instead of training, and an interrupted run
     resumes from its newest checkpoint.
+
+    ``accelerator``: an ``accelerate.Accelerator`` for multi-process data parallelism (see
+    ``train.loop``): each process takes its slice of every batch; the main process alone
+    evaluates, applies the stopping rule and writes files, the others wait for it. Its result
+    is the run's result.
     """
+    main = accelerator is None or accelerator.is_main_process
     method = cfg.method if isinstance(cfg.method, Method) else get_method(cfg.method)
     name = method.name
     hp = resolve_hparams(method, cfg.hparams)
@@ -470,8 +487,16 @@ def unlearn(
     curve = _read_curve(curve_path)
     if (out / STOP).exists():
         state["stop_step"] = next((p["step"] for p in curve if p.get("stop")), None)
+    if accelerator is not None:  # every process reads the saved state before the main one writes
+        accelerator.wait_for_everyone()
 
     def record_point(steps_done: int, loss: float | None) -> None:
+        if main:
+            write_point(steps_done, loss)
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+
+    def write_point(steps_done: int, loss: float | None) -> None:
         m = eval_model()
         was_training = train_model.training
         m.eval()
@@ -503,7 +528,8 @@ def unlearn(
     diverged_at = restored = None
     history: list[dict] = []
     try:
-        history = train(train_model, batch_fn, tcfg, out, loss_fn=loss_fn, on_step=on_step, log=log)
+        history = train(train_model, batch_fn, tcfg, out, loss_fn=loss_fn, on_step=on_step, log=log,
+                        accelerator=accelerator)
     except Diverged as exc:
         diverged_at = exc.step
         if (out / LAST_GOOD).exists():
@@ -531,8 +557,11 @@ def unlearn(
     steps_run = history[-1]["step"] + 1 if history else (diverged_at or 0)
     result = UnlearnResult(name, steps_run, history, curve, state["stop_step"], diverged_at, restored,
                            start_fp, fingerprint(result_model), notes, result_model)
-    _save(result_model, out / FINAL)
-    rundir.write_json(done, result.to_dict())
+    if main:
+        _save(result_model, out / FINAL)
+        rundir.write_json(done, result.to_dict())
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return result
 
 

@@ -105,7 +105,7 @@ def section_capacity(run: RunData) -> Markup | None:
                          "Right: the group formula N·max(0, log2|pool| − mean loss) per person during training."),
              html_table(["quantity", "value"], facts, numeric=[1]),
              Markup("<h3>By exposure group</h3>"), html_table(columns, rows, numeric=range(1, len(columns)))]
-    note = ("bits = Σ_attr N·max(0, log2|pool| − mean loss in bits) per group (PROTOCOLS §10); a lower bound in "
+    note = ("bits = Σ_attr N·max(0, log2|pool| − mean loss in bits) per group (docs/metrics.md); a lower bound in "
             "spirit that ignores name diversity. The control group was never trained: its bits are what the model "
             "knows about the pools, not about people.")
     return section_html("Knowledge capacity", Markup("\n").join(parts), note=note)

@@ -106,13 +106,15 @@ def _cell(value: object, chars: int) -> str:
         return _truncate(value, chars)
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
     if isinstance(value, (int, float, np.number)):
         return fmt_value(float(value), 2)
     return str(value)
 
 
 def _examples(frame: pd.DataFrame | None, columns: Sequence[str], chars: int = 80, *,
-              by: str | None = None, high: str = "highest", low: str = "lowest") -> Markup | None:
+              by: str | None = None, high: str | None = None, low: str | None = None) -> Markup | None:
     """Example rows of a per-sample frame, text columns truncated: with ``by``, the items at both
     ends of that score (so the contrast is visible), else the first rows."""
     if frame is None or frame.empty:
@@ -130,8 +132,8 @@ def _examples(frame: pd.DataFrame | None, columns: Sequence[str], chars: int = 8
     ranked = frame.assign(_by=pd.to_numeric(frame[by], errors="coerce")).dropna(subset=["_by"])
     ranked = ranked.sort_values("_by", ascending=False, kind="mergesort")
     k = min(3, len(ranked) // 2)
-    return Markup("\n").join([Markup("<h4>{} {}</h4>").format(high, by), table(ranked.head(k)),
-                              Markup("<h4>{} {}</h4>").format(low, by), table(ranked.tail(k).iloc[::-1])])
+    return Markup("\n").join([Markup("<h4>{}</h4>").format(high or f"highest {by}"), table(ranked.head(k)),
+                              Markup("<h4>{}</h4>").format(low or f"lowest {by}"), table(ranked.tail(k).iloc[::-1])])
 
 
 def _with_examples(title: str, parts: list, examples: Markup | None, note: str | None,
@@ -258,10 +260,13 @@ def section_tofu(run: RunData) -> Markup | None:
 
 def section_target(run: RunData) -> Markup | None:
     """Target log-probability (Chang et al.): mean NLL of the target span, overall and by group."""
-    table = metrics_table(run, ["knowledge/"])
+    table = metrics_table(run, ["target/"])
     if table is None:
         return None
-    return section_html("Target log-probability", table, note=_notes_of(run, ("knowledge/",)))
+    ex = _examples(family_samples(run, "target"), ["id", "prefix", "target", "target_nll"], by="target_nll",
+                   high="least likely targets (highest target_nll)", low="most likely targets (lowest target_nll)")
+    return _with_examples("Target log-probability", [table], ex, _notes_of(run, ("target/",)),
+                          "Mean NLL of the target's tokens given its prefix (nats; lower = better known).")
 
 
 def section_recognition(run: RunData) -> Markup | None:
@@ -283,7 +288,8 @@ def section_recognition(run: RunData) -> Markup | None:
     if frame is not None and {"nll_seen", "nll_foil"} <= set(frame.columns):
         frame = frame.assign(margin=frame["nll_foil"] - frame["nll_seen"])
     ex = _examples(frame, ["kind", "seen", "foil", "nll_seen", "nll_foil", "margin"], by="margin",
-                   high="clearest recognitions (largest", low="clearest misses (smallest")
+                   high="clearest recognitions (largest margin = NLL(foil) − NLL(seen))",
+                   low="clearest misses (smallest margin)")
     return _with_examples("Recognition (two-alternative forced choice)", parts, ex, _notes_of(run, ("recognition/",)))
 
 
