@@ -565,7 +565,6 @@ def unlearn(
     return result
 
 
-
 class FineTune(Method):
     """Plain fine-tuning (mean NLL on the given set): the relearning attack, never an unlearning
     method, so it is not registered in ``methods.METHODS``."""
