@@ -54,10 +54,10 @@ def _cfg(method, **kw):
 def test_whp_logits_by_hand():
     t = torch.tensor([[1.0, 2.0, -1.0]])
     r = torch.tensor([[3.0, 1.0, -1.0]])
-    # l_t − α(l_r − l_t), α = 0.5: [1 − 0.5·2, 2 − 0.5·(−1), −1 − 0] = [0, 2.5, −1]
-    assert whp_logits(t, r, 0.5).tolist() == [[0.0, 2.5, -1.0]]
-    # WHP paper: l_t − α·ReLU(l_r − l_t) = [0, 2, −1]
-    assert whp_logits(t, r, 0.5, relu=True).tolist() == [[0.0, 2.0, -1.0]]
+    # unclipped: l_t − α(l_r − l_t), α = 0.5: [1 − 0.5·2, 2 − 0.5·(−1), −1 − 0] = [0, 2.5, −1]
+    assert whp_logits(t, r, 0.5, relu=False).tolist() == [[0.0, 2.5, -1.0]]
+    # WHP paper and MUSE's code (the default): l_t − α·ReLU(l_r − l_t) = [0, 2, −1]
+    assert whp_logits(t, r, 0.5).tolist() == [[0.0, 2.0, -1.0]]
     assert torch.equal(whp_logits(t, r, 0.0), t)
 
 
@@ -128,7 +128,7 @@ def test_combined_logits_with_one_member_is_that_model(model, tokenizer):
 
 def test_whp_composite_scores_and_generates_from_the_combined_logits(model, other, tokenizer):
     comb = CombinedLogits({"target": model, "reinforced": other},
-                          lambda lg: whp_logits(lg["target"], lg["reinforced"], 0.7), base="target").eval()
+                          lambda lg: whp_logits(lg["target"], lg["reinforced"], 0.7, relu=False), base="target").eval()
     engine = Engine(comb, tokenizer)
     # scores: log-softmax of l_t − 0.7(l_r − l_t), computed directly from each model, float64
     for text, got in zip(FORGET, engine.score(FORGET)):
@@ -146,7 +146,7 @@ def test_whp_composite_scores_and_generates_from_the_combined_logits(model, othe
             x = torch.tensor([ids])
             with torch.no_grad():
                 lt, lr = model(input_ids=x).logits[0, -1], other(input_ids=x).logits[0, -1]
-            step = whp_logits(lt, lr, 0.7)
+            step = whp_logits(lt, lr, 0.7, relu=False)
             step[tokenizer.eos_token_id] = -float("inf")  # min_new_tokens forbids EOS
             ids.append(int(step.argmax()))
         assert out.token_ids == ids[-6:]

@@ -131,7 +131,7 @@ def test_cli_unlearn_probes_relearn_file_and_switches(saved_model_dir, tmp_path,
     code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "whp",
                  "--steps", "2", "--out", str(out), "--device", "cpu", "--set", f"data.probes={probes}",
                  "--set", f"data.relearn={relearn}", "--set", "eval.relearn_steps=[1]",
-                 "--set", "unlearn.gradient_checkpointing=true", "--set", "hparams.whp.relu=1"])
+                 "--set", "unlearn.gradient_checkpointing=true", "--set", "hparams.whp.relu=0"])
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     for model in ("original", "whp"):

@@ -6,9 +6,9 @@ position and at every decoding step, so the composite scores and generates like 
 
 - **WHP** (Eldan & Russinovich 2023, *Who's Harry Potter?*), in the logit form MUSE evaluates
   (Shi et al. 2024): a *reinforced* model is the target fine-tuned further on the forget set, and
-  ``l_u = l_t − α·(l_r − l_t)``: tokens the reinforced model favours over the target are pushed
-  down, tokens it disfavours pushed up. ``relu=True`` gives the WHP paper's own form,
-  ``l_t − α·ReLU(l_r − l_t)`` (only favoured tokens are pushed down).
+  ``l_u = l_t − α·ReLU(l_r − l_t)`` (``relu=True``, the paper's and MUSE's code): tokens the
+  reinforced model favours over the target are pushed down. ``relu=False`` drops the clip,
+  ``l_t − α·(l_r − l_t)``, so tokens it disfavours are also pushed up.
 - **ULD** (Ji et al. 2024, *Reversing the Forget-Retain Objectives: An Efficient LLM Unlearning
   Framework from Logit Difference*): an *assistant* trained to remember F and forget R, and
   ``l_u = l_b − α·l_a``, where the assistant's logits are set to 0 at tokens the base model finds
@@ -26,8 +26,8 @@ import torch
 from mnemoscope.errors import MnemoscopeError
 
 
-def whp_logits(target: torch.Tensor, reinforced: torch.Tensor, alpha: float = 1.0, relu: bool = False) -> torch.Tensor:
-    """``l_t − α·(l_r − l_t)`` (MUSE's form), or ``l_t − α·ReLU(l_r − l_t)`` with ``relu``."""
+def whp_logits(target: torch.Tensor, reinforced: torch.Tensor, alpha: float = 1.0, relu: bool = True) -> torch.Tensor:
+    """``l_t − α·ReLU(l_r − l_t)`` with ``relu`` (WHP's and MUSE's form), else ``l_t − α·(l_r − l_t)``."""
     if not math.isfinite(alpha):
         raise MnemoscopeError(f"whp alpha: must be a finite number, got {alpha!r}")
     if target.shape != reinforced.shape:

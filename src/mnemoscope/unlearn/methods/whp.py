@@ -1,9 +1,10 @@
 """WHP (Eldan & Russinovich 2023, *Who's Harry Potter?*) in the logit form MUSE evaluates: fine-tune a
 copy of the model further on F (the *reinforced* model, trained by the shared loop with the mean
-NLL on F), then decode from ``l_t − α·(l_r − l_t)`` (``unlearn.logits.whp_logits``; ``relu=1``:
-the WHP paper's ``l_t − α·ReLU(l_r − l_t)``). The result is a composite of the original and the
-reinforced model (``engine.combined.CombinedLogits``); the original's weights are unchanged.
-[α = 1]"""
+NLL on F), then decode from ``l_t − α·ReLU(l_r − l_t)`` (``unlearn.logits.whp_logits``), as the
+WHP paper and MUSE's ``baselines/whos_harry_potter.py`` do; ``relu=0`` drops the clip
+(``l_t − α·(l_r − l_t)``: tokens the reinforced model disfavours are also pushed up). The result is
+a composite of the original and the reinforced model (``engine.combined.CombinedLogits``); the
+original's weights are unchanged. [α = 1, relu = 1]"""
 
 from __future__ import annotations
 
@@ -38,5 +39,5 @@ class WHP(Method):
                               name="whp")
 
 
-METHOD = WHP("whp", "fine-tune a reinforced copy on F; decode from l_t − α(l_r − l_t) (MUSE's WHP)",
-             {"alpha": 1.0, "relu": 0.0}, combines=True)
+METHOD = WHP("whp", "fine-tune a reinforced copy on F; decode from l_t − α·ReLU(l_r − l_t) (MUSE's WHP)",
+             {"alpha": 1.0, "relu": 1.0}, combines=True)
