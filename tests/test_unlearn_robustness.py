@@ -13,7 +13,7 @@ import pytest
 from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.residue import transfer
-from mnemoscope.metrics.unlearning import privleak, privleak_ci
+from mnemoscope.metrics.unlearning import privleak, privleak_ci, relearn_recovery
 from mnemoscope.probes import adversarial as A
 from mnemoscope.probes.fictional import WorldConfig, make_world
 from mnemoscope.unlearn import evaluation as ev
@@ -57,6 +57,23 @@ def test_privleak_ci_without_a_usable_retrained_auc_is_nan():
     assert np.isnan(lo) and np.isnan(hi) and used == 0
     with pytest.raises(MnemoscopeError, match="same forget"):
         privleak_ci(f, h, f[:5], h, n_boot=5)
+
+
+# --------------------------------------------------------------------------- relearning summary
+
+
+def test_relearn_recovery_reads_the_peak_not_the_end():
+    # an attack that brings 14.2 → 39.8 at step 5, then damages: 32.0 at 10, 8.7 at 20
+    out = relearn_recovery([0, 5, 10, 20], [14.2, 39.8, 32.0, 8.7])
+    assert out["recovery"] == pytest.approx(25.6) and out["peak_step"] == 5.0
+    assert out["final_change"] == pytest.approx(-5.5)
+    # pure damage: the peak is still the best later point, and negative
+    out = relearn_recovery([0, 5, 10], [74.0, 42.6, 23.3])
+    assert out["recovery"] == pytest.approx(-31.4) and out["peak_step"] == 5.0
+    assert relearn_recovery([0, 3], [1.0, 1.0])["peak_step"] == 3.0  # ties: the first
+    for steps, k in (([1, 5], [0.0, 1.0]), ([0], [0.0]), ([0, 5, 5], [0.0, 1.0, 2.0]), ([0, 5], [1.0])):
+        with pytest.raises(MnemoscopeError, match="relearn_recovery"):
+            relearn_recovery(steps, k)
 
 
 # --------------------------------------------------------------------------- residue

@@ -52,7 +52,8 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     for name in ("original", "retrain") + methods:
         for key in ("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "privleak/ci_lo", "ppl_holdout",
                     "forget_quality", "model_utility", "robust/mia/min_k/auc", "relearn/recovery@facts=1",
-                    "relearn/recovery@facts=3", "adversarial/forget/any_hit_rate", "adversarial/neighbour/hit_rate",
+                    "relearn/recovery@facts=3", "relearn/peak_step@facts=3", "relearn/final_change@facts=1",
+                    "adversarial/forget/any_hit_rate", "adversarial/neighbour/hit_rate",
                     "residue/accuracy", "residue/control_accuracy"):
             assert f"unlearn/{name}/{key}" in metrics, (name, key)
     assert metrics["unlearn/retrain/privleak"] == 0.0 == metrics["unlearn/retrain/privleak/ci_lo"]

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.roc import roc_auc
 
-__all__ = ["privleak", "privleak_from_scores", "privleak_ci", "muse_auc"]
+__all__ = ["privleak", "privleak_from_scores", "privleak_ci", "muse_auc", "relearn_recovery"]
 
 
 def muse_auc(auc: float) -> float:
@@ -104,3 +104,20 @@ def privleak_ci(
         return float("nan"), float("nan"), len(values)
     lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi), len(values)
+
+
+def relearn_recovery(steps: ArrayLike, knowmem: ArrayLike) -> dict[str, float]:
+    """Summary of a relearning curve: KnowMem on untaught forget facts at relearning ``steps``
+    (the first step must be 0, the model before the attack).
+
+    - ``recovery`` = max_{s > 0} K(s) − K(0): the most knowledge the attack brought back at any
+      point of the curve (the peak, not the end: a long narrow fine-tune also damages what it
+      does not teach, so K falls again, even for a model that never forgot anything);
+    - ``peak_step`` = the first step s > 0 where K(s) is that maximum;
+    - ``final_change`` = K(last) − K(0) (negative: the attack damaged more than it recovered).
+    """
+    s, k = np.asarray(steps, np.float64).ravel(), np.asarray(knowmem, np.float64).ravel()
+    if s.shape != k.shape or s.size < 2 or s[0] != 0 or np.any(np.diff(s) <= 0):
+        raise MnemoscopeError("relearn_recovery: need KnowMem at step 0 and at ≥ 1 later step, steps increasing")
+    j = 1 + int(np.argmax(k[1:]))
+    return {"recovery": float(k[j] - k[0]), "peak_step": float(s[j]), "final_change": float(k[-1] - k[0])}

@@ -39,6 +39,7 @@ from mnemoscope.lab.tiny import (
     count_parameters,
     load_or_train_tokenizer,
 )
+from mnemoscope.metrics.unlearning import relearn_recovery
 from mnemoscope.probes.adversarial import read_probes, world_probes
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.probes.fictional import (
@@ -174,9 +175,6 @@ def tokenizer_texts(world, background: list[str]) -> list[str]:
     qa = [qa_text(q["question"], q["target"]) for q in world.qa]
     companies = [d["text"] for d in world.documents if d.get("person_id") is None]
     return people + qa + companies + list(background)
-
-
-# --------------------------------------------------------------------------- helpers
 
 
 # --------------------------------------------------------------------------- helpers
@@ -424,10 +422,10 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                                      steps=max(rb["relearn_steps"]), eval_steps=rb["relearn_steps"],
                                      lr=rb["relearn_lr"], batch_size=u["batch_size"], max_length=t["seq_len"])
             relearn_rows.extend({"model": name, "facts": facts, **p} for p in curve)
-            before, after = curve[0]["knowmem"], curve[-1]["knowmem"]
-            metrics[f"unlearn/{name}/relearn/knowmem_before"] = before
-            metrics[f"unlearn/{name}/relearn/knowmem_after@facts={facts}"] = after
-            metrics[f"unlearn/{name}/relearn/recovery@facts={facts}"] = after - before
+            metrics[f"unlearn/{name}/relearn/knowmem_before"] = curve[0]["knowmem"]
+            metrics[f"unlearn/{name}/relearn/knowmem_after@facts={facts}"] = curve[-1]["knowmem"]
+            rec = relearn_recovery([p["step"] for p in curve], [p["knowmem"] for p in curve])
+            metrics.update({f"unlearn/{name}/relearn/{k}@facts={facts}": v for k, v in rec.items()})
             for p in curve[1:]:
                 metrics[f"unlearn/{name}/relearn/knowmem@facts={facts},step={p['step']}"] = p["knowmem"]
 
@@ -747,7 +745,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                                      batch_size=u["batch_size"], max_length=u["max_length"])
             relearn_rows.extend({"model": name, **p} for p in curve)
             values["relearn/knowmem_before"], values["relearn/knowmem_after"] = curve[0]["knowmem"], curve[-1]["knowmem"]
-            values["relearn/recovery"] = curve[-1]["knowmem"] - curve[0]["knowmem"]
+            values.update({f"relearn/{k}": v for k, v in relearn_recovery(
+                [p["step"] for p in curve], [p["knowmem"] for p in curve]).items()})
         elif relearn_ex:
             notes["relearn/recovery"] = "the relearning curve measures KnowMem on the forget QA; the forget file has none"
         metrics.update(_prefixed(name, values))

@@ -111,7 +111,7 @@ def section_robustness(run: RunData) -> Markup | None:
                ("adversarial/forget/any_hit_rate", "probe: any wording ↓"),
                ("adversarial/forget/adversarial_gain", "adversarial gain"),
                ("adversarial/neighbour/hit_rate", "locality: neighbours ↑")]
-    columns += [(f"relearn/recovery@facts={f}", f"relearn {f} fact(s): recovery") for f in _facts(run)]
+    columns += [(f"relearn/recovery@facts={f}", f"relearn {f} fact(s): peak recovery") for f in _facts(run)]
     columns += [("residue/accuracy", "residue probe acc."), ("residue/control_accuracy", "probe on unseen people")]
     columns = [(k, c) for k, c in columns if any(run.metric(f"unlearn/{n}/{k}") is not None for n in names)]
     if not columns:
@@ -121,7 +121,8 @@ def section_robustness(run: RunData) -> Markup | None:
         'facts whose answer begins the greedy continuation (any wording: at least one of the seven RWKU-style '
         'probes; adversarial gain: what the adversarial wordings add to the plain question); locality: the same '
         'on neighbours that were not forgotten. Relearning: KnowMem on forget facts that were <i>not</i> relearned, '
-        'after fine-tuning on the other facts of the same people, minus before. Residue: accuracy of a linear probe '
+        'after fine-tuning on the other facts of the same people: the highest point of the curve minus before (a long '
+        'narrow fine-tune also damages untaught facts, so the curve falls again). Residue: accuracy of a linear probe '
         'fitted on the retain people\'s hidden states, reading the forget people\'s attribute (chance ≈ 0.5; '
         'the last column: the same probe on never-trained people).</p>')
     return section_html("Is it really gone?", caption + _table(run, names, columns))
