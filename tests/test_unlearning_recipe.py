@@ -79,6 +79,10 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
         assert title in html, title
     assert "sustainability" in html.lower()
     assert "PrivLeak" in U.summary(out) and "whp" in U.summary(out)
+    from mnemoscope.engine import load_model
+
+    for name in ("original", "retrained"):  # the lab's models load as they are (mnemoscope unlearn --model)
+        assert load_model(str(out / "models" / name), device="cpu").tokenizer.eos_token_id is not None
     again = U.run(tmp_path / "run", MICRO, log=lambda m: None)  # resumes: every stage is reused
     assert json.loads((again / "metrics.json").read_text())["unlearn/ga/knowmem_forget"] == metrics["unlearn/ga/knowmem_forget"]
 

@@ -248,9 +248,10 @@ def residue_items(world, people: set[str], attribute: str) -> tuple[list[str], l
     return prompts, labels
 
 
-def _train_lab_model(name, model, rows, cfg, out: Path, log) -> list[dict]:
-    """One pass over ``rows`` (the training phase in ``out/train/<name>``), the model also kept as
-    a loadable directory in ``out/models/<name>`` (e.g. for ``mnemoscope unlearn --model``)."""
+def _train_lab_model(name, model, tokenizer, rows, cfg, out: Path, log) -> list[dict]:
+    """One pass over ``rows`` (the training phase in ``out/train/<name>``), the model and its
+    tokenizer also kept as a loadable directory in ``out/models/<name>`` (e.g. for
+    ``mnemoscope unlearn --model``)."""
     t = cfg["train"]
     bs = t["batch_size"]
     steps = -(-len(rows) // bs)
@@ -259,6 +260,8 @@ def _train_lab_model(name, model, rows, cfg, out: Path, log) -> list[dict]:
     history = train_phase(model, lambda s: rows[s * bs : (s + 1) * bs], tcfg, out / "train" / name, log, name=name)
     if not (out / "models" / name / "config.json").exists():
         model.save_pretrained(out / "models" / name)
+    if not (out / "models" / name / "tokenizer_config.json").exists():
+        tokenizer.save_pretrained(out / "models" / name)
     return history
 
 
@@ -360,9 +363,9 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         f"{len(holdout_people)} holdout: {len(data.holdout_texts)} texts); model "
         f"{count_parameters(original) / 1e6:.2f} M parameters; {len(rows_full)} rows full, {len(rows_retrain)} retrain")
     with run.phase("train"):
-        history = _train_lab_model("original", original, rows_full, cfg, out, log)
+        history = _train_lab_model("original", original, tokenizer, rows_full, cfg, out, log)
     with run.phase("retrain"):
-        _train_lab_model("retrained", retrained, rows_retrain, cfg, out, log)
+        _train_lab_model("retrained", retrained, tokenizer, rows_retrain, cfg, out, log)
     base_state = {k: v.detach().clone() for k, v in original.state_dict().items()}
 
     metrics: dict[str, float] = {"model/parameters": count_parameters(original),
