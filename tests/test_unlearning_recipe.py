@@ -16,7 +16,7 @@ MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64, "model.vocab_size": 400,
     "world.n_people": 14, "corpus.n_docs": 10, "corpus.n_ppl_docs": 3, "train.epochs": 1, "train.batch_size": 16,
     "unlearn.methods": ["ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat"], "sweep.steps": [1, 2],
-    "sweep.lr": [1e-4, 1e-3], "scalability.methods": ["ga"], "scalability.fractions": [0.5, 1.0],
+    "sweep.lr": [1e-4, 1e-3], "sweep.method_lr.uld": [3e-3], "scalability.methods": ["ga"], "scalability.fractions": [0.5, 1.0],
     "sustainability.methods": ["ga"], "sustainability.requests": 2, "robustness.relearn_steps": [1, 2],
     "eval.n_retain_people": 2, "eval.knowmem_tokens": 4, "eval.verbmem_tokens": 8, "eval.n_boot": 20,
 }
@@ -61,11 +61,13 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     for m in methods:
         stop = metrics[f"unlearn/{m}/stop_step"]
         assert stop is not None or f"unlearn/{m}/stop_step" in notes
-        assert metrics[f"unlearn/{m}/best/lr"] in (1e-4, 1e-3) and metrics[f"unlearn/{m}/best/step"] in (1, 2)
+        assert metrics[f"unlearn/{m}/best/lr"] in ((3e-3,) if m == "uld" else (1e-4, 1e-3))  # uld: its own lr
+        assert metrics[f"unlearn/{m}/best/step"] in (1, 2)
     for m in ("whp", "uld"):  # the probe reads the base of a composite, and says so
         assert "base model" in notes[f"unlearn/{m}/residue/accuracy"]
     frontier = pd.read_parquet(out / "unlearn_frontier.parquet")
-    assert set(frontier["method"]) == set(methods) and set(frontier["lr"]) == {1e-4, 1e-3}
+    assert set(frontier["method"]) == set(methods) and set(frontier["lr"]) == {1e-4, 1e-3, 3e-3}
+    assert set(frontier[frontier["method"] == "uld"]["lr"]) == {3e-3}
     assert set(frontier["step"]) == {0, 1, 2} and frontier.groupby("method")["best"].sum().eq(1).all()
     assert frontier["pareto"].any() and {"mia_auc", "privleak"} <= set(frontier.columns)
     relearn = pd.read_parquet(out / "relearn_curves.parquet")
