@@ -135,10 +135,10 @@ def test_robustness_keys_and_relearn_leaves_the_model_untouched(model, tokenizer
     assert not notes
     m = copy.deepcopy(model)
     before = R.fingerprint(m)
-    res = ev.relearn_attack(m, tokenizer, R.qa_examples(TOFU[:1]), TOFU[1:2], _data(), tmp_path, steps=2, lr=1e-2,
-                            max_length=64)
-    assert R.fingerprint(m) == before
-    assert res["recovery"] == pytest.approx(res["knowmem_after"] - res["knowmem_before"])
+    curve = ev.relearn_curve(m, tokenizer, R.qa_examples(TOFU[:1]), TOFU[1:2], _data(), tmp_path, steps=3,
+                             eval_steps=(1,), lr=1e-2, max_length=64)
+    assert R.fingerprint(m) == before  # the attack fine-tunes a copy
+    assert [p["step"] for p in curve] == [0, 1, 3] and all(0 <= p["knowmem"] <= 100 for p in curve)
 
 
 def test_switches_reproduce_the_published_inputs(model, tokenizer):

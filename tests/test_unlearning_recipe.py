@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mnemoscope.cli import main
@@ -14,10 +15,10 @@ from mnemoscope.recipes import unlearning as U
 MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64, "model.vocab_size": 400,
     "world.n_people": 14, "corpus.n_docs": 10, "corpus.n_ppl_docs": 3, "train.epochs": 1, "train.batch_size": 16,
-    "unlearn.methods": ["ga", "npo_gd", "rmu", "task_vector"], "unlearn.steps": 2, "unlearn.eval_every": 1,
-    "scalability.methods": ["ga"], "scalability.fractions": [0.5, 1.0], "sustainability.methods": ["ga"],
-    "sustainability.requests": 2, "robustness.relearn_steps": 1, "eval.n_retain_people": 2, "eval.knowmem_tokens": 4,
-    "eval.verbmem_tokens": 8, "eval.n_boot": 20,
+    "unlearn.methods": ["ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat"], "sweep.steps": [1, 2],
+    "sweep.lr": [1e-4, 1e-3], "sweep.method_lr.uld": [3e-3], "scalability.methods": ["ga"], "scalability.fractions": [0.5, 1.0],
+    "sustainability.methods": ["ga"], "sustainability.requests": 2, "robustness.relearn_steps": [1, 2],
+    "eval.n_retain_people": 2, "eval.knowmem_tokens": 4, "eval.verbmem_tokens": 8, "eval.n_boot": 20,
 }
 
 
@@ -47,18 +48,43 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     notes = json.loads((out / "notes.json").read_text())
     assert manifest["reference"] == "retrained"
-    for name in ("original", "retrain", "ga", "npo_gd", "rmu", "task_vector"):
-        for key in ("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "ppl_holdout",
-                    "forget_quality", "model_utility", "robust/mia/min_k/auc", "relearn/recovery"):
+    methods = ("ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat")
+    for name in ("original", "retrain") + methods:
+        for key in ("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "privleak/ci_lo", "ppl_holdout",
+                    "forget_quality", "model_utility", "robust/mia/min_k/auc", "relearn/recovery@facts=1",
+                    "relearn/recovery@facts=3", "relearn/peak_step@facts=3", "relearn/final_change@facts=1",
+                    "adversarial/forget/any_hit_rate", "adversarial/neighbour/hit_rate",
+                    "residue/accuracy", "residue/control_accuracy"):
             assert f"unlearn/{name}/{key}" in metrics, (name, key)
-    assert metrics["unlearn/retrain/privleak"] == 0.0
-    for m in ("ga", "npo_gd", "rmu", "task_vector"):
+    assert metrics["unlearn/retrain/privleak"] == 0.0 == metrics["unlearn/retrain/privleak/ci_lo"]
+    assert metrics["data/forget_texts"] == 4 * int(0.22 * 14) == metrics["data/holdout_texts"]  # 4 documents a person
+    for m in methods:
         stop = metrics[f"unlearn/{m}/stop_step"]
         assert stop is not None or f"unlearn/{m}/stop_step" in notes
+        assert metrics[f"unlearn/{m}/best/lr"] in ((3e-3,) if m == "uld" else (1e-4, 1e-3))  # uld: its own lr
+        assert metrics[f"unlearn/{m}/best/step"] in (1, 2)
+    for m in ("whp", "uld"):  # the probe reads the base of a composite, and says so
+        assert "base model" in notes[f"unlearn/{m}/residue/accuracy"]
+    frontier = pd.read_parquet(out / "unlearn_frontier.parquet")
+    assert set(frontier["method"]) == set(methods) and set(frontier["lr"]) == {1e-4, 1e-3, 3e-3}
+    assert set(frontier[frontier["method"] == "uld"]["lr"]) == {3e-3}
+    assert set(frontier["step"]) == {0, 1, 2} and frontier.groupby("method")["best"].sum().eq(1).all()
+    assert frontier["pareto"].any() and {"mia_auc", "privleak"} <= set(frontier.columns)
+    relearn = pd.read_parquet(out / "relearn_curves.parquet")
+    assert set(relearn["model"]) == {"original", "retrain", *methods} and set(relearn["step"]) == {0, 1, 2}
+    probes = pd.read_parquet(out / "adversarial_probes.parquet")
+    assert {"question", "reworded", "role_play", "in_context", "neighbour"} <= set(probes["type"])
     assert any(k.startswith("unlearn/ga/scale@n=") for k in metrics)
     assert "unlearn/ga/sustain@req=2/knowmem_retain" in metrics
     html = (out / "report.html").read_text()
-    assert "Unlearning" in html and "trade-off" in html and "sustainability" in html.lower()
+    for title in ("Unlearning", "trade-off", "Is it really gone?", "Relearning curves", "Adversarial probes by type"):
+        assert title in html, title
+    assert "sustainability" in html.lower()
+    assert "PrivLeak" in U.summary(out) and "whp" in U.summary(out)
+    from mnemoscope.engine import load_model
+
+    for name in ("original", "retrained"):  # the lab's models load as they are (mnemoscope unlearn --model)
+        assert load_model(str(out / "models" / name), device="cpu").tokenizer.eos_token_id is not None
     again = U.run(tmp_path / "run", MICRO, log=lambda m: None)  # resumes: every stage is reused
     assert json.loads((again / "metrics.json").read_text())["unlearn/ga/knowmem_forget"] == metrics["unlearn/ga/knowmem_forget"]
 
@@ -84,6 +110,47 @@ def test_cli_unlearn_user_model(saved_model_dir, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["reference"] == "retrained" and "unlearn/npo_gd/knowmem_forget" in metrics
     assert metrics["unlearn/npo_gd/privleak"] is None and "unlearn/npo_gd/privleak" in notes
+
+
+@pytest.mark.parametrize("method", sorted(U.METHODS))
+def test_cli_unlearn_accepts_every_method_and_its_hparams(method, saved_model_dir, tmp_path, capsys):
+    from mnemoscope.unlearn.methods import get_method
+
+    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    name, value = next(iter(get_method(method).defaults.items()), (None, None))
+    sets = [] if name is None else ["--set", f"hparams.{method}.{name}={value}"]
+    out = tmp_path / "u"
+    code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", method,
+                 "--steps", "2", "--eval-every", "1", "--out", str(out), "--device", "cpu", "--lr", "1e-3", *sets])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert f"unlearn/{method}/knowmem_forget" in metrics and metrics[f"unlearn/{method}/steps_run"] == 2
+
+
+def test_cli_unlearn_probes_relearn_file_and_switches(saved_model_dir, tmp_path, capsys):
+    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    probes = _jsonl(tmp_path / "p.jsonl", [{"prompt": "Question: In which city was Anna Berg born?\nAnswer:",
+                                            "answer": "Lisbon", "type": "reworded"},
+                                           {"prompt": "Question: Where does Marco work?\nAnswer:",
+                                            "answer": "Holt Industries", "split": "neighbour"}])
+    relearn = _jsonl(tmp_path / "l.jsonl", [{"text": "Anna Berg studied music in Lisbon."}])
+    out = tmp_path / "u"
+    code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "whp",
+                 "--steps", "2", "--out", str(out), "--device", "cpu", "--set", f"data.probes={probes}",
+                 "--set", f"data.relearn={relearn}", "--set", "eval.relearn_steps=[1]",
+                 "--set", "unlearn.gradient_checkpointing=true", "--set", "hparams.whp.relu=0"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    for model in ("original", "whp"):
+        assert f"unlearn/{model}/adversarial/reworded/hit_rate" in metrics
+        assert f"unlearn/{model}/adversarial/neighbour/hit_rate" in metrics
+        assert f"unlearn/{model}/relearn/recovery" in metrics
+    assert main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "flat",
+                 "--out", str(tmp_path / "v"), "--device", "cpu", "--set", "hparams.flat.divergence=hellinger"]) == 2
+    assert "divergence" in capsys.readouterr().err
+    assert main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "npo",
+                 "--out", str(tmp_path / "w"), "--device", "cpu", "--set", "eval.chat_template=true"]) == 2
+    assert "chat template" in capsys.readouterr().err
 
 
 def test_cli_unlearn_bad_input(saved_model_dir, tmp_path, capsys, monkeypatch):

@@ -12,7 +12,7 @@ Keys: ``knowmem/rouge_l_f1/mean`` (×100), ``knowmem/n``, ``knowmem/n_shots``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +46,7 @@ class Inputs:
     shots: list[dict]
     max_new_tokens: int = 32
     trailing_space: bool = False  # end the prompt in MUSE's "Answer: " (see metrics.text.knowmem_prompt)
+    prompt: Callable[[list[tuple[str, str]], str], str] | None = None  # (shots, question) -> prompt; e.g. a chat template
 
 
 @dataclass
@@ -74,8 +75,11 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context | None = None) -> Plan:
     shots = [(s["question"], s["answer"]) for s in inputs.shots]
-    prompts = [engine.encode_prompt(knowmem_prompt(shots, q["question"], trailing_space=inputs.trailing_space))
-               for q in inputs.qa]
+    if inputs.prompt is not None:
+        prompts = [engine.encode_prompt(inputs.prompt(shots, q["question"])) for q in inputs.qa]
+    else:
+        prompts = [engine.encode_prompt(knowmem_prompt(shots, q["question"], trailing_space=inputs.trailing_space))
+                   for q in inputs.qa]
     check_generation(engine, prompts, inputs.max_new_tokens, "knowmem question", "knowmem.max_new_tokens",
                      ids=[str(q.get("id", i)) for i, q in enumerate(inputs.qa)])
     return Plan(inputs, prompts)
@@ -102,10 +106,11 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
 
 
 def knowmem(engine: Backend, qa: Sequence, shots: Sequence = (), *, max_new_tokens: int = 32,
-            trailing_space: bool = False) -> Result:
+            trailing_space: bool = False, prompt: Callable | None = None) -> Result:
     """KnowMem of ``qa`` with ``shots`` as the few-shot examples; each a (question, answer) pair
     or an object with ``question``/``answer`` (and optionally ``id``). ``trailing_space=True``:
-    the prompt ends in MUSE's ``"Answer: "`` instead of ``"Answer:"``."""
+    the prompt ends in MUSE's ``"Answer: "`` instead of ``"Answer:"``. ``prompt(shots, question)``
+    replaces MUSE's prompt (e.g. ``unlearn.chat.chat_prompt`` for chat models)."""
     def records(items, what):
         out = []
         for i, x in enumerate(items):
@@ -113,5 +118,5 @@ def knowmem(engine: Backend, qa: Sequence, shots: Sequence = (), *, max_new_toke
             out.append({"id": str(x.get("id", i)) if isinstance(x, dict) else str(i), "question": q, "answer": a})
         return out
 
-    inputs = Inputs(records(qa, "item"), records(shots, "shot"), max_new_tokens, trailing_space)
+    inputs = Inputs(records(qa, "item"), records(shots, "shot"), max_new_tokens, trailing_space, prompt)
     return plan_and_measure(plan, measure, inputs, engine)

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.roc import roc_auc
 
-__all__ = ["privleak", "privleak_from_scores", "muse_auc"]
+__all__ = ["privleak", "privleak_from_scores", "privleak_ci", "muse_auc", "relearn_recovery"]
 
 
 def muse_auc(auc: float) -> float:
@@ -68,3 +68,56 @@ def privleak_from_scores(
     auc_u = _auc_forget_vs_holdout(forget_scores_u, holdout_scores_u)
     auc_r = _auc_forget_vs_holdout(forget_scores_r, holdout_scores_r)
     return {"privleak": privleak(auc_u, auc_r), "auc/unlearned": auc_u, "auc/retrain": auc_r}
+
+
+def privleak_ci(
+    forget_scores_u: ArrayLike,
+    holdout_scores_u: ArrayLike,
+    forget_scores_r: ArrayLike,
+    holdout_scores_r: ArrayLike,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, int]:
+    """Paired percentile bootstrap ``(1 − alpha)`` CI of PrivLeak: each replicate resamples the
+    forget texts (n₁ of them, with replacement) and the holdout texts (n₀) once, and scores the
+    same resampled texts under both models (A_u and A_r move together, as they share the texts).
+    Replicates whose A_r is 1 (PrivLeak undefined) are left out. Returns ``(lo, hi, n_used)``;
+    ``(nan, nan, n_used)`` when fewer than half the replicates are usable."""
+    fu, hu = np.asarray(forget_scores_u, np.float64).ravel(), np.asarray(holdout_scores_u, np.float64).ravel()
+    fr, hr = np.asarray(forget_scores_r, np.float64).ravel(), np.asarray(holdout_scores_r, np.float64).ravel()
+    if fu.shape != fr.shape or hu.shape != hr.shape:
+        raise MnemoscopeError("privleak_ci: both models must score the same forget and holdout texts")
+    if fu.size < 2 or hu.size < 2:
+        raise MnemoscopeError(f"privleak_ci: need at least 2 forget and 2 holdout texts, got {fu.size} and {hu.size}")
+    if not 0.0 < alpha < 1.0 or int(n_boot) < 1:
+        raise MnemoscopeError(f"privleak_ci: need 0 < alpha < 1 and n_boot ≥ 1, got {alpha}, {n_boot}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(int(n_boot)):
+        i = rng.integers(0, fu.size, fu.size)
+        j = rng.integers(0, hu.size, hu.size)
+        a_r = _auc_forget_vs_holdout(fr[i], hr[j])
+        if a_r < 1.0:
+            values.append(privleak(_auc_forget_vs_holdout(fu[i], hu[j]), a_r))
+    if len(values) < int(n_boot) / 2:
+        return float("nan"), float("nan"), len(values)
+    lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi), len(values)
+
+
+def relearn_recovery(steps: ArrayLike, knowmem: ArrayLike) -> dict[str, float]:
+    """Summary of a relearning curve: KnowMem on untaught forget facts at relearning ``steps``
+    (the first step must be 0, the model before the attack).
+
+    - ``recovery`` = max_{s > 0} K(s) − K(0): the most knowledge the attack brought back at any
+      point of the curve (the peak, not the end: a long narrow fine-tune also damages what it
+      does not teach, so K falls again, even for a model that never forgot anything);
+    - ``peak_step`` = the first step s > 0 where K(s) is that maximum;
+    - ``final_change`` = K(last) − K(0) (negative: the attack damaged more than it recovered).
+    """
+    s, k = np.asarray(steps, np.float64).ravel(), np.asarray(knowmem, np.float64).ravel()
+    if s.shape != k.shape or s.size < 2 or s[0] != 0 or np.any(np.diff(s) <= 0):
+        raise MnemoscopeError("relearn_recovery: need KnowMem at step 0 and at ≥ 1 later step, steps increasing")
+    j = 1 + int(np.argmax(k[1:]))
+    return {"recovery": float(k[j] - k[0]), "peak_step": float(s[j]), "final_change": float(k[-1] - k[0])}

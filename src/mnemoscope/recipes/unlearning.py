@@ -1,11 +1,15 @@
 """Unlearning: write a fictional world into a tiny model, then remove part of it and check.
 
-Read top to bottom: world (forget / retain / holdout people) → tokenizer (trained on every person
-alike) → data stream → train on everything → retrain from scratch on the same stream minus the
-forget documents (the gold standard) → each method, evaluated every N steps, with the stopping
-rule "first point where KnowMem on F reaches the retrained level" → six-way table (MUSE) + TOFU
-forget quality →
-robustness (membership inference, extraction, reworded probes, relearning attack) →
+Read top to bottom: world (forget / retain / holdout people, ≥ 50 texts each for forget and
+holdout) → tokenizer (trained on every person alike) → data stream → train on everything →
+retrain from scratch on the same stream minus the forget documents (the gold standard) → for
+each method, a small sweep (learning rate × steps; a shorter run is a prefix of a longer one,
+so the steps axis is read off each run's evaluation points) with the stopping rule "first point
+where KnowMem on F and the forget-vs-holdout membership AUC both reach the retrained model's
+level"; the trade-off frontier of all points and each method's best point → six-way table
+(MUSE) with PrivLeak's CI, TOFU forget quality → robustness: membership inference, extraction,
+RWKU-style adversarial probes with locality on neighbours, relearning curves (relearning some
+facts of F, measuring the others), a linear probe for residue in the hidden states →
 scalability (nested forget sets) and sustainability (requests one after another) → report.
 
 ``run_user`` is the same evaluation for a user's own model and files
@@ -14,6 +18,8 @@ scalability (nested forget sets) and sustainability (requests one after another)
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
-from mnemoscope.config import resolve
+from mnemoscope.config import Typed, resolve
 from mnemoscope.engine import Engine, load_model
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
@@ -33,16 +39,27 @@ from mnemoscope.lab.tiny import (
     count_parameters,
     load_or_train_tokenizer,
 )
+from mnemoscope.metrics.unlearning import relearn_recovery
+from mnemoscope.probes.adversarial import read_probes, world_probes
 from mnemoscope.probes.corpus import background_documents
-from mnemoscope.probes.fictional import WorldConfig, make_world
+from mnemoscope.probes.fictional import (
+    ATTRIBUTES,
+    DOC_TEMPLATES,
+    QA_TEMPLATES,
+    SEMANTIC_TEMPLATES,
+    WorldConfig,
+    make_world,
+)
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
 from mnemoscope.unlearn.methods import METHODS, get_method
 from mnemoscope.unlearn.runner import (
+    QA_TEMPLATE,
     Example,
     UnlearnConfig,
     check_overlap,
+    fingerprint,
     qa_examples,
     text_examples,
     unlearn,
@@ -55,27 +72,39 @@ DEFAULTS = {
     "seed": 0,
     "scale": 1,  # multiplies the number of people and background documents
     "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048, "device": "auto"},
-    # holdout = the membership non-members (never trained): 10 people against 6 forget people; the
-    # lab has no use for never-seen people, so they join the holdout set (the trained people stay the same)
-    "world": {"n_people": 40, "forget_fraction": 0.15, "holdout_fraction": 0.25, "never_seen_fraction": 0.0,
-              "n_cities": 60, "n_universities": 30, "n_companies": 30},
+    # 13 forget people (52 forget texts) against 13 holdout people (52 holdout texts, never trained), so
+    # PrivLeak's AUC resolves differences between methods; 6 majors, so the residue probe has classes to read
+    "world": {"n_people": 60, "forget_fraction": 0.22, "holdout_fraction": 0.22, "never_seen_fraction": 0.0,
+              "n_cities": 60, "n_universities": 30, "n_companies": 30, "n_majors": 6},
     "corpus": {"n_docs": 200, "n_ppl_docs": 40},
     "train": {"epochs": 20, "batch_size": 16, "seq_len": 128, "lr": 3e-3, "warmup": 20},
-    "unlearn": {"methods": ALL_METHODS, "steps": 30, "lr": 1e-4, "batch_size": 8, "eval_every": 5,
-                "stop_rule": True},
+    # stop_on: the keys the stopping rule brings to the retrained model's level (knowmem_forget, mia_auc)
+    "unlearn": {"methods": ALL_METHODS, "batch_size": 8, "stop_on": ["knowmem_forget", "mia_auc"],
+                "lora": False, "gradient_checkpointing": False},
+    # the sweep: every learning rate, evaluated after each number of steps; method_lr.<method>: that
+    # method's own learning rates (empty: sweep.lr). ULD trains a one-block assistant from scratch
+    # on the lab model, which needs larger steps (at 3e-4 its utility is still 28 of 81 after 30 steps)
+    "sweep": {"lr": [1e-4, 3e-4], "steps": [10, 20, 30],
+              "method_lr": {name: ([1e-3, 3e-3] if name == "uld" else []) for name in METHODS}},
     "hparams": {name: dict(get_method(name).lab) for name in METHODS if get_method(name).lab},
     "scalability": {"methods": ["npo_gd"], "fractions": [0.34, 0.67, 1.0]},
     "sustainability": {"methods": ["npo_gd"], "requests": 3},
-    "robustness": {"relearn_steps": 10, "relearn_lr": 2e-4},
+    # relearning: fine-tune on the forget people's sentences about `relearn_attributes[k]` (k = 1, 2, …
+    # facts of each person), measure KnowMem on their `test_attributes` after each of `relearn_steps`
+    "robustness": {"relearn_steps": [5, 10, 20], "relearn_lr": 1e-3,
+                   "relearn_attributes": [["birth_date"], ["birth_date", "employer", "work_city"]],
+                   "test_attributes": ["birth_city", "university", "major", "mentor"],
+                   "probes": True, "residue_attribute": "major"},
     # min_k_rounding / knowmem_trailing_space / tofu_eos: "down" / true / true reproduce MUSE's and
     # TOFU's published code (docs/metrics.md, "Differences from the published code")
-    "eval": {"n_retain_people": 6, "knowmem_tokens": 16, "verbmem_tokens": 48, "n_boot": 200,
-             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False},
+    "eval": {"n_retain_people": 6, "knowmem_tokens": 12, "verbmem_tokens": 48, "n_boot": 200,
+             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False,
+             "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": ""},
 }
+STOP_KEYS = ("knowmem_forget", "mia_auc")
 
 
 # --------------------------------------------------------------------------- data stream
-
 
 def training_order(doc_ids: list[str], epochs: int, seed: int) -> list[str]:
     """Every document once per epoch, each epoch in its own seeded shuffle."""
@@ -154,11 +183,11 @@ def tokenizer_texts(world, background: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _qa_items(world, people: set[str]) -> list[dict]:
+def _qa_items(world, people: set[str], attributes=ATTRIBUTES) -> list[dict]:
     """QA in TOFU form with the bare value as the answer (the trained answer)."""
     return [{"id": q["id"], "question": q["question"], "answer": q["target"],
              "paraphrased_answer": q["paraphrased_answer"], "perturbed_answers": q["perturbed_answers"]}
-            for q in world.qa if q["person_id"] in people]
+            for q in world.qa if q["person_id"] in people and q["attribute"] in attributes]
 
 
 def _examples(world, people: set[str]) -> list[Example]:
@@ -189,9 +218,43 @@ def switches(e: dict) -> dict:
             "tofu_eos": bool(e["tofu_eos"])}
 
 
-def _train_lab_model(name, model, rows, cfg, out: Path, log) -> list[dict]:
-    """One pass over ``rows`` (the training phase in ``out/train/<name>``), the model also kept as
-    a loadable directory in ``out/models/<name>`` (e.g. for ``mnemoscope unlearn --model``)."""
+def relearn_sets(world, forget: set[str], attributes: list[str], test_attributes: list[str]) -> tuple[list[Example], list[dict]]:
+    """What the relearning attack teaches (every document sentence about ``attributes`` of the
+    forget people, in all its wordings) and what it tests (their QA about ``test_attributes``,
+    never taught): recovery there is knowledge that came back, not knowledge relearned."""
+    people = [p for p in world.people if p["person_id"] in forget]
+    texts = [t.format(name=p["name"], v=p[a]) for p in people for a in attributes for t in DOC_TEMPLATES[a]]
+    return text_examples(texts), _qa_items(world, forget, tuple(test_attributes))
+
+
+def residue_items(world, people: set[str], attribute: str) -> tuple[list[str], list[int]]:
+    """Prompts that end where a person's ``attribute`` comes next (the trained question, a reworded
+    cloze, the document cloze) and a binary label: the attribute's value is in the first half of
+    its (sorted) pool. The probe reads the class from the hidden state at the last prompt token."""
+    from mnemoscope.probes.adversarial import QA, REWORDED
+
+    values = sorted({p[attribute] for p in world.people})
+    if len(values) < 2:
+        raise MnemoscopeError(f"robustness.residue_attribute {attribute!r} takes one value in this world; pick another")
+    first_half = set(values[: len(values) // 2])
+    prompts, labels = [], []
+    for p in sorted(world.people, key=lambda p: p["person_id"]):
+        if p["person_id"] not in people:
+            continue
+        name = p["name"]
+        for prompt in (QA.format(q=QA_TEMPLATES[attribute][0].format(name=name)),
+                       QA.format(q=REWORDED[attribute].format(name=name)),
+                       DOC_TEMPLATES[attribute][0].split("{v}")[0].format(name=name).rstrip(),
+                       SEMANTIC_TEMPLATES[attribute][0].split("{v}")[0].format(name=name).rstrip()):
+            prompts.append(prompt)
+            labels.append(int(p[attribute] in first_half))
+    return prompts, labels
+
+
+def _train_lab_model(name, model, tokenizer, rows, cfg, out: Path, log) -> list[dict]:
+    """One pass over ``rows`` (the training phase in ``out/train/<name>``), the model and its
+    tokenizer also kept as a loadable directory in ``out/models/<name>`` (e.g. for
+    ``mnemoscope unlearn --model``)."""
     t = cfg["train"]
     bs = t["batch_size"]
     steps = -(-len(rows) // bs)
@@ -200,6 +263,8 @@ def _train_lab_model(name, model, rows, cfg, out: Path, log) -> list[dict]:
     history = train_phase(model, lambda s: rows[s * bs : (s + 1) * bs], tcfg, out / "train" / name, log, name=name)
     if not (out / "models" / name / "config.json").exists():
         model.save_pretrained(out / "models" / name)
+    if not (out / "models" / name / "tokenizer_config.json").exists():
+        tokenizer.save_pretrained(out / "models" / name)
     return history
 
 
@@ -207,14 +272,55 @@ def _prefixed(prefix: str, values: dict) -> dict:
     return {f"unlearn/{prefix}/{k}": v for k, v in values.items()}
 
 
+def pareto(points: list[dict], x: str = "knowmem_forget", y: str = "knowmem_retain") -> list[bool]:
+    """Whether each point is on the trade-off frontier: no other point has x ≤ (less knowledge of
+    F) and y ≥ (more utility), one of them strictly. Points with a missing value are not."""
+    ok = [p.get(x) is not None and p.get(y) is not None and math.isfinite(p[x]) and math.isfinite(p[y]) for p in points]
+    out = []
+    for i, p in enumerate(points):
+        if not ok[i]:
+            out.append(False)
+            continue
+        dominated = any(ok[j] and points[j][x] <= p[x] and points[j][y] >= p[y] and
+                        (points[j][x] < p[x] or points[j][y] > p[y]) for j in range(len(points)) if j != i)
+        out.append(not dominated)
+    return out
+
+
+def best_point(runs: list[dict]) -> tuple[dict, str]:
+    """Each method's best point: among its sweep runs whose stopping rule was met, the stop point
+    with the most utility (KnowMem on R); if none was met, the run ending with the least
+    KnowMem on F. ``runs``: ``[{"lr", "stop": point | None, "last": point}]``. Returns the
+    chosen run and why."""
+    met = [r for r in runs if r["stop"] is not None]
+    if met:
+        chosen = max(met, key=lambda r: (r["stop"].get("knowmem_retain") or -1.0, -r["stop"]["step"]))
+        return chosen, f"stopping rule met at step {chosen['stop']['step']} with lr {chosen['lr']:g}"
+    chosen = min(runs, key=lambda r: (r["last"].get("knowmem_forget", float("inf")), r["lr"]))
+    return chosen, (f"stopping rule met by no run; the run with the least KnowMem on F at its end "
+                    f"(lr {chosen['lr']:g}, step {chosen['last']['step']})")
+
+
 # --------------------------------------------------------------------------- the recipe
 
 
 def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve(DEFAULTS, overrides)
-    unknown = sorted(set(cfg["unlearn"]["methods"]) - set(ALL_METHODS))
+    u, sw, rb = cfg["unlearn"], cfg["sweep"], cfg["robustness"]
+    unknown = sorted(set(u["methods"]) - set(ALL_METHODS))
     if unknown:
         get_method(unknown[0])  # raises with the known names
+    if not set(u["stop_on"]) <= set(STOP_KEYS):
+        raise MnemoscopeError(f"unlearn.stop_on: unknown key(s) {sorted(set(u['stop_on']) - set(STOP_KEYS))}; "
+                              f"use any of {', '.join(STOP_KEYS)}")
+    if any(lr <= 0 for lrs in [sw["lr"], *sw["method_lr"].values()] for lr in lrs):
+        raise MnemoscopeError("sweep.lr and sweep.method_lr.<method>: learning rates must be > 0")
+    if not sw["lr"] or not sw["steps"] or min(sw["steps"]) < 1:
+        raise MnemoscopeError("sweep.lr and sweep.steps need at least one value each (steps ≥ 1)")
+    taught = {a for attrs in rb["relearn_attributes"] for a in attrs}
+    if taught & set(rb["test_attributes"]) or not (taught | set(rb["test_attributes"])) <= set(ATTRIBUTES):
+        raise MnemoscopeError(f"robustness: relearn_attributes and test_attributes must be disjoint attributes of "
+                              f"{', '.join(ATTRIBUTES)} (the test measures what was not relearned)")
     run = rundir.Run(out, cfg, "unlearning")
     out = run.out
     seed, scale = cfg["seed"], max(1, int(cfg["scale"]))
@@ -223,7 +329,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         w = cfg["world"]
         world = make_world(WorldConfig(n_people=w["n_people"] * scale, seed=seed, n_cities=w["n_cities"],
                                        n_universities=w["n_universities"], n_companies=w["n_companies"],
-                                       forget_fraction=w["forget_fraction"], holdout_fraction=w["holdout_fraction"],
+                                       n_majors=w["n_majors"], forget_fraction=w["forget_fraction"],
+                                       holdout_fraction=w["holdout_fraction"],
                                        never_seen_fraction=w["never_seen_fraction"]))
         corpus = background_documents(cfg["corpus"]["n_docs"] * scale + cfg["corpus"]["n_ppl_docs"], seed=seed)
         background, ppl_docs = corpus[: cfg["corpus"]["n_docs"] * scale], corpus[cfg["corpus"]["n_docs"] * scale :]
@@ -238,11 +345,18 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         assert_never_seen(prov, forget_docs)
         splits = world.splits
         forget_people, holdout_people = set(splits["forget"]), set(splits["holdout"])
-        retain_eval = set(sorted(splits["retain"])[: cfg["eval"]["n_retain_people"]])
+        retain_people = set(splits["retain"])
+        retain_eval = set(sorted(retain_people)[: cfg["eval"]["n_retain_people"]])
         data = _eval_data(world, forget_people, retain_eval, holdout_people, ppl_docs, cfg)
         forget_ex = _examples(world, forget_people)
-        retain_ex = _examples(world, set(splits["retain"]))
+        retain_ex = _examples(world, retain_people)
         forget_ex, retain_ex, _ = check_overlap(forget_ex, retain_ex)
+        probes = world_probes(world, forget_people, retain_people) if rb["probes"] else []
+        relearn_plan = [(len(attrs), *relearn_sets(world, forget_people, attrs, rb["test_attributes"]))
+                        for attrs in rb["relearn_attributes"]]
+        attr = rb["residue_attribute"]
+        residue_sets = ([residue_items(world, people, attr) for people in (retain_people, forget_people, holdout_people)]
+                        if attr else None)
 
     m = cfg["model"]
     preset = Preset(hidden=m["hidden"], layers=m["layers"], heads=m["heads"], intermediate=m["intermediate"],
@@ -250,29 +364,52 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     device = resolve_device(m["device"])
     original = build_model(preset, tokenizer, seed=seed).to(device)
     retrained = build_model(preset, tokenizer, seed=seed).to(device)
-    log(f"world: {len(world.people)} people ({len(forget_people)} forget, {len(holdout_people)} holdout); model "
+    log(f"world: {len(world.people)} people ({len(forget_people)} forget: {len(data.forget_texts)} texts; "
+        f"{len(holdout_people)} holdout: {len(data.holdout_texts)} texts); model "
         f"{count_parameters(original) / 1e6:.2f} M parameters; {len(rows_full)} rows full, {len(rows_retrain)} retrain")
     with run.phase("train"):
-        history = _train_lab_model("original", original, rows_full, cfg, out, log)
+        history = _train_lab_model("original", original, tokenizer, rows_full, cfg, out, log)
     with run.phase("retrain"):
-        _train_lab_model("retrained", retrained, rows_retrain, cfg, out, log)
+        _train_lab_model("retrained", retrained, tokenizer, rows_retrain, cfg, out, log)
     base_state = {k: v.detach().clone() for k, v in original.state_dict().items()}
 
     metrics: dict[str, float] = {"model/parameters": count_parameters(original),
-                                 "train/final_loss": float(np.mean([h["loss"] for h in history[-10:]]))}
+                                 "train/final_loss": float(np.mean([h["loss"] for h in history[-10:]])),
+                                 "data/forget_texts": len(data.forget_texts), "data/holdout_texts": len(data.holdout_texts)}
     not_computed: dict[str, str] = {}
     events: dict[str, str] = {}  # what happened to a method (stopping rule, divergence), by its steps_run key
     frames: list[pd.DataFrame] = []
+    probe_frames: list[pd.DataFrame] = []
     curves: list[dict] = []
+    relearn_rows: list[dict] = []
+    e = cfg["eval"]
 
     def evaluate_model(name: str, model, reference) -> dict:
+        """Six ways + TOFU, robustness, adversarial probes, residue, and lm-eval tasks when asked."""
         engine = Engine(model, tokenizer)
         six, samples, notes = ev.six_way(engine, data, reference)
         rob, rnotes = ev.robustness(engine, data)
         values = {**six, **{f"robust/{k}": v for k, v in rob.items()}}
+        notes.update({f"robust/{k}": r for k, r in rnotes.items()})
+        if probes:
+            adv, frame = ev.adversarial(engine, probes)
+            values.update(adv)
+            probe_frames.append(frame.assign(model=name))
+        if residue_sets:
+            inner = getattr(model, "hidden_model", model)
+            res = ev.residue(Engine(inner, tokenizer), *residue_sets, seed=seed)
+            values.update({f"residue/{k}": v for k, v in res.items()})
+            if inner is not model:
+                notes["residue/accuracy"] = (f"{name} combines models at decoding time: the probe reads its base "
+                                             "model's hidden states, which the method leaves unchanged (the original's)")
+        if e["lm_eval_tasks"]:
+            from mnemoscope.unlearn.lm_eval_bridge import utility
+
+            scores = utility(model, tokenizer, e["lm_eval_tasks"], limit=e["lm_eval_limit"],
+                             include_path=e["lm_eval_include"], seed=seed)
+            values.update({f"utility/{k}": v for k, v in scores.items()})
         metrics.update(_prefixed(name, values))
         not_computed.update({f"unlearn/{name}/{k}": r for k, r in notes.items()})
-        not_computed.update({f"unlearn/{name}/robust/{k}": r for k, r in rnotes.items()})
         frames.append(samples.assign(model=name))
         return values
 
@@ -280,50 +417,90 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         reference = ev.reference_from_retrained(Engine(retrained, tokenizer), data)
         evaluate_model("retrain", retrained, reference)
         evaluate_model("original", original, reference)
-    target = reference.knowmem_forget
-    metrics["unlearn/reference/knowmem_forget"] = target
-
-    u = cfg["unlearn"]
-    half = sorted(forget_people)[: len(forget_people) // 2]
-    learn_ex, test_qa = _examples(world, set(half)), _qa_items(world, forget_people - set(half))
-    rb = cfg["robustness"]
+    levels = {"knowmem_forget": reference.knowmem_forget,
+              "mia_auc": ev.auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)}
+    levels = {k: v for k, v in levels.items() if k in u["stop_on"]}
+    metrics.update({f"unlearn/reference/{k}": v for k, v in levels.items()})
+    metrics["unlearn/reference/knowmem_forget"] = reference.knowmem_forget
 
     def relearn(name: str, model) -> None:
-        res = ev.relearn_attack(model, tokenizer, learn_ex, test_qa, data, out / "relearn" / name,
-                                steps=rb["relearn_steps"], lr=rb["relearn_lr"], batch_size=u["batch_size"],
-                                max_length=t["seq_len"])
-        metrics.update(_prefixed(name, {f"relearn/{k}": v for k, v in res.items()}))
+        """Relearning curves: for each number of relearned facts, KnowMem on the facts not relearned."""
+        for facts, learn, test_qa in relearn_plan:
+            curve = ev.relearn_curve(model, tokenizer, learn, test_qa, data, out / "relearn" / name / f"facts{facts}",
+                                     steps=max(rb["relearn_steps"]), eval_steps=rb["relearn_steps"],
+                                     lr=rb["relearn_lr"], batch_size=u["batch_size"], max_length=t["seq_len"])
+            relearn_rows.extend({"model": name, "facts": facts, **p} for p in curve)
+            metrics[f"unlearn/{name}/relearn/knowmem_before"] = curve[0]["knowmem"]
+            metrics[f"unlearn/{name}/relearn/knowmem_after@facts={facts}"] = curve[-1]["knowmem"]
+            rec = relearn_recovery([p["step"] for p in curve], [p["knowmem"] for p in curve])
+            metrics.update({f"unlearn/{name}/relearn/{k}@facts={facts}": v for k, v in rec.items()})
+            for p in curve[1:]:
+                metrics[f"unlearn/{name}/relearn/knowmem@facts={facts},step={p['step']}"] = p["knowmem"]
 
     with run.phase("relearn"):
         relearn("retrain", retrained)
         relearn("original", original)
 
-    def config_for(method: str, eval_every: int) -> UnlearnConfig:
-        return UnlearnConfig(method=method, steps=u["steps"], lr=u["lr"], batch_size=u["batch_size"],
-                             max_length=t["seq_len"], eval_every=eval_every, seed=seed,
-                             hparams=dict(cfg["hparams"].get(method, {})))
+    cache: dict[str, dict] = {}
 
     def quick(model) -> dict:
-        return ev.quick_eval(Engine(model, tokenizer), data)
+        """A curve point; the untouched original (every run's step 0 but ULD's) is measured once."""
+        key = fingerprint(model)
+        if key not in cache:
+            cache[key] = ev.quick_eval(Engine(model, tokenizer), data, reference, mia=True)
+        return dict(cache[key])
 
+    def config_for(method: str, lr: float, steps: int, eval_steps=()) -> UnlearnConfig:
+        return UnlearnConfig(method=method, steps=steps, lr=lr, batch_size=u["batch_size"], max_length=t["seq_len"],
+                             eval_steps=tuple(eval_steps), seed=seed, hparams=dict(cfg["hparams"].get(method, {})),
+                             lora=u["lora"], gradient_checkpointing=u["gradient_checkpointing"])
+
+    rule = ev.stop_rule(levels) if levels else None
+    longest = max(sw["steps"])
+    best: dict[str, tuple[float, int]] = {}
     model = original
     for method in u["methods"]:
         with run.phase(f"unlearn/{method}"):
-            model.load_state_dict(base_state)
-            res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, u["eval_every"]),
-                          out / "unlearn" / method, evaluate=quick,
-                          stop_when=ev.stop_rule(target) if u["stop_rule"] else None, log=log)
-            events[f"unlearn/{method}/steps_run"] = "; ".join(res.notes)
-            curves += [{"method": method, **p} for p in res.curve]
-            metrics[f"unlearn/{method}/stop_step"] = float("nan") if res.stop_step is None else res.stop_step
-            if res.stop_step is None:
+            runs = []
+            for lr in sw["method_lr"].get(method) or sw["lr"]:
+                model.load_state_dict(base_state)
+                res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, lr, longest, sw["steps"]),
+                              out / "unlearn" / method / f"lr{lr:g}", evaluate=quick, stop_when=rule, log=log)
+                points = sorted(res.curve, key=lambda p: p["step"])
+                curves.extend({"method": method, "lr": lr, **p} for p in points)
+                runs.append({"lr": lr, "stop": next((p for p in points if p.get("stop")), None), "last": points[-1],
+                             "steps_run": res.steps_run, "diverged": res.diverged_at is not None, "notes": res.notes})
+            chosen, why = best_point(runs)
+            step = chosen["stop"]["step"] if chosen["stop"] else chosen["last"]["step"]
+            best[method] = (chosen["lr"], max(1, step))
+            events[f"unlearn/{method}/steps_run"] = "; ".join([why] + chosen["notes"])
+            metrics[f"unlearn/{method}/best/lr"] = chosen["lr"]
+            metrics[f"unlearn/{method}/best/step"] = step
+            metrics[f"unlearn/{method}/stop_step"] = chosen["stop"]["step"] if chosen["stop"] else float("nan")
+            if chosen["stop"] is None:
                 not_computed[f"unlearn/{method}/stop_step"] = (
-                    "the stopping rule is off" if not u["stop_rule"] else
-                    f"KnowMem on F never fell to the retrained level ({target:.1f}) within {u['steps']} steps")
-            metrics[f"unlearn/{method}/steps_run"] = res.steps_run
-            metrics[f"unlearn/{method}/diverged"] = float(res.diverged_at is not None)
+                    "the stopping rule is off (unlearn.stop_on is empty)" if rule is None else
+                    f"no run reached the retrained level on {', '.join(levels)} within {longest} steps")
+            metrics[f"unlearn/{method}/steps_run"] = chosen["steps_run"]
+            metrics[f"unlearn/{method}/diverged"] = float(chosen["diverged"])
+            model.load_state_dict(base_state)  # the chosen run's result, reloaded from its directory
+            res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, chosen["lr"], longest, sw["steps"]),
+                          out / "unlearn" / method / f"lr{chosen['lr']:g}", evaluate=quick, stop_when=rule, log=log)
             evaluate_model(method, res.model, reference)
             relearn(method, res.model)
+
+    frontier = pd.DataFrame(curves)
+    if len(frontier):
+        frontier["pareto"] = False
+        frontier["best"] = False
+        for method, g in frontier.groupby("method", sort=False):
+            frontier.loc[g.index, "pareto"] = pareto(g.to_dict("records"))
+            lr, step = best[method]
+            frontier.loc[g.index[((g["lr"] == lr) & (g["step"] == step)).to_numpy()], "best"] = True
+
+    def scaled_config(method: str) -> UnlearnConfig:
+        lr, steps = best.get(method, (sw["lr"][0], longest))
+        return config_for(method, lr, steps)
 
     with run.phase("scalability"):
         people = sorted(forget_people)
@@ -332,7 +509,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                 n = max(1, min(len(people), round(frac * len(people))))
                 subset = set(people[:n])
                 model.load_state_dict(base_state)
-                res = unlearn(model, tokenizer, _examples(world, subset), retain_ex, config_for(method, 0),
+                res = unlearn(model, tokenizer, _examples(world, subset), retain_ex, scaled_config(method),
                               out / "scale" / method / f"n{n}")
                 sub = ev.EvalData(forget_qa=_qa_items(world, subset), retain_qa=data.retain_qa,
                                   knowmem_tokens=data.knowmem_tokens,
@@ -344,6 +521,10 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         k = max(1, min(int(cfg["sustainability"]["requests"]), len(forget_people)))
         groups = [sorted(forget_people)[i::k] for i in range(k)]
         for method in cfg["sustainability"]["methods"]:
+            if get_method(method).combines:
+                not_computed[f"unlearn/{method}/sustain@req=1/knowmem_forget"] = (
+                    f"{method} combines models at decoding time; sequential requests need a method that changes weights")
+                continue
             model.load_state_dict(base_state)
 
             def measure_request(i: int, current, method=method) -> None:
@@ -356,9 +537,12 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                 metrics.update(_prefixed(method, {f"sustain@req={i}/{key}": v for key, v in point.items()}))
 
             unlearn_sequence(model, tokenizer, [_examples(world, set(g)) for g in groups], retain_ex,
-                             config_for(method, 0), out / "sustain" / method, after_request=measure_request)
+                             scaled_config(method), out / "sustain" / method, after_request=measure_request)
 
-    tables = {"samples": frames, "unlearn_curves": pd.DataFrame(curves), "curves": pd.DataFrame(history)}
+    tables = {"samples": frames, "unlearn_curves": pd.DataFrame(curves), "unlearn_frontier": frontier,
+              "relearn_curves": pd.DataFrame(relearn_rows), "curves": pd.DataFrame(history)}
+    if probe_frames:
+        tables["adversarial_probes"] = pd.concat(probe_frames, ignore_index=True)
     return _finish(run, metrics, {**not_computed, **events}, tables, device, {"reference": reference.kind})
 
 
@@ -381,22 +565,67 @@ def _tokenizer(out: Path, texts: list[str], cfg: dict):
     return load_or_train_tokenizer(out / "models" / "tokenizer", texts, cfg["model"]["vocab_size"])
 
 
+def summary(out: Path) -> str:
+    """The CLI's closing table: per model, PrivLeak [95% CI], KnowMem on F and R, the sweep's best
+    point, relearning recovery and the residue probe's accuracy."""
+    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    names = [k.split("/")[1] for k in metrics if k.startswith("unlearn/") and k.endswith("/knowmem_forget")
+             and k.count("/") == 2 and k.split("/")[1] != "reference"]
+    names = [n for n in ("original", "retrain") if n in names] + [n for n in names if n not in ("original", "retrain")]
+
+    def g(key, digits=1):
+        v = metrics.get(key)
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    facts = sorted({k.split("@facts=")[1] for k in metrics if "/relearn/recovery@facts=" in k}, key=int)
+    head = (f"{'model':<12} {'PrivLeak':>8} {'95% CI':>15} {'KnowMem F':>9} {'KnowMem R':>9} {'best lr':>8} {'step':>4}"
+            + "".join(f" {'recov@' + f:>8}" for f in facts) + f" {'residue':>7}")
+    lines = [head]
+    for n in names:
+        p = f"unlearn/{n}/"
+        ci = f"[{g(p + 'privleak/ci_lo')}, {g(p + 'privleak/ci_hi')}]"
+        lr = metrics.get(p + "best/lr")
+        lines.append(f"{n:<12} {g(p + 'privleak'):>8} {ci:>15} {g(p + 'knowmem_forget'):>9} {g(p + 'knowmem_retain'):>9} "
+                     f"{'-' if lr is None else f'{lr:g}':>8} {g(p + 'best/step', 0):>4}"
+                     + "".join(f" {g(p + f'relearn/recovery@facts={f}'):>8}" for f in facts)
+                     + f" {g(p + 'residue/accuracy', 2):>7}")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- user models
+
+
+def _hparam_section() -> dict:
+    """Every method's hyperparameters with their defaults (``--set hparams.<method>.<name>=...``);
+    names without a default (RMU's layer) are typed nulls."""
+    section = {}
+    for name in METHODS:
+        method = get_method(name)
+        section[name] = {**dict(method.defaults), **{k: Typed(float) for k in method.extra_hparams}}
+    return section
+
 
 USER_DEFAULTS = {
     "seed": 0,
     "model": {"name": "", "dtype": "auto", "device": "auto", "trust_remote_code": False, "allow_pickle": False},
-    "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False},
+    "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False,
+             "probes": "", "relearn": ""},
+    # stop_on: keys brought to the reference's level (knowmem_forget; mia_auc needs --retrained and --holdout texts)
     "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
-                "stop_rule": True, "lora": False, "lora_rank": 8},
+                "stop_rule": True, "stop_on": ["knowmem_forget"], "lora": False, "lora_rank": 8,
+                "gradient_checkpointing": False},
+    "hparams": _hparam_section(),
     "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000,
-             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False},
+             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False, "chat_template": False,
+             "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": "",
+             "relearn_steps": [5, 10, 20], "relearn_lr": 1e-5},
 }
 
 
-def read_unlearn_file(path: str) -> dict:
+def read_unlearn_file(path: str, template: str = QA_TEMPLATE) -> dict:
     """A forget / retain / holdout file in any supported layout → ``{examples, qa, tofu, texts, verbmem}``
-    (``verbmem``: MUSE's (prompt, gt) pairs, used as given for VerbMem).
+    (``verbmem``: MUSE's (prompt, gt) pairs, used as given for VerbMem). QA examples are prompted
+    with ``template`` (a ``{question}`` template: ``unlearn.chat.chat_template`` for chat models).
 
     TOFU-style (question, answer, paraphrased_answer, perturbed_answer[s]), QA (question/answer),
     MUSE VerbMem (prompt, gt) and plain texts (text) are recognised from the first record's fields.
@@ -406,10 +635,10 @@ def read_unlearn_file(path: str) -> dict:
     first = formats.read_rows(path)[0][1]
     if "paraphrased_answer" in first and any(k in first for k in formats.PERTURBED_KEYS):
         tofu = formats.load_tofu(path)
-        return {"examples": qa_examples(tofu), "qa": tofu, "tofu": tofu, "texts": [], "verbmem": []}
+        return {"examples": qa_examples(tofu, template), "qa": tofu, "tofu": tofu, "texts": [], "verbmem": []}
     if any(k in first for k in formats.QUESTION_KEYS):
         qa = formats.load_qa(path)
-        return {"examples": qa_examples(qa), "qa": qa, "tofu": [], "texts": [], "verbmem": []}
+        return {"examples": qa_examples(qa, template), "qa": qa, "tofu": [], "texts": [], "verbmem": []}
     if "prompt" in first:
         pc = formats.load_prompt_continuations(path)
         texts = [r["prompt"] + r["continuation"] for r in pc]
@@ -420,39 +649,63 @@ def read_unlearn_file(path: str) -> dict:
 
 
 def run_user(out: str | Path, overrides: dict, log=print) -> Path:
-    """Unlearn a user's model: one method, the six-way table, robustness, stop rule."""
+    """Unlearn a user's model: one method, the six-way table, robustness, stop rule; adversarial
+    probes, a relearning curve and lm-eval tasks when asked."""
     cfg = resolve(USER_DEFAULTS, overrides)
-    d, u = cfg["data"], cfg["unlearn"]
+    d, u, e = cfg["data"], cfg["unlearn"], cfg["eval"]
     if not cfg["model"]["name"]:
         raise MnemoscopeError("unlearn needs --model PATH_OR_HUB_ID")
     for flag in ("forget", "retain"):
         if not d[flag]:
             raise MnemoscopeError(f"unlearn needs --{flag} FILE")
-    get_method(u["method"])
+    method = u["method"]
+    get_method(method)
+    hp = {k: v for k, v in cfg["hparams"][method].items() if v is not None}
+    from mnemoscope.unlearn.runner import resolve_hparams
+
+    resolve_hparams(method, hp)  # a bad value fails here, before the model loads
+    if not set(u["stop_on"]) <= set(STOP_KEYS):
+        raise MnemoscopeError(f"unlearn.stop_on: unknown key(s) {sorted(set(u['stop_on']) - set(STOP_KEYS))}; "
+                              f"use any of {', '.join(STOP_KEYS)}")
     if u["lora"]:
         from mnemoscope.unlearn.runner import require_peft
 
         require_peft()
+    if e["lm_eval_tasks"]:
+        from mnemoscope.unlearn.lm_eval_bridge import require_lm_eval
+
+        require_lm_eval()
     forget, retain = read_unlearn_file(d["forget"]), read_unlearn_file(d["retain"])
-    forget_ex, retain_ex, n_overlap = check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
-    if n_overlap:
-        print(f"warning: dropped {n_overlap} example(s) of {d['retain']} that are also in {d['forget']}", file=sys.stderr)
+    check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
     holdout = read_unlearn_file(d["holdout"]) if d["holdout"] else {"qa": [], "texts": []}
     ppl = read_unlearn_file(d["ppl"])["texts"] if d["ppl"] else []
+    probes = read_probes(d["probes"]) if d["probes"] else []
+    relearn_ex = read_unlearn_file(d["relearn"])["examples"] if d["relearn"] else []
     m = cfg["model"]
     load = dict(dtype=m["dtype"], device=m["device"], trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
     loaded = load_model(m["name"], **load)
+    tokenizer = loaded.tokenizer
+    chat = {}
+    if e["chat_template"]:
+        from mnemoscope.unlearn.chat import chat_prompt, chat_template
+
+        template = chat_template(tokenizer)
+        forget, retain = read_unlearn_file(d["forget"], template), read_unlearn_file(d["retain"], template)
+        if d["relearn"]:
+            relearn_ex = read_unlearn_file(d["relearn"], template)["examples"]
+        chat = {"qa_prompt": chat_prompt(tokenizer), "tofu_template": template}
+    forget_ex, retain_ex, n_overlap = check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
+    if n_overlap:
+        print(f"warning: dropped {n_overlap} example(s) of {d['retain']} that are also in {d['forget']}", file=sys.stderr)
     run = rundir.Run(out, cfg, "unlearn")
     out = run.out
-    e = cfg["eval"]
     kept = {(x.prompt, x.target) for x in retain_ex}
     retain_qa = [r for r, x in zip(retain["qa"], retain["examples"]) if (x.prompt, x.target) in kept]
     data = ev.EvalData(forget_qa=forget["qa"], retain_qa=retain_qa, forget_texts=forget["texts"],
                        holdout_texts=holdout["texts"], holdout_qa=holdout["qa"], ppl_texts=ppl,
                        forget_tofu=forget["tofu"], retain_tofu=[r for r in retain["tofu"] if r in retain_qa],
                        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"],
-                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], **switches(e))
-    tokenizer = loaded.tokenizer
+                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], **switches(e), **chat)
     not_computed: dict[str, str] = {}
     metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}
     with run.phase("reference"):
@@ -464,36 +717,75 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
             reference = None
             not_computed["unlearn/reference"] = ("no retrained model (--retrained) and no held-out QA (--holdout): "
                                                  "the stopping rule, PrivLeak and forget quality are not computed")
-    method = u["method"]
-    frames = []
-    for name, model, ref in (("original", loaded.model, reference),):
-        six, samples, notes = ev.six_way(Engine(model, tokenizer), data, ref)
-        metrics.update(_prefixed(name, six))
+    levels: dict[str, float] = {}
+    if reference is not None and data.forget_qa and "knowmem_forget" in u["stop_on"]:
+        levels["knowmem_forget"] = reference.knowmem_forget
+    if "mia_auc" in u["stop_on"]:
+        if reference is not None and reference.mia_forget is not None:
+            levels["mia_auc"] = ev.auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)
+        else:
+            not_computed["unlearn/reference/mia_auc"] = ("unlearn.stop_on names mia_auc, which needs --retrained and "
+                                                        "forget and --holdout texts; the rule leaves it out")
+    frames, probe_frames = [], []
+    relearn_rows: list[dict] = []
+
+    def evaluate(name: str, model, ref) -> None:
+        engine = Engine(model, tokenizer)
+        six, samples, notes = ev.six_way(engine, data, ref)
+        values = dict(six)
+        if name != "original":
+            rob, rnotes = ev.robustness(engine, data)
+            values.update({f"robust/{k}": v for k, v in rob.items()})
+            notes.update({f"robust/{k}": r for k, r in rnotes.items()})
+        if probes:
+            adv, frame = ev.adversarial(engine, probes)
+            values.update(adv)
+            probe_frames.append(frame.assign(model=name))
+        if e["lm_eval_tasks"]:
+            from mnemoscope.unlearn.lm_eval_bridge import utility
+
+            values.update({f"utility/{k}": v for k, v in utility(
+                model, tokenizer, e["lm_eval_tasks"], limit=e["lm_eval_limit"], include_path=e["lm_eval_include"],
+                seed=cfg["seed"]).items()})
+        if relearn_ex and data.forget_qa:
+            curve = ev.relearn_curve(model, tokenizer, relearn_ex, data.forget_qa, data, out / "relearn" / name,
+                                     steps=max(e["relearn_steps"]), eval_steps=e["relearn_steps"], lr=e["relearn_lr"],
+                                     batch_size=u["batch_size"], max_length=u["max_length"])
+            relearn_rows.extend({"model": name, **p} for p in curve)
+            values["relearn/knowmem_before"], values["relearn/knowmem_after"] = curve[0]["knowmem"], curve[-1]["knowmem"]
+            values.update({f"relearn/{k}": v for k, v in relearn_recovery(
+                [p["step"] for p in curve], [p["knowmem"] for p in curve]).items()})
+        elif relearn_ex:
+            notes["relearn/recovery"] = "the relearning curve measures KnowMem on the forget QA; the forget file has none"
+        metrics.update(_prefixed(name, values))
         not_computed.update({f"unlearn/{name}/{k}": r for k, r in notes.items()})
         frames.append(samples.assign(model=name))
+
+    with run.phase("original"):
+        evaluate("original", loaded.model, reference)
     ucfg = UnlearnConfig(method=method, steps=u["steps"], lr=u["lr"], batch_size=u["batch_size"],
                          max_length=u["max_length"], eval_every=u["eval_every"], seed=cfg["seed"], lora=u["lora"],
-                         lora_rank=u["lora_rank"])
-    use_stop = u["stop_rule"] and reference is not None and bool(data.forget_qa)
+                         lora_rank=u["lora_rank"], gradient_checkpointing=u["gradient_checkpointing"], hparams=hp)
+    use_stop = u["stop_rule"] and bool(levels)
+    mia_in_curve = "mia_auc" in levels
     with run.phase("unlearn"):
         res = unlearn(loaded.model, tokenizer, forget_ex, retain_ex, ucfg, out / "unlearn" / method,
-                      evaluate=lambda mdl: ev.quick_eval(Engine(mdl, tokenizer), data),
-                      stop_when=ev.stop_rule(reference.knowmem_forget) if use_stop else None, log=log)
+                      evaluate=lambda mdl: ev.quick_eval(Engine(mdl, tokenizer), data, reference, mia=mia_in_curve),
+                      stop_when=ev.stop_rule(levels) if use_stop else None, log=log)
     metrics[f"unlearn/{method}/stop_step"] = float("nan") if res.stop_step is None else res.stop_step
     if res.stop_step is None:
         not_computed[f"unlearn/{method}/stop_step"] = (
             "no reference level (pass --retrained or --holdout with QA) or no forget QA" if not use_stop
-            else "KnowMem on F never reached the reference level")
+            else f"never reached the reference level on {', '.join(levels)}")
     metrics[f"unlearn/{method}/steps_run"] = res.steps_run
     metrics[f"unlearn/{method}/diverged"] = float(res.diverged_at is not None)
     with run.phase("evaluate"):
-        engine = Engine(res.model, tokenizer)
-        six, samples, notes = ev.six_way(engine, data, reference)
-        rob, rnotes = ev.robustness(engine, data)
-        metrics.update(_prefixed(method, {**six, **{f"robust/{k}": v for k, v in rob.items()}}))
-        not_computed.update({f"unlearn/{method}/{k}": r for k, r in {**notes, **{f"robust/{k}": v for k, v in rnotes.items()}}.items()})
-        frames.append(samples.assign(model=method))
+        evaluate(method, res.model, reference)
     not_computed[f"unlearn/{method}/steps_run"] = "; ".join(res.notes)
     tables = {"samples": frames, "unlearn_curves": pd.DataFrame([{"method": method, **p} for p in res.curve])}
+    if relearn_rows:
+        tables["relearn_curves"] = pd.DataFrame(relearn_rows)
+    if probe_frames:
+        tables["adversarial_probes"] = pd.concat(probe_frames, ignore_index=True)
     return _finish(run, metrics, not_computed, tables, loaded.device,
                    {"model": loaded.name, "reference": reference.kind if reference else "none"})

@@ -45,7 +45,7 @@ from mnemoscope.families.tofu import tofu
 from mnemoscope.families.verbmem import verbmem
 from mnemoscope.metrics import knowledge as km
 from mnemoscope.metrics.roc import roc_auc
-from mnemoscope.metrics.unlearning import privleak
+from mnemoscope.metrics.unlearning import privleak, privleak_ci
 
 PRIVLEAK_K = 0.4  # MUSE: Min-40% Prob
 NAN = float("nan")
@@ -76,6 +76,8 @@ class EvalData:
     min_k_rounding: str = "up"  # "down": MUSE's int(k·n) for Min-40% (metrics.membership.min_k_count)
     knowmem_trailing_space: bool = False  # True: MUSE's prompt ends in "Answer: " (metrics.text.knowmem_prompt)
     tofu_eos: bool = False  # True: TOFU's code scores answer + EOS (families.tofu)
+    qa_prompt: Callable | None = None  # KnowMem's (shots, question) -> prompt; None: MUSE's (unlearn.chat for chat models)
+    tofu_template: str | None = None  # TOFU's context template with {question}; None: families.tofu's default
     n_boot: int = 200
     seed: int = 0
 
@@ -113,15 +115,26 @@ def knowmem_mean(engine: Engine, qa: Sequence[Mapping], data: EvalData) -> float
     """Mean MUSE KnowMem (×100) over ``qa``; NaN when there are no items."""
     if not qa:
         return NAN
-    _, m, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens,
+    _, m, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens, prompt=data.qa_prompt,
                       trailing_space=data.knowmem_trailing_space)
     return m["knowmem/rouge_l_f1/mean"]
 
 
-def quick_eval(engine: Engine, data: EvalData) -> dict[str, float]:
-    """The curve point: KnowMem on F and on R (two batched generate calls)."""
-    return {"knowmem_forget": knowmem_mean(engine, data.forget_qa, data),
-            "knowmem_retain": knowmem_mean(engine, data.retain_qa, data)}
+def quick_eval(engine: Engine, data: EvalData, reference: Reference | None = None, *,
+               mia: bool = False) -> dict[str, float]:
+    """The curve point: KnowMem on F and on R (two batched generate calls); with ``mia``, also the
+    Min-40% AUC of F against the holdout texts (one scoring pass) and, given a retrained
+    reference, PrivLeak."""
+    point = {"knowmem_forget": knowmem_mean(engine, data.forget_qa, data),
+             "knowmem_retain": knowmem_mean(engine, data.retain_qa, data)}
+    if mia and data.forget_texts and data.holdout_texts:
+        scores = min_k_scores(engine, list(data.forget_texts) + list(data.holdout_texts), rounding=data.min_k_rounding)
+        f, h = scores[: len(data.forget_texts)], scores[len(data.forget_texts):]
+        point["mia_auc"] = auc_forget_vs_holdout(f, h)
+        if reference is not None and reference.mia_forget is not None:
+            a_r = auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)
+            point["privleak"] = privleak(point["mia_auc"], a_r) if a_r < 1 else NAN
+    return point
 
 
 def perplexity(engine: Engine, texts: Sequence[str]) -> float:
@@ -143,13 +156,18 @@ def auc_forget_vs_holdout(forget_scores: np.ndarray, holdout_scores: np.ndarray)
     return roc_auc(y, np.r_[forget_scores, holdout_scores])
 
 
-def stop_rule(target: float, key: str = "knowmem_forget") -> Callable[[dict], bool]:
-    """The common rule: stop at the first eval point with ``point[key] ≤ target``."""
-    return lambda point: key in point and math.isfinite(point[key]) and point[key] <= target
+def stop_rule(target: float | Mapping[str, float], key: str = "knowmem_forget") -> Callable[[dict], bool]:
+    """The stopping rule: stop at the first eval point with ``point[key] ≤ target``; given
+    ``{key: level, ...}``, the first point where every key is at or below its level (e.g. KnowMem
+    on F and the forget-vs-holdout membership AUC, each at the retrained model's level)."""
+    levels = dict(target) if isinstance(target, Mapping) else {key: float(target)}
+    return lambda point: all(k in point and point[k] is not None and math.isfinite(point[k]) and point[k] <= v
+                             for k, v in levels.items())
 
 
-def choose_stop_step(curve: Sequence[Mapping], target: float, key: str = "knowmem_forget") -> int | None:
-    """Step of the first curve point (in step order) with ``key ≤ target``; None if never."""
+def choose_stop_step(curve: Sequence[Mapping], target: float | Mapping[str, float],
+                     key: str = "knowmem_forget") -> int | None:
+    """Step of the first curve point (in step order) that meets :func:`stop_rule`; None if never."""
     rule = stop_rule(target, key)
     for point in sorted(curve, key=lambda p: p["step"]):
         if rule(point):
@@ -159,7 +177,8 @@ def choose_stop_step(curve: Sequence[Mapping], target: float, key: str = "knowme
 
 def tofu_block(engine: Engine, items: Sequence[Mapping], forget: bool, data: EvalData) -> tuple[pd.DataFrame, dict]:
     """TOFU per-item frame and its means (probability, ROUGE-L recall, truth-ratio summary)."""
-    samples, m, _ = tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens, eos=data.tofu_eos)
+    extra = {"template": data.tofu_template} if data.tofu_template else {}
+    samples, m, _ = tofu(engine, items, forget=forget, max_new_tokens=data.knowmem_tokens, eos=data.tofu_eos, **extra)
     return samples, {"probability": m["tofu/probability/mean"], "rouge_l_recall": m["tofu/rouge_l_recall/mean"],
                      "truth_ratio": m["tofu/truth_ratio/summary"]}
 
@@ -204,7 +223,7 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
 
     for name, qa in (("forget", data.forget_qa), ("retain", data.retain_qa)):
         if qa:
-            ks, km_, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens,
+            ks, km_, _ = knowmem(engine, qa, data.shots, max_new_tokens=data.knowmem_tokens, prompt=data.qa_prompt,
                                  trailing_space=data.knowmem_trailing_space)
             metrics[f"knowmem_{name}"] = km_["knowmem/rouge_l_f1/mean"]
             frames.append(ks.assign(set=name, measure="knowmem", value=ks["knowmem"])[
@@ -225,6 +244,13 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
                 metrics["privleak"] = privleak(metrics["mia_auc"], auc_r)
             except MnemoscopeError as exc:  # the retrained model separates F perfectly: no denominator
                 notes["privleak"] = str(exc)
+            else:
+                lo, hi, used = privleak_ci(f_scores, h_scores, reference.mia_forget, reference.mia_holdout,
+                                           n_boot=data.n_boot, seed=data.seed)
+                metrics["privleak/ci_lo"], metrics["privleak/ci_hi"] = lo, hi
+                if not math.isfinite(lo):
+                    notes["privleak/ci_lo"] = notes["privleak/ci_hi"] = (
+                        f"only {used} of {data.n_boot} bootstrap replicates had a retrained AUC below 1")
         else:
             notes["privleak"] = "needs a retrained model (pass --retrained); mia_auc is the unlearned model's AUC alone"
     else:
@@ -297,7 +323,57 @@ def robustness(engine: Engine, data: EvalData) -> tuple[dict[str, float], dict[s
     return metrics, notes
 
 
-def relearn_attack(
+# --------------------------------------------------------------------------- adversarial probes
+
+
+def adversarial(engine: Engine, probes: Sequence[Mapping]) -> tuple[dict[str, float], pd.DataFrame]:
+    """RWKU-style probes (``probes.adversarial``), scored on the continuation only: a probe *hits*
+    when the greedy continuation of its prompt begins with its answer
+    (``metrics.directions.answer_match``), and its answer NLL is the mean −log p of the answer's
+    tokens after the prompt (a teacher-forced (prompt, answer) pair: the prompt is never scored).
+
+    Keys: ``adversarial/<type>/hit_rate`` and ``/answer_nll`` per probe type;
+    ``adversarial/forget/any_hit_rate``: the share of forget facts that at least one probe
+    (any type) recovers; ``adversarial/forget/adversarial_gain``: that share minus the share the
+    plain trained question recovers (what the adversarial wordings add);
+    ``adversarial/neighbour/hit_rate``: locality on the neighbours (should stay high)."""
+    from mnemoscope.metrics.directions import answer_match
+    from mnemoscope.probes.adversarial import ADVERSARIAL
+
+    probes = list(probes)
+    pairs = [(p["prompt"], " " + p["answer"].strip()) for p in probes]
+    scored = engine.score(pairs=pairs)
+    longest = max(s.n_scored for s in scored) + 2
+    outs = engine.generate([p["prompt"] for p in probes], max_new_tokens=longest)
+    frame = pd.DataFrame({
+        "id": [p["id"] for p in probes], "type": [p["type"] for p in probes], "fact": [p["fact"] for p in probes],
+        "split": [p["split"] for p in probes], "prompt": [p["prompt"] for p in probes],
+        "answer": [p["answer"] for p in probes], "generated": [o.text for o in outs],
+        "hit": [answer_match(o.text, p["answer"]) for o, p in zip(outs, probes)],
+        "answer_nll": [s.nll for s in scored]})
+    metrics: dict[str, float] = {}
+    for kind, g in frame.groupby("type", sort=False):
+        metrics[f"adversarial/{kind}/hit_rate"] = float(g["hit"].mean())
+        metrics[f"adversarial/{kind}/answer_nll"] = float(g["answer_nll"].mean())
+    forget = frame[frame["split"] == "forget"]
+    if len(forget):
+        by_fact = forget.groupby("fact")["hit"].any()
+        metrics["adversarial/forget/any_hit_rate"] = float(by_fact.mean())
+        plain = forget[forget["type"] == "question"].groupby("fact")["hit"].any()
+        if len(plain):
+            metrics["adversarial/forget/adversarial_gain"] = float(
+                forget[forget["type"].isin(("question",) + ADVERSARIAL)].groupby("fact")["hit"].any().mean()
+                - plain.reindex(by_fact.index, fill_value=False).mean())
+    neighbour = frame[frame["split"] == "neighbour"]
+    if len(neighbour):
+        metrics["adversarial/neighbour/hit_rate"] = float(neighbour["hit"].mean())
+    return metrics, frame
+
+
+# --------------------------------------------------------------------------- relearning curve
+
+
+def relearn_curve(
     model,
     tokenizer,
     learn: Sequence,
@@ -305,21 +381,57 @@ def relearn_attack(
     data: EvalData,
     out: str | Path,
     *,
-    steps: int = 10,
+    steps: int = 20,
+    eval_steps: Sequence[int] = (5, 10),
     lr: float = 1e-3,
     batch_size: int = 8,
     max_length: int = 256,
-) -> dict[str, float]:
-    """Relearning attack: fine-tune a *copy* for ``steps`` on part of F (``learn``, runner
-    Examples), then KnowMem on the rest of F (``test_qa``). Returns before/after/recovery (×100)."""
+) -> list[dict]:
+    """Relearning attack as a curve: fine-tune a *copy* of ``model`` on ``learn`` (runner
+    Examples: part of what was forgotten) and measure KnowMem on ``test_qa`` (forgotten facts that
+    are *not* relearned) before any step and after each of ``eval_steps`` and ``steps``. Returns
+    the curve ``[{"step", "knowmem", ...}]``; recovery = knowmem(step) − knowmem(0). A model that
+    hid the facts instead of removing them regains the untaught ones; a model that never saw
+    them (the retrained model) cannot, which sets the floor."""
     import copy
 
     from mnemoscope.unlearn.runner import FINETUNE, UnlearnConfig, finetune
 
-    before = knowmem_mean(Engine(model, tokenizer), test_qa, data)
     attacked = copy.deepcopy(model)
     cfg = UnlearnConfig(method=FINETUNE, steps=steps, lr=lr, batch_size=batch_size, max_length=max_length,
-                        seed=data.seed)
-    res = finetune(attacked, tokenizer, list(learn), cfg, out)
-    after = knowmem_mean(Engine(res.model, tokenizer), test_qa, data)
-    return {"knowmem_before": before, "knowmem_after": after, "recovery": after - before}
+                        seed=data.seed, eval_steps=tuple(int(s) for s in eval_steps))
+    res = finetune(attacked, tokenizer, list(learn), cfg, out,
+                   evaluate=lambda m: {"knowmem": knowmem_mean(Engine(m, tokenizer), test_qa, data)})
+    return [{"step": p["step"], "knowmem": p["knowmem"]} for p in sorted(res.curve, key=lambda p: p["step"])]
+
+
+# --------------------------------------------------------------------------- residue in the hidden states
+
+
+def residue(engine: Engine, fit: tuple[Sequence[str], Sequence[int]], test: tuple[Sequence[str], Sequence[int]],
+            control: tuple[Sequence[str], Sequence[int]] | None = None, *, method: str = "mean_diff",
+            folds: int = 5, n_boot: int = 0, seed: int = 0) -> dict[str, float]:
+    """A linear probe on the residual stream (``HFEngine.activations``, last prompt token) that
+    reads a binary attribute: the layer is the one whose held-out probe on the ``fit`` items is
+    best (``metrics.directions.probe_by_layer``); the direction fitted on every fit item at that
+    layer is applied to the ``test`` items (the forgotten ones) and the ``control`` items (never
+    trained: chance level) with ``metrics.residue.transfer``. Keys: ``accuracy``, ``auc``,
+    ``layer``, ``fit_auc`` and ``control_accuracy``."""
+    from mnemoscope.metrics.directions import probe_by_layer
+    from mnemoscope.metrics.residue import transfer
+
+    engine.require("activations", "the residue probe")
+    (fit_x, fit_y), (test_x, test_y) = fit, test
+    layers = list(range(engine.n_layers))
+    feats = engine.activations(list(fit_x) + list(test_x) + (list(control[0]) if control else []),
+                               layers=layers, position="last").values
+    n_fit, n_test = len(fit_x), len(test_x)
+    rows = probe_by_layer(feats[:n_fit], np.asarray(fit_y), layers, method=method, folds=folds, n_boot=n_boot, seed=seed)
+    best = max(range(len(rows)), key=lambda j: (rows[j]["auc"], layers[j]))
+    out = transfer(feats[:n_fit, best], fit_y, feats[n_fit:n_fit + n_test, best], test_y, method)
+    result = {"accuracy": out["accuracy"], "auc": out["auc"], "layer": float(layers[best]),
+              "fit_auc": rows[best]["auc"], "n": out["n"]}
+    if control:
+        result["control_accuracy"] = transfer(feats[:n_fit, best], fit_y, feats[n_fit + n_test:, best],
+                                              control[1], method)["accuracy"]
+    return result

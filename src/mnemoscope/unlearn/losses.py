@@ -301,3 +301,62 @@ def rmu_loss(
         h_retain.float() - h_retain_ref.detach().float(), retain_mask, "retain_mask"
     )
     return forget_term + alpha * retain_term
+
+
+# --------------------------------------------------------------------------- FLAT and ULD
+
+FLAT_DIVERGENCES = ("kl", "js", "tv", "pearson")
+
+
+def mean_token_prob(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Per example, the mean probability of its scored tokens, (1/|y|)·Σ_i p(y_i | y_<i, x) → [batch]."""
+    _check_labels(logits, labels)
+    shift = labels[:, 1:]
+    mask = shift != ignore_index
+    counts = mask.sum(-1)
+    if bool((counts == 0).any()):
+        raise MnemoscopeError("labels: an example has no scored tokens; check the answer mask / truncation length")
+    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+    p = logp.gather(-1, shift.clamp(min=0).unsqueeze(-1)).squeeze(-1).exp() * mask
+    return p.sum(-1) / counts.float()
+
+
+def flat_loss(p_template: torch.Tensor, p_forget: torch.Tensor, divergence: str = "kl") -> torch.Tensor:
+    """FLAT (Wang et al. 2024, *LLM Unlearning via Loss Adjustment with Only Forget Data*): the
+    negated variational form of an f-divergence between the template ("good") responses and the
+    forget responses, L = −g*(P_e) + f*(g*(P_f)), with P_e, P_f the batch means of the per-example
+    mean token probabilities (:func:`mean_token_prob`) of the template and the forget answers.
+    With the authors' activation g* and conjugate f* (their ``get_contrastive_loss``):
+
+    - ``kl``:      L = −P_e + exp(P_f − 1)
+    - ``js``:      L = softplus(−P_e) + softplus(P_f) − 2·log 2
+    - ``tv``:      L = −tanh(P_e)/2 + tanh(P_f)/2
+    - ``pearson``: L = −P_e + P_f²/4 + P_f
+
+    Minimising raises the template's probability and lowers the forget answer's, with weights
+    set by the divergence (no retain set)."""
+    if divergence not in FLAT_DIVERGENCES:
+        raise MnemoscopeError(f"flat divergence {divergence!r} is unknown: use one of {', '.join(FLAT_DIVERGENCES)}")
+    pe, pf = p_template.float().mean(), p_forget.float().mean()
+    if divergence == "kl":
+        return -pe + torch.exp(pf - 1.0)
+    if divergence == "js":
+        return F.softplus(-pe) + F.softplus(pf) - 2.0 * math.log(2.0)
+    if divergence == "tv":
+        return -torch.tanh(pe) / 2.0 + torch.tanh(pf) / 2.0
+    return -pe + pf * pf / 4.0 + pf
+
+
+def uniform_kl(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over masked positions of KL(U ‖ π_θ) = Σ_v (1/V)(log(1/V) − log p_θ(v)) = −log V − mean_v log p_θ(v):
+    how far the model is from the uniform distribution (ULD's "forget the retain set" term for
+    its assistant). ``mask`` is bool [...] over ``logits`` [..., V] positions."""
+    if tuple(mask.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"uniform_kl: mask {tuple(mask.shape)} must be logits {tuple(logits.shape)} without the vocab axis")
+    mask = mask.bool()
+    n = int(mask.sum())
+    if n == 0:
+        raise MnemoscopeError("uniform_kl: mask selects no positions; the retain batch has no scored tokens")
+    logp = torch.log_softmax(logits[mask].float(), dim=-1)
+    vocab = logits.shape[-1]
+    return (-math.log(vocab) - logp.mean(dim=-1)).sum() / n

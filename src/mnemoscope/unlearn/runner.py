@@ -204,15 +204,25 @@ class Diverged(Exception):
         self.step, self.value = step, value
 
 
-def resolve_hparams(method: str | Method, overrides: Mapping[str, float] | None) -> dict[str, float]:
-    """The method's defaults with ``overrides`` applied; an unknown name lists the known ones."""
+def resolve_hparams(method: str | Method, overrides: Mapping[str, object] | None) -> dict:
+    """The method's defaults with ``overrides`` applied (None = keep the default); an unknown name
+    lists the known ones. A value is a float unless its default is a string."""
     m = get_method(method) if isinstance(method, str) else method
     known = dict(m.defaults)
     for k, v in (overrides or {}).items():
         if k not in known and k not in m.extra_hparams:
             names = ", ".join(sorted(set(known) | set(m.extra_hparams))) or "none"
             raise MnemoscopeError(f"unlearn hparam '{k}' does not apply to method '{m.name}'; known: {names}")
-        known[k] = float(v)
+        if v is None:
+            continue
+        if isinstance(known.get(k), str):
+            known[k] = str(v)
+            continue
+        try:
+            known[k] = float(v)
+        except (TypeError, ValueError):
+            raise MnemoscopeError(f"unlearn hparam '{m.name}.{k}' must be a number, got {v!r}") from None
+    m.check(known)
     return known
 
 
@@ -227,9 +237,10 @@ def make_loss_fn(method: Method, hp: Mapping[str, float], reference=None) -> Cal
     def loss_fn(model, batch):
         device = next(model.parameters()).device
         batches = {"forget": _to(batch["forget"], device)}
-        if batch.get("retain") is not None:
-            batches["retain"] = _to(batch["retain"], device)
-        elif method.needs_retain:
+        for extra in ("retain", "pair"):
+            if batch.get(extra) is not None:
+                batches[extra] = _to(batch[extra], device)
+        if method.needs_retain and "retain" not in batches:
             raise MnemoscopeError(f"method '{method.name}' needs a retain set; pass --retain FILE")
         loss, extras = method.loss(Step(model, reference, batches, int(batch.get("step", -1))), hp)
         if not torch.isfinite(loss):
@@ -262,6 +273,28 @@ def apply_lora(model, rank: int, alpha: float, target_modules: Sequence[str] | N
     return peft.get_peft_model(model, config)
 
 
+def enable_checkpointing(model) -> None:
+    """Gradient checkpointing on a transformers model: activations are recomputed in the backward
+    pass instead of stored. Non-reentrant checkpointing, so frozen inputs (LoRA: only the adapters
+    train, the embeddings are frozen) still carry gradients to the adapters inside each block."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.x
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    elif hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    else:
+        raise MnemoscopeError(f"unlearn.gradient_checkpointing: {type(model).__name__} does not support gradient "
+                              "checkpointing; set unlearn.gradient_checkpointing=false")
+
+
+def disable_checkpointing(model) -> None:
+    if hasattr(model, "activation_checkpointing_disable"):
+        if getattr(model, "is_activation_checkpointing", False):
+            model.activation_checkpointing_disable()
+    elif getattr(model, "is_gradient_checkpointing", False):
+        model.gradient_checkpointing_disable()
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -287,6 +320,8 @@ class UnlearnConfig:
     lora: bool = False
     lora_rank: int = 8
     lora_alpha: float = 16.0
+    gradient_checkpointing: bool = False
+    eval_steps: tuple[int, ...] = ()  # evaluate after these steps too (besides eval_every and the end)
 
     def train_config(self) -> TrainConfig:
         every = self.checkpoint_every or self.eval_every or self.steps
@@ -346,6 +381,21 @@ def _read_curve(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def encode_forget(forget: Sequence[Example], tokenizer, method: Method, hp: dict, *, max_length: int,
+                  bos: str) -> tuple[list[TrainItem], list[TrainItem] | None]:
+    """The forget items and, for a method with ``needs_pairs``, each item's partner (the paired
+    example of its source example, repeated for every window of a long text), row for row."""
+    if not method.needs_pairs:
+        return encode_examples(forget, tokenizer, max_length=max_length, bos=bos), None
+    items, pairs = [], []
+    for e in forget:
+        own = encode_examples([e], tokenizer, max_length=max_length, bos=bos)
+        partner = encode_examples([method.paired(e, hp)], tokenizer, max_length=max_length, bos=bos)[0]
+        items += own
+        pairs += [partner] * len(own)
+    return items, pairs
+
+
 def unlearn(
     model,
     tokenizer,
@@ -359,7 +409,10 @@ def unlearn(
     log: Callable[[str], None] | None = None,
     accelerator=None,
 ) -> UnlearnResult:
-    """Unlearn ``forget`` from ``model`` (in place; with LoRA the merged model is ``result.model``).
+    """Unlearn ``forget`` from ``model``; ``result.model`` is what to evaluate: ``model`` itself
+    with new weights (trained in place, or written by the method, e.g. a negated task vector; with
+    LoRA the adapters merged), or a composite that combines ``model`` with a module the method
+    trained (``Method.combines``: WHP, ULD), leaving ``model``'s weights unchanged.
 
     Writes ``out/{checkpoints/, curve.jsonl, model.safetensors, done.json}``; a rerun with a
     complete ``done.json`` reloads the result instead of training, and an interrupted run
@@ -377,67 +430,65 @@ def unlearn(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = log or (lambda _m: None)
+    if cfg.lora and not method.lora:
+        raise MnemoscopeError(f"unlearn.lora: {name} cannot train LoRA adapters; set unlearn.lora=false for it")
     start_fp = fingerprint(model)
     done = out / DONE
     if done.exists():
         saved = json.loads(done.read_text())
-        _load(model, out / FINAL)
-        model.eval()
+        result_model = method.result_model(model, {}, method.trainee(model, hp), hp) if method.combines else model
+        _load(result_model, out / FINAL)
+        result_model.eval()
         log(f"{name}: already done, reusing {out / FINAL}")
         saved.pop("model", None)
-        return UnlearnResult(**saved, model=model)
+        return UnlearnResult(**saved, model=result_model)
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    f_items = encode_examples(forget, tokenizer, max_length=cfg.max_length, bos=cfg.bos)
+    f_items, p_items = encode_forget(forget, tokenizer, method, hp, max_length=cfg.max_length, bos=cfg.bos)
     r_items = encode_examples(retain, tokenizer, max_length=cfg.max_length, bos=cfg.bos) if retain else None
     if method.needs_retain and not r_items:
         raise MnemoscopeError(f"method '{name}' needs a retain set; pass --retain FILE or pick one of "
                               f"{', '.join(n for n in METHODS if not get_method(n).needs_retain)}")
     f_stream = BatchStream(f_items, cfg.batch_size, cfg.seed, pad)
+    p_stream = BatchStream(p_items, cfg.batch_size, cfg.seed, pad) if p_items else None  # same order as F's
     r_stream = BatchStream(r_items, cfg.batch_size, cfg.seed + 1, pad) if r_items else None
 
     def batch_fn(step: int) -> dict:
         return {"step": step, "forget": f_stream.batch(step),
+                "pair": p_stream.batch(step) if p_stream is not None else None,
                 "retain": r_stream.batch(step) if r_stream is not None and method.needs_retain else None}
 
-    if cfg.lora:
-        if not method.lora:
-            raise MnemoscopeError(f"unlearn.lora: {name} cannot train LoRA adapters; set unlearn.lora=false for it")
-        model = apply_lora(model, cfg.lora_rank, cfg.lora_alpha)
+    # π_ref is a frozen copy of the model before unlearning (taken before any adapter is added).
     ref_model = None
     if method.needs_reference:
         ref_model = copy.deepcopy(model).eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
+    train_model = method.trainee(model, hp)
+    # A method that trains another module and writes its result into the model (task vectors)
+    # needs the original weights at every eval point: keep them.
+    keeps_model = train_model is model or method.combines
+    base_state = {} if keeps_model else {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(train_model)
+    if cfg.lora:
+        train_model = apply_lora(train_model, cfg.lora_rank, cfg.lora_alpha)
 
-    # A method whose result is not the trained weights (task vectors) trains a copy; its result is
-    # written into the caller's model at every eval point.
-    train_model, base_state, view = model, None, None
-    if method.trains_copy():
-        base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        train_model = copy.deepcopy(model)
-        view = model
-
-    def result_into_view():
-        view.load_state_dict(method.result(base_state, train_model.state_dict(), hp))
+    def eval_model():
+        return method.result_model(model, base_state, train_model, hp)
 
     method.start(train_model, ref_model, hp, cfg.seed)
     loss_fn = make_loss_fn(method, hp, reference=ref_model)
     curve_path = out / CURVE
     tcfg = cfg.train_config()
     every = cfg.eval_every
+    at = {int(s) for s in cfg.eval_steps}
     state = {"stop_step": None, "good_step": None}
     curve = _read_curve(curve_path)
     if (out / STOP).exists():
         state["stop_step"] = next((p["step"] for p in curve if p.get("stop")), None)
     if accelerator is not None:  # every process reads the saved state before the main one writes
         accelerator.wait_for_everyone()
-
-    def eval_model():
-        if view is not None:
-            result_into_view()
-            return view
-        return train_model
 
     def record_point(steps_done: int, loss: float | None) -> None:
         if main:
@@ -447,7 +498,7 @@ def unlearn(
 
     def write_point(steps_done: int, loss: float | None) -> None:
         m = eval_model()
-        was_training = m.training
+        was_training = train_model.training
         m.eval()
         point = {"step": steps_done, **(evaluate(m) if evaluate else {})}
         if loss is not None:
@@ -461,13 +512,13 @@ def unlearn(
         curve[:] = [p for p in curve if p["step"] < steps_done] + [point]  # a resumed run redoes later points
         rundir.write_text(curve_path, "".join(json.dumps(rundir.json_safe(p)) + "\n" for p in curve))
         if was_training:
-            m.train()
+            train_model.train()
         log(f"{name} step {steps_done}: " + ", ".join(
             f"{k} {v:.2f}" for k, v in point.items() if k not in ("step", "stop") and isinstance(v, float)))
 
     def on_step(step: int, rec: dict) -> None:
         n = step + 1
-        if (every and n % every == 0) or n == cfg.steps:
+        if (every and n % every == 0) or n in at or n == cfg.steps:
             record_point(n, rec["loss"])
 
     resuming = bool(curve)
@@ -490,18 +541,18 @@ def unlearn(
     finally:
         method.stop()
     train_model.eval()
-    if view is not None:
-        result_into_view()
-        result_model = view
-    else:
-        result_model = train_model
+    result_model = eval_model()
     if state["stop_step"] is not None:
         _load(result_model, out / STOP)
         notes.append(f"{name}: stopping rule met at step {state['stop_step']}; that state is the result")
     elif stop_when is not None:
         notes.append(f"{name}: stopping rule never met within {cfg.steps} steps; the last state is the result")
     if cfg.lora:
-        result_model = result_model.merge_and_unload()
+        train_model = train_model.merge_and_unload()
+        result_model = method.result_model(model, base_state, train_model, hp) if method.combines else (
+            train_model if result_model is not model else result_model)
+    if cfg.gradient_checkpointing:
+        disable_checkpointing(train_model)
     result_model.eval()
     steps_run = history[-1]["step"] + 1 if history else (diverged_at or 0)
     result = UnlearnResult(name, steps_run, history, curve, state["stop_step"], diverged_at, restored,
@@ -526,11 +577,13 @@ FINETUNE = FineTune("finetune", "plain fine-tuning on the given examples")
 
 
 def finetune(model, tokenizer, examples: Sequence[Example], cfg: UnlearnConfig, out: str | Path,
-             log: Callable[[str], None] | None = None) -> UnlearnResult:
+             log: Callable[[str], None] | None = None,
+             evaluate: Callable[[object], dict] | None = None) -> UnlearnResult:
     """Fine-tune ``model`` in place on ``examples`` with the unlearning loop's settings (``cfg.method``
-    is ignored): checkpoints, resume and divergence handling as for :func:`unlearn`."""
+    is ignored): checkpoints, resume, divergence handling and ``evaluate`` curve points as for
+    :func:`unlearn`."""
     return unlearn(model, tokenizer, examples, None, dataclasses.replace(cfg, method=FINETUNE, hparams={}), out,
-                   log=log)
+                   log=log, evaluate=evaluate)
 
 
 def unlearn_sequence(
@@ -551,6 +604,10 @@ def unlearn_sequence(
     The model is updated in place, so every ``UnlearnResult.model`` is the same object holding the
     LAST state: measure each request's state in ``after_request(k, model)``, called right after it.
     """
+    method = cfg.method if isinstance(cfg.method, Method) else get_method(cfg.method)
+    if method.combines:
+        raise MnemoscopeError(f"sustainability: {method.name} combines models at decoding time, so request k cannot "
+                              "start from request k−1's weights; pick a method that changes the weights")
     out = Path(out)
     results: list[UnlearnResult] = []
     for k, forget in enumerate(requests, 1):

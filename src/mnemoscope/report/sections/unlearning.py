@@ -1,5 +1,7 @@
-"""Report sections for unlearning runs: six-way table, trade-off curves, scalability and
-sustainability, robustness, and what was not computed (with the reason)."""
+"""Report sections for unlearning runs: six-way table (PrivLeak with its CI), the trade-off frontier
+of every method's sweep, the robustness table (membership, extraction, adversarial probes,
+relearning, residue), relearning curves, adversarial probes by type, scalability and
+sustainability, and what was not computed (with the reason)."""
 
 from __future__ import annotations
 
@@ -22,18 +24,16 @@ from mnemoscope.report.html import (
 from mnemoscope.report.sections.families import run_notes
 
 SIX = [("verbmem_forget", "VerbMem F ↓"), ("knowmem_forget", "KnowMem F ↓"), ("knowmem_retain", "KnowMem R ↑"),
-       ("privleak", "PrivLeak (→0)"), ("ppl_holdout", "ppl held-out ↓"), ("forget_quality", "forget quality ↑"),
-       ("model_utility", "model utility ↑"), ("stop_step", "stop step")]
-ROBUST = [("robust/mia/loss/auc", "MIA loss AUC"), ("robust/mia/min_k/auc", "MIA Min-40% AUC"),
-          ("robust/extraction/exact_rate", "extraction exact"), ("robust/paraphrase/hit_rate", "reworded probe hits"),
-          ("relearn/knowmem_before", "relearn: KnowMem before"), ("relearn/knowmem_after", "relearn: after")]
+       ("privleak", "PrivLeak (→0)"), ("mia_auc", "Min-40% AUC F vs H"), ("ppl_holdout", "ppl held-out ↓"),
+       ("forget_quality", "forget quality ↑"), ("model_utility", "model utility ↑"), ("stop_step", "stop step")]
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p", "d")
 
 
 def _models(run: RunData) -> list[str]:
     names = []
     for key in run.metrics:
         m = re.fullmatch(r"unlearn/([^/]+)/knowmem_forget", key)
-        if m and m.group(1) not in names:
+        if m and m.group(1) not in names and m.group(1) != "reference":
             names.append(m.group(1))
     first = [n for n in ("original", "retrain") if n in names]
     return first + [n for n in names if n not in first]
@@ -49,25 +49,46 @@ def _notes(run: RunData) -> dict:
     notes = {k: v for k, v in run_notes(run).items() if k.startswith("unlearn/")}
     return {"reference": run.manifest.get("reference", "retrained"),
             "not_computed": {k: v for k, v in notes.items() if not k.endswith("/steps_run")},
-            "events": [v for k, v in notes.items() if k.endswith("/steps_run")]}
+            "events": [f"{k.split('/')[1]}: {v}" for k, v in notes.items() if k.endswith("/steps_run") and v]}
+
+
+def _cell(run: RunData, name: str, key: str, digits: int = 2) -> str:
+    value = fmt_value(run.metric(f"unlearn/{name}/{key}"), digits)
+    if key == "privleak":
+        lo, hi = run.metric(f"unlearn/{name}/privleak/ci_lo"), run.metric(f"unlearn/{name}/privleak/ci_hi")
+        if lo is not None and hi is not None:
+            value += f" [{fmt_value(lo, 1)}, {fmt_value(hi, 1)}]"
+    return value
 
 
 def _table(run: RunData, names: list[str], columns) -> Markup:
-    rows = [[n] + [fmt_value(run.metric(f"unlearn/{n}/{k}"), 2) for k, _ in columns] for n in names]
+    rows = [[n] + [_cell(run, n, k) for k, _ in columns] for n in names]
     return html_table(["model"] + [c for _, c in columns], rows, numeric=range(1, len(columns) + 1))
 
 
+def _facts(run: RunData) -> list[str]:
+    return sorted({k.split("@facts=")[1] for k in run.metrics if "/relearn/recovery@facts=" in k}, key=int)
+
+
 def section_unlearning(run: RunData) -> Markup | None:
-    """Six-way table (MUSE) + TOFU, robustness, and the reasons for anything not computed."""
+    """Six-way table (MUSE) + TOFU, the sweep's best point, and the reasons for anything not computed."""
     names = _models(run)
     if not names:
         return None
     notes = _notes(run)
     ref = notes.get("reference", "retrained")
+    columns = list(SIX)
+    if any(run.metric(f"unlearn/{n}/best/lr") is not None for n in names):
+        columns += [("best/lr", "best lr"), ("best/step", "best step")]
+    n_f, n_h = run.metric("data/forget_texts"), run.metric("data/holdout_texts")
+    texts = (Markup(" PrivLeak's AUC compares {} forget texts with {} holdout texts; [95% CI] by paired bootstrap "
+                    "over the texts.").format(fmt_value(n_f, 0), fmt_value(n_h, 0)) if n_f and n_h else Markup(""))
     parts = [Markup('<p class="caption">Reference: <b>{}</b>. ↓ lower is better, ↑ higher is better; the goal on F is '
                     'the retrained model\'s level, not zero. PrivLeak (MUSE\'s sign) near 0 is good: &lt; 0 under-unlearning '
-                    '(a model that was not unlearned scores about −100), &gt; 0 over-unlearning. Stop step: first evaluation where KnowMem on F reached the reference.</p>').format(ref),
-             _table(run, names, SIX), Markup("<h3>Is it really gone?</h3>"), _table(run, names, ROBUST)]
+                    '(a model that was not unlearned scores about −100), &gt; 0 over-unlearning.{} Stop step: first '
+                    'evaluation where the stopping rule was met; best lr/step: the sweep point chosen for the '
+                    'method (the stop point with the most utility).</p>').format(ref, texts),
+             _table(run, names, columns)]
     missing = notes.get("not_computed", {})
     if missing:
         rows = [[k, v] for k, v in sorted(missing.items())]
@@ -79,31 +100,130 @@ def section_unlearning(run: RunData) -> Markup | None:
     return section_html("Unlearning", Markup("\n").join(parts))
 
 
+def section_robustness(run: RunData) -> Markup | None:
+    """Is it really gone? Membership, extraction, adversarial probes, relearning and residue, per model."""
+    names = _models(run)
+    if not names:
+        return None
+    columns = [("robust/mia/loss/auc", "MIA loss AUC"), ("robust/mia/min_k/auc", "MIA Min-40% AUC"),
+               ("robust/extraction/exact_rate", "extraction exact"),
+               ("adversarial/question/hit_rate", "probe: question"),
+               ("adversarial/forget/any_hit_rate", "probe: any wording ↓"),
+               ("adversarial/forget/adversarial_gain", "adversarial gain"),
+               ("adversarial/neighbour/hit_rate", "locality: neighbours ↑")]
+    columns += [(f"relearn/recovery@facts={f}", f"relearn {f} fact(s): peak recovery") for f in _facts(run)]
+    columns += [("residue/accuracy", "residue probe acc."), ("residue/control_accuracy", "probe on unseen people")]
+    columns = [(k, c) for k, c in columns if any(run.metric(f"unlearn/{n}/{k}") is not None for n in names)]
+    if not columns:
+        return None
+    caption = Markup(
+        '<p class="caption">Compare each row with <b>retrain</b>, the model that never saw F. Probes: share of forget '
+        'facts whose answer begins the greedy continuation (any wording: at least one of the seven RWKU-style '
+        'probes; adversarial gain: what the adversarial wordings add to the plain question); locality: the same '
+        'on neighbours that were not forgotten. Relearning: KnowMem on forget facts that were <i>not</i> relearned, '
+        'after fine-tuning on the other facts of the same people: the highest point of the curve minus before (a long '
+        'narrow fine-tune also damages untaught facts, so the curve falls again). Residue: accuracy of a linear probe '
+        'fitted on the retain people\'s hidden states, reading the forget people\'s attribute (chance ≈ 0.5; '
+        'the last column: the same probe on never-trained people).</p>')
+    return section_html("Is it really gone?", caption + _table(run, names, columns))
+
+
+def _frontier(run: RunData) -> pd.DataFrame | None:
+    for name in ("unlearn_frontier.parquet", "unlearn_curves.parquet"):
+        path = run.run_dir / name
+        if path.is_file():
+            c = pd.read_parquet(path)
+            if len(c) and "knowmem_forget" in c.columns:
+                return c
+    return None
+
+
 def section_tradeoff(run: RunData) -> Markup | None:
-    """KnowMem on R against KnowMem on F along each method's run; the retrained model as a star."""
-    path = run.run_dir / "unlearn_curves.parquet"
+    """The trade-off frontier: every evaluation point of every method's sweep, each method's
+    Pareto frontier and best point, against the retrained and the original model."""
+    c = _frontier(run)
+    if c is None:
+        return None
+    panels = [("knowmem_forget", "KnowMem on forget set (↓ forgetting)")]
+    if "privleak" in c.columns and c["privleak"].notna().any():
+        panels.append(("privleak", "PrivLeak (→ 0)"))
+    fig = plots.new_figure(6.0 * len(panels), 5.0)
+    axes = [fig.add_subplot(1, len(panels), j + 1) for j in range(len(panels))]
+    for i, (method, g) in enumerate(c.groupby("method", sort=False)):
+        color, marker = plots.PALETTE[i % len(plots.PALETTE)], MARKERS[i % len(MARKERS)]
+        for ax, (x, _) in zip(axes, panels):
+            ax.plot(g[x], g["knowmem_retain"], marker, ms=3, alpha=0.3, color=color, linestyle="none")
+            if "pareto" in g.columns and x == "knowmem_forget":
+                front = g[g["pareto"].fillna(False).astype(bool)].sort_values(x)
+                ax.plot(front[x], front["knowmem_retain"], "-", color=color, alpha=0.7, linewidth=1)
+            chosen = g[g["best"].fillna(False).astype(bool)] if "best" in g.columns else g.iloc[0:0]
+            ax.plot(chosen[x], chosen["knowmem_retain"], marker, ms=9, color=color, markeredgecolor="black",
+                    label=method if ax is axes[0] else None)
+    for ax, (x, label) in zip(axes, panels):
+        for name, style, ms in (("retrain", "*", 15), ("original", "P", 11)):
+            rx, ry = run.metric(f"unlearn/{name}/{x}"), run.metric(f"unlearn/{name}/knowmem_retain")
+            if rx is not None and ry is not None:
+                ax.plot([rx], [ry], style, ms=ms, color="black", label=name if ax is axes[0] else None)
+        if x == "privleak":
+            ax.axvline(0.0, **plots.CHANCE_STYLE)
+        ax.set_xlabel(label)
+        ax.set_ylabel("KnowMem on retain set (↑ utility)")
+    fig.legend(loc="outside right upper", fontsize=8)
+    return section_html("Forgetting / utility trade-off", figure_html(
+        fig, "trade-off frontier", "MUSE's trade-off: every evaluation of every sweep run (faint; learning rate × "
+        "steps), each method's frontier (line: points no other point of that method beats on both axes) and its "
+        "best point (large marker: where the stopping rule chose), against the retrained model (star) and the "
+        "original (plus)."))
+
+
+def section_relearning(run: RunData) -> Markup | None:
+    """Relearning curves: KnowMem on untaught forget facts as the attacker fine-tunes on taught ones."""
+    path = run.run_dir / "relearn_curves.parquet"
     if not path.is_file():
         return None
     c = pd.read_parquet(path)
-    if c.empty or "knowmem_forget" not in c.columns:
+    if c.empty:
         return None
-    fig = plots.new_figure(6.5, 4.5)
-    ax = fig.add_subplot(1, 1, 1)
-    for i, (method, g) in enumerate(c.groupby("method", sort=False)):
-        g = g.sort_values("step")
-        ax.plot(g["knowmem_forget"], g["knowmem_retain"], "o-", ms=3, color=plots.PALETTE[i % len(plots.PALETTE)], label=method)
-        if "stop" in g.columns and g["stop"].fillna(False).astype(bool).any():
-            s = g[g["stop"].fillna(False).astype(bool)].iloc[0]
-            ax.plot([s["knowmem_forget"]], [s["knowmem_retain"]], "s", ms=8, mfc="none", color=plots.PALETTE[i % len(plots.PALETTE)])
-    rf, rr = run.metric("unlearn/retrain/knowmem_forget"), run.metric("unlearn/retrain/knowmem_retain")
-    if rf is not None and rr is not None:
-        ax.plot([rf], [rr], "*", ms=14, color="black", label="retrained")
-    ax.set_xlabel("KnowMem on forget set (↓)")
-    ax.set_ylabel("KnowMem on retain set (↑)")
-    ax.legend(fontsize=8)
-    return section_html("Forgetting / utility trade-off", figure_html(
-        fig, "trade-off curves", "Each point is an evaluation during unlearning (step 0 = the original model); "
-        "open squares mark the step chosen by the stopping rule."))
+    groups = sorted(c["facts"].unique()) if "facts" in c.columns else [None]
+    fig = plots.new_figure(5.2 * len(groups), 4.2)
+    for j, facts in enumerate(groups):
+        ax = fig.add_subplot(1, len(groups), j + 1)
+        sub = c if facts is None else c[c["facts"] == facts]
+        for i, (model, g) in enumerate(sub.groupby("model", sort=False)):
+            g = g.sort_values("step")
+            if model == "retrain":
+                ax.plot(g["step"], g["knowmem"], "-", color="black", linewidth=2.5, label="retrain (floor)")
+            elif model == "original":
+                ax.plot(g["step"], g["knowmem"], "--", color="black", linewidth=1.5, label="original")
+            else:
+                ax.plot(g["step"], g["knowmem"], MARKERS[i % len(MARKERS)] + "-", ms=4,
+                        color=plots.PALETTE[i % len(plots.PALETTE)], label=model)
+        ax.set_xlabel("relearning steps")
+        ax.set_ylabel("KnowMem on forget facts not relearned")
+        if facts is not None:
+            ax.set_title(f"relearning {facts} fact(s) per person")
+    fig.axes[0].legend(fontsize=7, ncol=2)
+    return section_html("Relearning curves", figure_html(
+        fig, "relearning curves", "An attacker fine-tunes each model on some facts of the forgotten people; the "
+        "curve is KnowMem on their other facts (never shown to the attacker). The retrained model, which never "
+        "learned them, sets the floor; a method whose curve climbs above it had hidden the facts, not removed them."))
+
+
+def section_probes(run: RunData) -> Markup | None:
+    """Hit rate of each adversarial probe type, per model."""
+    names = _models(run)
+    kinds = []
+    for key in run.metrics:
+        m = re.fullmatch(r"unlearn/[^/]+/adversarial/([^/]+)/hit_rate", key)
+        if m and m.group(1) not in kinds and m.group(1) not in ("forget", "neighbour"):
+            kinds.append(m.group(1))
+    if not kinds:
+        return None
+    cols = [(f"adversarial/{k}/hit_rate", k.replace("_", " ")) for k in kinds]
+    return section_html("Adversarial probes by type", Markup(
+        '<p class="caption">Share of probes of each type whose greedy continuation begins with the answer (RWKU-style: '
+        'fill-in-the-blank, the trained question, reworded questions, prefix injection, role play, reverse query, '
+        'in-context hints; neighbour types measure locality and should stay high).</p>') + _table(run, names, cols))
 
 
 def _series(run: RunData, tag: str) -> dict[str, list[tuple[int, float, float]]]:
@@ -141,5 +261,6 @@ def section_scale_sustain(run: RunData) -> Markup | None:
         "retain (↑, utility). Sustainability: each request starts from the previous request's result."))
 
 
-for _fn in (section_unlearning, section_tradeoff, section_scale_sustain):
+for _fn in (section_unlearning, section_tradeoff, section_robustness, section_relearning, section_probes,
+            section_scale_sustain):
     register_section(_fn)

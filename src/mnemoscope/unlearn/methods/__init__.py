@@ -22,6 +22,9 @@ METHODS: dict[str, str] = {
     "simnpo_gd": "mnemoscope.unlearn.methods.simnpo_gd",
     "task_vector": "mnemoscope.unlearn.methods.task_vector",
     "rmu": "mnemoscope.unlearn.methods.rmu",
+    "whp": "mnemoscope.unlearn.methods.whp",
+    "uld": "mnemoscope.unlearn.methods.uld",
+    "flat": "mnemoscope.unlearn.methods.flat",
 }
 
 __all__ = ["METHODS", "get_method"]

@@ -3,8 +3,12 @@
 A method is one module in ``unlearn/methods/`` holding ``METHOD``, an instance of
 :class:`Method` (or of a subclass that overrides its hooks). The runner (``unlearn.runner``)
 knows no method by name: it asks the method what it needs (a retain set, a frozen reference
-copy of the model), calls ``start`` before training, ``loss`` at every step, ``stop`` after, and
-``result`` for the weights to evaluate. ``methods.METHODS`` lists them.
+copy of the model, a paired example for each forget example), which module to train
+(``trainee``: the model itself, or a copy / a smaller model the method builds from it), calls
+``start`` before training, ``loss`` at every step, ``stop`` after, and ``result_model`` for the
+model to evaluate (the trained model; the original with new weights, e.g. a negated task
+vector; or a composite that combines the original with the trained module at decoding time,
+``engine.combined.CombinedLogits``). ``methods.METHODS`` lists them.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from mnemoscope.unlearn import losses as L
 class Step:
     """What a loss may ask about one training step, each computed once on demand: the model's
     and the frozen reference's logits on the forget (``"forget"``) or retain (``"retain"``)
-    batch, sequence log-likelihoods log π(y|x), per-example NLL −log π(y|x)/|y|, token counts
-    |y| and the next-token mask."""
+    batch, sequence log-likelihoods log π(y|x), per-example NLL −log π(y|x)/|y|, per-example mean
+    token probability, token counts |y| and the next-token mask. A method with ``needs_pairs``
+    also gets the ``"pair"`` batch: the paired example of each forget example, row for row."""
 
     def __init__(self, model, reference, batches: dict, step: int = -1):
         self.model, self.reference, self.batches, self.step = model, reference, batches, step
@@ -59,6 +64,10 @@ class Step:
         return self._memo(("ref_seq", which),
                           lambda: L.sequence_logprob(self.ref_logits(which), self.batch(which).labels))
 
+    def token_prob(self, which: str) -> torch.Tensor:
+        """Per-example mean probability of the scored tokens (1/|y|)·Σ p(y_i | ·)."""
+        return self._memo(("prob", which), lambda: L.mean_token_prob(self.logits(which), self.batch(which).labels))
+
     def counts(self, which: str) -> torch.Tensor:
         return L.token_counts(self.batch(which).labels)
 
@@ -75,7 +84,12 @@ class Method:
     """An unlearning method. ``defaults``: its hyperparameters with published defaults (the user
     overrides them by name); ``extra_hparams``: further accepted names without a default;
     ``retain_term``: "" (none), "nll" (+ w·mean NLL on R) or "kl" (+ w·KL(π_ref ‖ π_θ) on R),
-    added to ``forget_loss`` with w = ``retain_weight`` (a retain term implies ``needs_retain``)."""
+    added to ``forget_loss`` with w = ``retain_weight`` (a retain term implies ``needs_retain``).
+    A hyperparameter whose default is a string (e.g. FLAT's divergence) stays a string; every
+    other is a float. ``needs_pairs``: the method's ``paired(example, hp)`` gives each forget
+    example a partner (e.g. a template answer), batched alongside it. ``combines``: the result
+    is a composite of the original and the trained module (``result_model``), not one set of
+    weights."""
 
     name: str
     description: str
@@ -85,6 +99,8 @@ class Method:
     retain_term: str = ""
     extra_hparams: tuple[str, ...] = ()
     lora: bool = True  # can train LoRA adapters instead of every weight
+    needs_pairs: bool = False
+    combines: bool = False
     lab: dict = field(default_factory=dict)  # hyperparameters tuned for the embedded tiny lab, if they differ
 
     def __post_init__(self) -> None:
@@ -112,17 +128,27 @@ class Method:
         return {"nll_forget": float(step.nll("forget").detach().mean())}
 
     # ------------------------------------------------------------------ hooks (defaults: none)
+    def check(self, hp: dict) -> None:
+        """Refuse bad hyperparameter values with a one-line MnemoscopeError, before any work."""
+
     def start(self, model, reference, hp: dict, seed: int) -> None:
         """Before training (e.g. hook a layer)."""
 
     def stop(self) -> None:
         """After training, also when it failed (remove hooks)."""
 
-    def trains_copy(self) -> bool:
-        """True when the trained weights are not the result (see :meth:`result`)."""
-        return False
+    def trainee(self, model, hp: dict):
+        """The module the loop trains: the model itself (default), or one the method builds from
+        it (a copy to fine-tune further, a smaller assistant). Must not modify ``model``."""
+        return model
 
-    def result(self, original_state: dict, trained_state: dict, hp: dict) -> dict:
-        """The unlearned weights from the original and the trained ones (a method that trains a
-        copy, e.g. task-vector negation)."""
-        return trained_state
+    def result_model(self, model, original_state: dict, trained, hp: dict):
+        """The model to evaluate, from the original ``model`` (its weights before unlearning are
+        ``original_state``) and the ``trained`` module: by default the trained module. A method
+        may write new weights into ``model`` and return it (task vectors) or return a composite
+        (``engine.combined.CombinedLogits``) that references both without copying."""
+        return trained
+
+    def paired(self, example, hp: dict):
+        """The partner of one forget example (``unlearn.runner.Example``), for ``needs_pairs``."""
+        raise NotImplementedError(f"method {self.name} declares needs_pairs but defines no paired()")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 
@@ -64,12 +65,15 @@ class TaskVector(Method):
     def forget_loss(self, step, hp):
         return step.nll("forget").mean()  # θ_F: plain fine-tuning on F; the negation is the result
 
-    def trains_copy(self):
-        return True
+    def trainee(self, model, hp):
+        return copy.deepcopy(model)  # θ_F is trained on a copy; θ stays the original
 
-    def result(self, original_state, trained_state, hp):
-        return negate_task_vector(original_state, trained_state, hp["alpha"])
+    def result_model(self, model, original_state, trained, hp):
+        if hasattr(trained, "merge_and_unload"):  # LoRA: θ_F is the copy with its adapters merged
+            trained = copy.deepcopy(trained).merge_and_unload()
+        model.load_state_dict(negate_task_vector(original_state, trained.state_dict(), hp["alpha"]))
+        return model
 
 
-METHOD = TaskVector("task_vector", "fine-tune on F to θ_F, return θ − α(θ_F − θ)", {"alpha": 5.0}, lora=False,
+METHOD = TaskVector("task_vector", "fine-tune on F to θ_F, return θ − α(θ_F − θ)", {"alpha": 5.0},
                     lab={"alpha": 1.0})
