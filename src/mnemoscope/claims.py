@@ -224,7 +224,8 @@ register(Claim(
             minus="unlearn/npo_gd/knowmem_forget"),
      Effect("unlearn/original/knowmem_retain", "KnowMem on the retain set, original − unlearned (NPO+GD)",
             minus="unlearn/npo_gd/knowmem_retain")),
-    scale="With 6 forget people, one run's membership figures vary by about 0.12 AUC from seed to seed."))
+    scale="The person, not the text, is the unit that varies: one run's membership figures move "
+          "noticeably from seed to seed (docs/recipes.md, unlearning)."))
 
 register(Claim(
     "extraction", "Ippolito et al. 2023; Kuditipudi et al. 2025",
