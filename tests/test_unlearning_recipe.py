@@ -11,6 +11,7 @@ import pytest
 from mnemoscope.cli import main
 from mnemoscope.recipes import get_recipe
 from mnemoscope.recipes import unlearning as U
+from tests.helpers import claim_effects
 
 MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64, "model.vocab_size": 400,
@@ -81,6 +82,7 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
         assert title in html, title
     assert "sustainability" in html.lower()
     assert "PrivLeak" in U.summary(out) and "whp" in U.summary(out)
+    assert all(v is not None for v in claim_effects("unlearning", out).values())  # the claim opens the report
     from mnemoscope.engine import load_model
 
     for name in ("original", "retrained"):  # the lab's models load as they are (mnemoscope unlearn --model)
