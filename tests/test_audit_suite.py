@@ -190,6 +190,8 @@ def test_unknown_yaml_key_names_the_file_and_the_nearest_key(tmp_path, wide_dirs
         ("pairs.jsonl", '{"seen": "a b c", "false": "c b a"}\n', {"recognition": {"pairs": "pairs.jsonl"}},
          "pairs.jsonl:1: missing field 'foil'"),
         ("w.jsonl", '{"input": "some text", "label": 1}\n', {"data": {"wikimia": "w.jsonl"}}, "no non-members"),
+        ("s.jsonl", '{"text": "one two three four five six seven eight"}\n',
+         {"sort": {"texts": "s.jsonl", "segment_words": 0}}, "sort.segment_words must be ≥ 1"),
     ],
 )
 def test_a_bad_file_in_the_yaml_fails_with_one_line_and_no_run_dir(
@@ -246,7 +248,11 @@ def test_load_config_file_resolves_paths_next_to_the_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("text, pattern", [("[1, 2]\n", "mapping"), ("data: [\n", "not valid YAML"),
-                                           ("audit:\n  k: high\n", "expects float")])
+                                           ("audit:\n  k: high\n", "expects float"),
+                                           ("audit:\n  k: 1.5\n", r"'audit.k' \(.*a.yaml\) must be a fraction"),
+                                           ("data:\n  members: a.jsonl\ndata:\n  members: b.jsonl\n",
+                                            r"a.yaml:3: .*key 'data' appears twice"),
+                                           ("audit:\n  k: 0.2\n  k: 0.5\n", "key 'k' appears twice")])
 def test_load_config_file_rejects_bad_yaml(tmp_path, text, pattern):
     (tmp_path / "a.yaml").write_text(text)
     with pytest.raises(MnemoscopeError, match=pattern):

@@ -177,3 +177,48 @@ def test_summary_of_a_recipe_without_doses_or_attacks(tmp_path):
     assert "capacity/bits" in text and "12.500" in text
     assert "@exposures" not in text
     assert "(3 metrics in" in text
+
+
+@pytest.mark.parametrize("flags, pattern", [
+    (["--k", "1.5"], "must be a fraction in (0, 1], got 1.5"),
+    (["--seed", "-1"], "'seed' (--set seed=... or its flag) must be a whole number ≥ 0"),
+    (["--batch-size", "0"], "'engine.max_batch_size' (--set engine.max_batch_size=... or its flag) must be ≥ 1, got 0"),
+    (["--n-boot", "-5"], "'audit.n_boot' (--set audit.n_boot=... or its flag) must be ≥ 1"),
+])
+def test_settings_out_of_range_fail_before_the_run_directory(saved_model_dir, sets, tmp_path, capsys, flags, pattern):
+    out = tmp_path / "run"
+    _assert_clean_failure(_audit(saved_model_dir, *sets, out, *flags), capsys, out, pattern)
+
+
+def test_unlearn_settings_out_of_range_fail_before_the_run_directory(saved_model_dir, tmp_path, capsys):
+    forget = tmp_path / "f.jsonl"
+    forget.write_text(json.dumps({"question": "Where?", "answer": "Lisbon"}) + "\n")
+    out = tmp_path / "run"
+    for flags, pattern in ((["--steps", "0"], "'unlearn.steps' (--set unlearn.steps=... or its flag) must be ≥ 1"), (["--lr", "nan"], "must be a finite number, got nan"),
+                           (["--batch-size", "0"], "'unlearn.batch_size' (--set unlearn.batch_size=... or its flag) must be ≥ 1")):
+        code = main(["unlearn", "--model", str(saved_model_dir), "--forget", str(forget), "--retain", str(forget),
+                     "--method", "ga", "--out", str(out), *flags])
+        _assert_clean_failure(code, capsys, out, pattern)
+
+
+def test_out_that_is_a_file_and_a_model_folder_without_tokenizer(saved_model_dir, sets, tmp_path, capsys):
+    a_file = tmp_path / "afile"
+    a_file.write_text("keep me")
+    assert _audit(saved_model_dir, *sets, a_file) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and a_file.read_text() == "keep me"
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(saved_model_dir / name, bare / name)
+    out = tmp_path / "run"
+    _assert_clean_failure(_audit(bare, *sets, out), capsys, out, "holds no tokenizer (none of tokenizer.json")
+
+
+@pytest.mark.parametrize("setting, pattern", [
+    ("canaries.doses=[]", "must list 0"), ("canaries.doses=[1, 4]", "must list 0"),
+    ("canaries.doses=[0, a]", "expects a list of whole numbers"), ("canaries.per_dose=0", "per_dose must be ≥ 1"),
+    ("train.lr=nan", "finite"), ("seed=-3", "whole number ≥ 0"), ("train.steps=0", "≥ 1"),
+])
+def test_lab_settings_out_of_range_fail_before_the_run_directory(tmp_path, capsys, setting, pattern):
+    out = tmp_path / "run"
+    _assert_clean_failure(main(["run", "quickstart", "--out", str(out), "--set", setting]), capsys, out, pattern)

@@ -306,6 +306,7 @@ def test_compare_command(sweep, capsys):
     (["run", "--seeds", "0,1", "--set", "seed=3", "--out", "{tmp}/s"], r"drop --set seed"),
     (["run", "--seeds", "0,1", "--out", "{tmp}/runs/done"], r"is a run directory"),
     (["track", "{tmp}/runs/stopped", "--to", "mlflow"], r"not a complete run directory"),
+    (["compare", "{tmp}/runs/done", "--html", "{tmp}/empty"], r"--html .*empty is a folder: name the page's file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, pattern):
     (tmp_path / "empty").mkdir()

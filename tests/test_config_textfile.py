@@ -53,6 +53,38 @@ def test_sections_merge_and_a_leaf_declared_twice_is_a_bug():
         merge_sections({"a": {"x": 1}}, {"a": {"x": 2}})
 
 
+@pytest.mark.parametrize("override, pattern", [
+    ({"seed": -1}, r"'seed' \(--set seed=\.\.\. or its flag\) must be a whole number ≥ 0, got -1"),
+    ({"train.lr": 0.0}, r"'train.lr' .* must be a number > 0"),
+    ({"train.lr": float("nan")}, r"'train.lr' .* must be a finite number, got nan"),
+    ({"train.lr": float("inf")}, r"finite number"),
+    ({"train.steps": 0}, r"'train.steps' .* must be ≥ 1, got 0"),
+    ({"doses": [0, "a"]}, r"'doses' in --set expects a list of whole numbers"),
+    ({"doses": [0, 1.5]}, r"expects a list of whole numbers"),
+    ({"names": ["a", 3]}, r"'names' in --set expects a list of strings"),
+    ({"audit.k": 1.5}, r"'audit.k' .* fraction in \(0, 1\]"),
+    ({"audit.k": 0}, r"fraction in \(0, 1\]"),
+    ({"sweep.lr": [1e-4, -1e-3]}, r"'sweep.lr' .* a number > 0"),
+    ({"sweep.steps": [10, 0]}, r"'sweep.steps' .* ≥ 1"),
+])
+def test_shared_settings_out_of_range_are_refused(override, pattern):
+    tree = {**DEFAULTS, "names": ["x"], "audit": {"k": 0.2, "n_boot": 100},
+            "sweep": {"lr": [1e-4], "steps": [10]}}
+    resolve(tree, {"doses": [0, 2.0], "audit.k": 1, "sweep.steps": [], "names": []})  # the edges that are fine
+    with pytest.raises(MnemoscopeError, match=pattern):
+        resolve(tree, override)
+
+
+def test_every_recipe_default_passes_its_own_checks():
+    from mnemoscope.recipes import RECIPES, audit, get_recipe
+    from mnemoscope.recipes import unlearning as u
+
+    for name in RECIPES:
+        resolve(get_recipe(name).DEFAULTS)
+    resolve(audit.DEFAULTS)
+    resolve(u.USER_DEFAULTS, where="a file")
+
+
 def test_wrong_type_is_refused():
     with pytest.raises(MnemoscopeError, match="expects int"):
         resolve(DEFAULTS, {"train.steps": "many"})

@@ -39,10 +39,11 @@ def _config(kind: str, vocab: int, tok) -> T.PretrainedConfig:
         "phi": lambda: T.PhiConfig(**small),
         "olmo": lambda: T.OlmoConfig(**small),
         "olmo2": lambda: T.Olmo2Config(**small),
+        "mpt": lambda: T.MptConfig(d_model=32, n_heads=4, n_layers=3, max_seq_len=128, expansion_ratio=2, **ids),
     }[kind]()
 
 
-ARCHS = ["llama", "mistral", "qwen2", "gemma", "gemma2", "gpt_neox", "gpt2", "opt", "phi", "olmo", "olmo2"]
+ARCHS = ["llama", "mistral", "qwen2", "gemma", "gemma2", "gpt_neox", "gpt2", "opt", "phi", "olmo", "olmo2", "mpt"]
 
 
 def _arch_model(kind, tok):
@@ -81,6 +82,15 @@ def _hooked_logits(model, blocks, ids, layer, fn):
             return torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
     finally:
         handle.remove()
+
+
+def test_rmu_takes_the_same_blocks_on_every_architecture(arch):
+    """RMU's layer tap uses the engine's generic block rule (MPT's blocks are ``transformer.blocks``,
+    which a name-based rule missed)."""
+    from mnemoscope.unlearn.methods.rmu import decoder_layers
+
+    _, engine = arch
+    assert decoder_layers(engine.model) is find_blocks(engine.model) and len(decoder_layers(engine.model)) == 3
 
 
 def test_every_architecture_reads_and_steers(arch, tokenizer):

@@ -277,6 +277,10 @@ def _compare(args) -> int:
         keys = set().union(*(r.metrics for r in gather(args.targets)))
         print("\n".join(match_keys(keys, "**")))
         return 0
+    if args.html:
+        from mnemoscope.report.comparison import check_page_path
+
+        check_page_path(args.html)
     comparison = compare(args.targets, args.metrics or None)
     for warning in comparison.warnings:
         print(f"mnemoscope: warning: {warning}", file=sys.stderr)

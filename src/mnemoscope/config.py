@@ -5,12 +5,17 @@ a leaf's type is its default's type, or ``Typed(type)`` for a leaf whose default
 ``--set train.steps=50`` overrides one leaf; values are parsed as YAML scalars/lists (``64``,
 ``1e-3``, ``[0, 1, 4]``, ``true``). An unknown key is an error naming the nearest known key, and a
 value of the wrong type is an error naming the key and the type it expects — both before any work.
+So is a value out of range for the settings every recipe shares by name (``seed`` ≥ 0; ``lr`` a
+finite number > 0; ``steps``, ``epochs``, ``batch_size``, ``max_batch_size``, ``n_boot`` and
+``n_perm`` ≥ 1; ``k`` in (0, 1]), a NaN or infinite number anywhere, and a list element of another
+kind than the default list's elements.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import math
 
 import yaml
 
@@ -93,8 +98,64 @@ def resolve(defaults: dict, overrides: dict[str, object] | None = None, where: s
             raise MnemoscopeError(
                 f"config key '{key}' expects {type(old).__name__}, got {value!r} ({type(value).__name__})"
             )
+        if isinstance(old, list) and isinstance(value, list):
+            _check_elements(key, old, value, where)
         node[leaf] = float(value) if isinstance(old, float) and isinstance(value, int) else value
+    check_ranges(config, where)
     return config
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_elements(key: str, default: list, value: list, where: str) -> None:
+    """A list of numbers takes numbers (whole ones where the default's are), a list of strings
+    takes strings."""
+    if not default:
+        return
+    if all(_is_number(d) for d in default):
+        want_int = all(isinstance(d, int) for d in default)
+        for x in value:
+            if not _is_number(x) or (want_int and not float(x).is_integer()):
+                kind = "whole numbers" if want_int else "numbers"
+                raise MnemoscopeError(f"config key '{key}' in {where} expects a list of {kind}, got {value!r}")
+    elif all(isinstance(d, str) for d in default):
+        for x in value:
+            if not isinstance(x, str):
+                raise MnemoscopeError(f"config key '{key}' in {where} expects a list of strings, got {value!r}")
+
+
+_AT_LEAST_ONE = ("steps", "epochs", "batch_size", "max_batch_size", "n_boot", "n_perm")
+
+
+def _range_error(key: str, where: str, rule: str, value) -> MnemoscopeError:
+    source = f"--set {key}=... or its flag" if where == "--set" else where
+    return MnemoscopeError(f"config key '{key}' ({source}) must be {rule}, got {value!r}")
+
+
+def check_ranges(config: dict, where: str = "--set", prefix: str = "") -> None:
+    """Range rules for the settings shared by name (see the module docstring); one-line errors
+    naming the key, before any work."""
+    for name, value in config.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            check_ranges(value, where, key + ".")
+            continue
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise _range_error(key, where, "a finite number", value)
+        if value is None:
+            continue
+        if name == "seed" and (not isinstance(value, int) or value < 0):
+            raise _range_error(key, where, "a whole number ≥ 0", value)
+        if name == "lr" and not all(_is_number(v) and v > 0 for v in values):
+            raise _range_error(key, where, "a number > 0 (a learning rate)", value)
+        if name in _AT_LEAST_ONE and not all(_is_number(v) and v >= 1 for v in values):
+            raise _range_error(key, where, "≥ 1", value)
+        if name == "k" and not (_is_number(value) and 0 < value <= 1):
+            raise _range_error(key, where, "a fraction in (0, 1]", value)
 
 
 def _typed(key: str, type_: type, value):

@@ -151,6 +151,8 @@ def open_run_dir(out: Path, cfg: dict, warn=None) -> Path:
     :func:`progress`); one that stopped before any (e.g. bad input found while preparing data)
     is replaced, so the corrected command can run where the failed one did."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MnemoscopeError(f"--out {out} is a file, not a folder: pass --out NEW_DIR")
     config_file = out / "config.yaml"
     if config_file.exists():
         previous = yaml.safe_load(config_file.read_text())

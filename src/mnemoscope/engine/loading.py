@@ -124,15 +124,24 @@ def ensure_pad_token(tokenizer) -> None:
         tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise MnemoscopeError(
-            f"could not load a tokenizer from '{name_or_path}': {str(exc).splitlines()[0]}"
-        ) from exc
+        folder = Path(name_or_path)
+        if folder.is_dir() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+            raise MnemoscopeError(
+                f"{folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}): save the model's tokenizer "
+                f"next to its weights (tokenizer.save_pretrained('{folder}'))"
+            ) from exc
+        reason = " ".join(str(exc).split())
+        reason = reason if len(reason) <= 300 else reason[:297] + "..."
+        raise MnemoscopeError(f"could not load a tokenizer from '{name_or_path}': {reason}") from exc
     ensure_pad_token(tok)
     return tok
 

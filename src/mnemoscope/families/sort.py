@@ -68,6 +68,9 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
     conditions = (True, False) if s["long_term"] else (True,)
     key = f"sort/{_condition(True)}/accuracy"
     seg, exc = int(s["segment_words"]), s["excerpt_words"]
+    if seg < 1 or (exc is not None and exc < 2):
+        raise MnemoscopeError(f"sort.segment_words must be ≥ 1 and sort.excerpt_words ≥ 2 (or null); "
+                              f"got {seg} and {exc}")
     need = max(2 * seg, exc or 0)
     usable = [(i, t) for i, t in enumerate(texts) if len(t.split()) >= need]
     for i, t in enumerate(texts):

@@ -68,6 +68,22 @@ def random_token_string(rng: random.Random, tokenizer, n_tokens: int, vocab: lis
             return text
 
 
+def check_canary_settings(c: dict, section: str = "canaries") -> None:
+    """A lab's ``canaries`` section, checked before any work: doses are whole repetition counts
+    that include 0 (the held-out controls every dose is compared with) and at least one dose > 0;
+    at least one canary per dose and one control; known kinds."""
+    doses = c["doses"]
+    if not doses or 0 not in doses or max(doses) < 1 or min(doses) < 0:
+        raise MnemoscopeError(f"{section}.doses must list 0 (the held-out controls) and at least one dose ≥ 1, "
+                              f"none negative; got {doses!r}")
+    for key in ("per_dose", "n_controls"):
+        if c[key] < 1:
+            raise MnemoscopeError(f"{section}.{key} must be ≥ 1, got {c[key]!r}")
+    unknown = [k for k in c["kinds"] if k not in CANARY_KINDS]
+    if not c["kinds"] or unknown:
+        raise MnemoscopeError(f"{section}.kinds must name one or more of {', '.join(CANARY_KINDS)}; got {c['kinds']!r}")
+
+
 def make_canaries(
     per_dose: int,
     doses: tuple[int, ...] = DEFAULT_DOSES,

@@ -47,6 +47,21 @@ PATH_KEYS = tuple(key for f in FAMILIES for key in f.PATH_KEYS)
 MODEL_KEYS = ("model.name", *(key for f in FAMILIES for key in getattr(f, "MODEL_KEYS", ())))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, but a key written twice in one mapping is an error (PyYAML keeps the
+    last silently, so a second ``data:`` section would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one section; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config_file(path: str | Path) -> dict[str, object]:
     """A YAML audit config → dotted overrides, checked against ``DEFAULTS`` (an unknown key is an
     error naming the file and the nearest known key). Relative file paths become relative to the
@@ -55,7 +70,7 @@ def load_config_file(path: str | Path) -> dict[str, object]:
     if not path.is_file():
         raise MnemoscopeError(f"{path}: audit config not found; check the --config path")
     try:
-        tree = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        tree = yaml.load(path.read_bytes().decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except UnicodeDecodeError as exc:
         raise MnemoscopeError(f"{path}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
     except yaml.YAMLError as exc:

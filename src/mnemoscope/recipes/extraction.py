@@ -44,7 +44,7 @@ from mnemoscope.families import (
 from mnemoscope.families.base import Context, Result
 from mnemoscope.families.membership import membership_metrics
 from mnemoscope.lab.tiny import build_model
-from mnemoscope.probes.canaries import make_canaries
+from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes.common import (
     finish_lab_run,
@@ -80,6 +80,7 @@ DEFAULTS = {
 
 def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve(DEFAULTS, overrides)
+    check_canary_settings(cfg["canaries"])
     run = rundir.Run(out, cfg, "extraction")
     out = run.out
     seed = cfg["seed"]

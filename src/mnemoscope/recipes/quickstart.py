@@ -20,7 +20,7 @@ from mnemoscope.engine.loading import resolve_device
 from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.membership import ATTACKS, membership_metrics, score_texts
 from mnemoscope.lab.tiny import build_model, count_parameters
-from mnemoscope.probes.canaries import make_canaries
+from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes.common import finish_lab_run, lab_tokenizer
 from mnemoscope.train.data import InjectedData, pack_background, plan_injections
@@ -48,6 +48,7 @@ DEFAULTS = {
 
 def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve(DEFAULTS, overrides)
+    check_canary_settings(cfg["canaries"])
     run = rundir.Run(out, cfg, "quickstart")
     seed = cfg["seed"]
 

@@ -24,6 +24,7 @@ from markupsafe import Markup, escape
 from mnemoscope import rundir
 from mnemoscope.claims import claim_for, effect_spread
 from mnemoscope.compare import Comparison, as_number, display_value, fmt_cell
+from mnemoscope.errors import MnemoscopeError
 from mnemoscope.report import plots
 from mnemoscope.report.html import DASH, TEMPLATE, figure_html, html_table, section_html
 from mnemoscope.runs import Run, natural_key
@@ -461,9 +462,16 @@ def render_comparison(c: Comparison, page_path: Path | None = None, title: str |
     )
 
 
+def check_page_path(path: Path) -> None:
+    """A page path that is a folder is refused in one line (before any work)."""
+    if Path(path).is_dir():
+        raise MnemoscopeError(f"--html {path} is a folder: name the page's file, e.g. {Path(path) / 'comparison.html'}")
+
+
 def write_comparison(c: Comparison, path: str | Path, title: str | None = None,
                      every: Comparison | None = None) -> Path:
     """Render the page and write it atomically to ``path``."""
     path = Path(path)
+    check_page_path(path)
     rundir.write_text(path, render_comparison(c, path, title, every))
     return path

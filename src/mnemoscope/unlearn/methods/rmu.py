@@ -13,13 +13,15 @@ from mnemoscope.unlearn.methods.base import Method
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:
-    """The model's list of transformer blocks (the ModuleList as long as num_hidden_layers)."""
-    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and (n is None or len(module) == n) and name.endswith(("layers", "h")):
-            return module
-    raise MnemoscopeError("rmu: cannot find the model's decoder layers (a ModuleList named 'layers' or 'h'); "
-                          "use another method")
+    """The model's list of transformer blocks, found by the engine's generic rule (the largest
+    ModuleList of num_hidden_layers identical blocks: Llama's ``layers``, GPT-2's ``h``, MPT's
+    ``blocks``, ...)."""
+    from mnemoscope.engine.activations import find_blocks
+
+    try:
+        return find_blocks(model)
+    except MnemoscopeError as exc:
+        raise MnemoscopeError(f"rmu: {exc}; use another method") from exc
 
 
 class LayerTap:
