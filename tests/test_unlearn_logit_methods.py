@@ -217,6 +217,11 @@ def test_flat_pairs_each_forget_example_with_the_template(tokenizer):
     assert R.resolve_hparams("flat", {"divergence": "js"})["divergence"] == "js"  # a string hparam stays a string
     with pytest.raises(MnemoscopeError, match="number"):
         R.resolve_hparams("npo", {"beta": "high"})
+    for bad in (-1.0, 0.0, float("nan")):  # refused while resolving, before any run directory or model
+        with pytest.raises(MnemoscopeError, match=r"'npo.beta' must be a finite number > 0"):
+            R.resolve_hparams("npo", {"beta": bad})
+    with pytest.raises(MnemoscopeError, match=r"'npo_gd.retain_weight' must be a finite number, got inf"):
+        R.resolve_hparams("npo_gd", {"retain_weight": float("inf")})
 
 
 def test_flat_raises_the_template_and_lowers_the_forget_answers(fresh, tokenizer, tmp_path):

@@ -222,6 +222,9 @@ def resolve_hparams(method: str | Method, overrides: Mapping[str, object] | None
             known[k] = float(v)
         except (TypeError, ValueError):
             raise MnemoscopeError(f"unlearn hparam '{m.name}.{k}' must be a number, got {v!r}") from None
+        if not math.isfinite(known[k]) or (k == "beta" and known[k] <= 0):
+            rule = "a finite number > 0 (NPO's inverse temperature)" if k == "beta" else "a finite number"
+            raise MnemoscopeError(f"unlearn hparam '{m.name}.{k}' must be {rule}, got {v!r}")
     m.check(known)
     return known
 
