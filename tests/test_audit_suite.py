@@ -252,11 +252,18 @@ def test_load_config_file_resolves_paths_next_to_the_yaml(tmp_path):
                                            ("audit:\n  k: 1.5\n", r"'audit.k' \(.*a.yaml\) must be a fraction"),
                                            ("data:\n  members: a.jsonl\ndata:\n  members: b.jsonl\n",
                                             r"a.yaml:3: .*key 'data' appears twice"),
-                                           ("audit:\n  k: 0.2\n  k: 0.5\n", "key 'k' appears twice")])
+                                           ("audit:\n  k: 0.2\n  k: 0.5\n", "key 'k' appears twice"),
+                                           ("data: [m.jsonl]\n", r"section 'data:' must hold 'key: value' lines"),
+                                           ("qqqqzzzz: 1\n", r"unknown config key 'qqqqzzzz' .*; known: sections ")])
 def test_load_config_file_rejects_bad_yaml(tmp_path, text, pattern):
     (tmp_path / "a.yaml").write_text(text)
     with pytest.raises(MnemoscopeError, match=pattern):
         audit.load_config_file(tmp_path / "a.yaml")
+
+
+def test_an_empty_section_sets_nothing(tmp_path):
+    (tmp_path / "a.yaml").write_text("knowmem:\naudit:\n  k: 0.5\n")
+    assert audit.load_config_file(tmp_path / "a.yaml") == {"audit.k": 0.5}
 
 
 def test_wikimia_overlap_is_warned_with_its_count_and_dropped(tmp_path):

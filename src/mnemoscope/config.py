@@ -50,7 +50,9 @@ def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
 
 def _unknown(key: str, known: list[str], where: str) -> MnemoscopeError:
     near = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(known)}"
+    sections = sorted({k.split(".")[0] for k in known})
+    listing = ", ".join(known) if len(known) <= 20 else "sections " + ", ".join(sections)
+    hint = f"; did you mean '{near[0]}'?" if near else f"; known: {listing}"
     return MnemoscopeError(f"unknown config key '{key}' in {where}{hint}")
 
 

@@ -82,6 +82,12 @@ def load_config_file(path: str | Path) -> dict[str, object]:
         tree = {}
     if not isinstance(tree, dict):
         raise MnemoscopeError(f"{path}: an audit config must be a YAML mapping of sections (data:, knowmem:, ...)")
+    for name, section in list(tree.items()):
+        if section is None and isinstance(DEFAULTS.get(name), dict):
+            del tree[name]  # a section written with nothing under it sets nothing
+        elif isinstance(DEFAULTS.get(name), dict) and not isinstance(section, dict):
+            raise MnemoscopeError(f"{path}: section '{name}:' must hold 'key: value' lines "
+                                  f"(e.g. '{name}: {{{next(iter(DEFAULTS[name]))}: ...}}'), got {section!r}")
     flat = flatten(tree)
     resolve(DEFAULTS, flat, where=str(path))  # unknown keys and wrong types fail here, naming the file
     base = path.resolve().parent
