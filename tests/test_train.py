@@ -137,3 +137,6 @@ def test_bad_train_config():
         TrainConfig(steps=0).validate()
     with pytest.raises(MnemoscopeError, match="schedule"):
         TrainConfig(schedule="linear-ish").validate()
+    for lr in (0.0, -1e-3, float("nan"), float("inf")):  # NaN once slipped past `lr <= 0` into AdamW
+        with pytest.raises(MnemoscopeError, match="train.lr must be a finite number > 0"):
+            TrainConfig(lr=lr).validate()

@@ -83,9 +83,11 @@ def load_config_file(path: str | Path) -> dict[str, object]:
     if not isinstance(tree, dict):
         raise MnemoscopeError(f"{path}: an audit config must be a YAML mapping of sections (data:, knowmem:, ...)")
     for name, section in list(tree.items()):
-        if section is None and isinstance(DEFAULTS.get(name), dict):
+        if not isinstance(DEFAULTS.get(name), dict) or isinstance(section, dict):
+            continue  # a known section as a mapping, or a key resolve() will judge
+        if section is None:
             del tree[name]  # a section written with nothing under it sets nothing
-        elif isinstance(DEFAULTS.get(name), dict) and not isinstance(section, dict):
+        else:
             raise MnemoscopeError(f"{path}: section '{name}:' must hold 'key: value' lines "
                                   f"(e.g. '{name}: {{{next(iter(DEFAULTS[name]))}: ...}}'), got {section!r}")
     flat = flatten(tree)

@@ -472,6 +472,5 @@ def write_comparison(c: Comparison, path: str | Path, title: str | None = None,
                      every: Comparison | None = None) -> Path:
     """Render the page and write it atomically to ``path``."""
     path = Path(path)
-    check_page_path(path)
     rundir.write_text(path, render_comparison(c, path, title, every))
     return path

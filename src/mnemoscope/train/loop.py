@@ -54,8 +54,8 @@ class TrainConfig:
                 raise MnemoscopeError(f"train.{name} must be ≥ 1 (got {getattr(self, name)})")
         if self.schedule not in ("cosine", "constant"):
             raise MnemoscopeError(f"unknown train.schedule '{self.schedule}': use cosine or constant")
-        if self.lr <= 0:
-            raise MnemoscopeError(f"train.lr must be > 0 (got {self.lr})")
+        if not self.lr > 0 or self.lr == float("inf"):  # NaN fails `> 0`
+            raise MnemoscopeError(f"train.lr must be a finite number > 0 (got {self.lr})")
 
 
 class ProbeHook(Protocol):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from mnemoscope.engine.activations import find_blocks
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.unlearn import losses as L
 from mnemoscope.unlearn.methods.base import Method
@@ -16,8 +17,6 @@ def decoder_layers(model) -> torch.nn.ModuleList:
     """The model's list of transformer blocks, found by the engine's generic rule (the largest
     ModuleList of num_hidden_layers identical blocks: Llama's ``layers``, GPT-2's ``h``, MPT's
     ``blocks``, ...)."""
-    from mnemoscope.engine.activations import find_blocks
-
     try:
         return find_blocks(model)
     except MnemoscopeError as exc:
