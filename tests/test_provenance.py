@@ -108,7 +108,7 @@ def test_manifest_records_the_run_inputs_hashed_when_the_run_started(tmp_path):
     cfg = {"seed": 3, "data": {"texts": str(data)}}
     run = rundir.Run(tmp_path / "run", cfg, "toy")
     data.write_text("changed after the run read it\n")
-    run.finish(device="cpu", report=False)
+    run.finish(device="cpu")
     block = json.loads((tmp_path / "run" / "manifest.json").read_text())["provenance"]
     assert block["config_sha256"] == provenance.config_sha256(cfg)
     assert block["inputs"]["data.texts"]["sha256"] == hashlib.sha256(b"one\ntwo\n").hexdigest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,7 +21,7 @@ def test_finish_writes_tables_metrics_notes_then_the_manifest(tmp_path):
     run.not_computed("toy/z", "z needs a GPU")
     run.note("toy/only_noted", "this family did not run: its file held nothing")
     run.note("mia/*/tpr@fpr=*", "a pattern note stays a note")
-    out = run.finish(device="cpu", extra={"model": "m"}, report=False)
+    out = run.finish(device="cpu", extra={"model": "m"})
     metrics = json.loads((out / "metrics.json").read_text())
     notes = json.loads((out / "notes.json").read_text())
     assert metrics == {"toy/v/mean": 1.5, "toy/w": None, "toy/z": None, "toy/only_noted": None}
@@ -30,6 +31,21 @@ def test_finish_writes_tables_metrics_notes_then_the_manifest(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["recipe"] == "toy" and manifest["seed"] == 4 and "work" in manifest["timings_s"]
     assert manifest["model"] == "m" and manifest["provenance"]["config_sha256"]
+    assert not (out / "report.html").exists()  # the caller writes the report once the run is complete
+
+
+def test_the_io_module_sits_at_the_bottom_and_the_run_writer_never_imports_the_report():
+    import ast
+
+    import mnemoscope.files as files
+
+    def imported(module) -> set[str]:
+        tree = ast.parse(Path(module.__file__).read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    assert not any(name.startswith("mnemoscope") for name in imported(files))
+    assert not any(name.startswith("mnemoscope.report") for name in imported(rundir))
 
 
 def test_two_reasons_for_one_key_are_joined_once(tmp_path):
@@ -42,7 +58,7 @@ def test_two_reasons_for_one_key_are_joined_once(tmp_path):
 
 def test_same_config_resumes_and_a_finished_run_of_another_config_is_refused(tmp_path):
     out = tmp_path / "run"
-    rundir.Run(out, {"seed": 0}, "toy").finish(device="cpu", report=False)
+    rundir.Run(out, {"seed": 0}, "toy").finish(device="cpu")
     rundir.Run(out, {"seed": 0}, "toy")  # same config: resumes
     with pytest.raises(MnemoscopeError, match="different config"):
         rundir.Run(out, {"seed": 1}, "toy")

@@ -60,7 +60,7 @@ def sha256_directory(path: str | Path) -> tuple[str, dict[str, str]]:
 
 def config_sha256(cfg: dict) -> str:
     """SHA-256 of the config as canonical JSON (sorted keys, no spaces; NaN/inf as null)."""
-    from mnemoscope.rundir import json_safe
+    from mnemoscope.files import json_safe
 
     text = json.dumps(json_safe(cfg), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -10,12 +10,8 @@ written last, so its presence marks a finished run), Parquet tables and ``report
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,56 +19,7 @@ from pathlib import Path
 import yaml
 
 from mnemoscope.errors import MnemoscopeError
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any other file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN/inf; a missing number is null
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return json_safe(value.item())
-    return value
-
-
-def write_json(path: Path, obj) -> None:
-    write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True) + "\n")
-
-
-def write_yaml(path: Path, obj) -> None:
-    write_text(path, yaml.safe_dump(json_safe(obj), sort_keys=False))
-
-
-def write_parquet(path: Path, frame) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-
+from mnemoscope.files import atomic_path, json_safe, write_json, write_parquet, write_text, write_yaml  # noqa: F401 (re-exported)
 
 def git_revision() -> str | None:
     try:
@@ -182,7 +129,8 @@ def _stderr(message: str) -> None:
 class Run:
     """A run being written: ``with run.phase("train"):`` times a phase; ``add`` takes a family's
     Result (metrics, notes, and its samples as a table); ``finish`` writes every table,
-    metrics.json, notes.json, manifest.json and report.html, in that order."""
+    metrics.json, notes.json and manifest.json, in that order; the caller writes the report after
+    (``report.html.write_report``), so the run writer never calls upward."""
 
     def __init__(self, out: str | Path, cfg: dict, recipe: str):
         from mnemoscope import provenance
@@ -221,7 +169,7 @@ class Run:
 
         self.tables[name] = pd.concat([self.tables[name], frame], ignore_index=True) if name in self.tables else frame
 
-    def finish(self, *, device: str, extra: dict | None = None, report: bool = True) -> Path:
+    def finish(self, *, device: str, extra: dict | None = None) -> Path:
         """Write the run. A noted key that no measurement produced is null in metrics.json (a
         family may note why it did not run at all); every run has a ``samples.parquet``."""
         import pandas as pd
@@ -239,8 +187,4 @@ class Run:
         write_json(self.out / "manifest.json", manifest(
             self.cfg.get("seed", 0), device, self.timer.timings,
             {"recipe": self.recipe, **(extra or {}), "provenance": provenance.collect(self.cfg, self.inputs)}))
-        if report:
-            from mnemoscope.report.html import write_report
-
-            write_report(self.out)
         return self.out

@@ -30,6 +30,7 @@ from mnemoscope.engine import Backend, open_backend
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import all_families
 from mnemoscope.families.base import Context
+from mnemoscope.recipes.common import finish_run
 from mnemoscope.summary import fmt_metric
 
 FAMILIES = all_families()
@@ -203,7 +204,7 @@ def _measure(cfg, reading, skipped, engines, out, log) -> Path:
              "families": [fam.NAME for fam, _, _ in plans]}
     if model is not None:  # a single HF engine: what was loaded, exactly
         extra.update(dtype=str(next(model.parameters()).dtype), parameters=sum(p.numel() for p in model.parameters()))
-    return run.finish(device=str(getattr(engine, "device", cfg["model"]["device"])), extra=extra)
+    return finish_run(run, device=str(getattr(engine, "device", cfg["model"]["device"])), extra=extra)
 
 
 def summary(out: Path) -> str:

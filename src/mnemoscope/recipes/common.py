@@ -100,4 +100,14 @@ def finish_lab_run(run: rundir.Run, model, history: list[dict], extra: dict | No
 
     run.metrics.setdefault("train/final_loss", float(np.mean([h["loss"] for h in history[-10:]])))
     run.metrics.setdefault("model/parameters", count_parameters(model))
-    return run.finish(device=str(next(model.parameters()).device), extra=extra)
+    return finish_run(run, device=str(next(model.parameters()).device), extra=extra)
+
+
+def finish_run(run: rundir.Run, *, device: str, extra: dict | None = None) -> Path:
+    """Finish the run (tables, metrics, notes, manifest), then write its report: the run writer
+    never calls the report, the recipe does, once the run is complete on disk."""
+    from mnemoscope.report.html import write_report
+
+    out = run.finish(device=device, extra=extra)
+    write_report(out)
+    return out

@@ -50,6 +50,7 @@ from mnemoscope.probes.fictional import (
     WorldConfig,
     make_world,
 )
+from mnemoscope.recipes.common import finish_run
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
@@ -558,7 +559,7 @@ def _finish(run: rundir.Run, metrics: dict, notes: dict, tables: dict, device, e
             table = pd.concat(table, ignore_index=True)
             table = table.astype({c: str for c in table.columns if table[c].dtype == object})
         run.add_table(name, table)
-    return run.finish(device=str(device), extra=extra)
+    return finish_run(run, device=str(device), extra=extra)
 
 
 def _tokenizer(out: Path, texts: list[str], cfg: dict):

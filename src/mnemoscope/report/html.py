@@ -26,7 +26,7 @@ import yaml
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from mnemoscope import rundir
+from mnemoscope import files
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.report import plots
 from mnemoscope.summary import is_count
@@ -462,5 +462,5 @@ def write_report(run_dir: Path, sections: Sequence[Section] | None = None) -> Pa
     run = load_run(Path(run_dir))
     page = render_report(run, sections)
     path = run.run_dir / REPORT_NAME
-    rundir.write_text(path, page)
+    files.write_text(path, page)
     return path
