@@ -22,11 +22,10 @@ import json
 import sys
 from pathlib import Path
 
-from mnemoscope import tracking
+from mnemoscope import api, tracking
 from mnemoscope.config import parse_overrides
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.recipes import RECIPES
-from mnemoscope.runs import recording_failure
 from mnemoscope.summary import fmt
 from mnemoscope.tracking import TRACKERS
 from mnemoscope.unlearn.methods import METHODS
@@ -166,45 +165,18 @@ def main(argv: list[str] | None = None) -> int:
             overrides = parse_overrides(getattr(args, "overrides", []))
             if getattr(args, "seeds", None):
                 return _run_seeds(recipe, args, overrides, track, command_line)
-            target = getattr(args, "out", None) or f"runs/{recipe}"
-            with recording_failure(Path(target), command_line):
-                out = module.run(target, overrides)
+            out = api.run(recipe, out=getattr(args, "out", None), command=command_line, **overrides).path
         elif command == "audit":
             from mnemoscope.recipes import audit as module
 
-            flags = {  # only the flags the user gave: they override the --config file
-                "seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
-                "revision": "model.revision", "trust_remote_code": "model.trust_remote_code",
-                "allow_pickle": "model.allow_pickle", "members": "data.members", "nonmembers": "data.nonmembers",
-                "wikimia": "data.wikimia", "drop_overlap": "data.drop_overlap", "bos": "engine.bos",
-                "truncation": "engine.truncation", "max_length": "engine.max_length",
-                "batch_size": "engine.max_batch_size", "k": "audit.k", "n_boot": "audit.n_boot",
-                "backend": "engine.backend", "workers": "engine.workers", "executor": "engine.executor",
-                "vllm_distribution": "engine.vllm_distribution",
-                "ref_model": "membership.ref_model", "ref_mismatch": "membership.ref_mismatch",
-                "lowercase": "membership.lowercase",
-            }
-            overrides = module.load_config_file(args.config) if hasattr(args, "config") else {}
-            overrides.update({key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)})
+            given = {name: getattr(args, name) for name in api.AUDIT_FLAGS if hasattr(args, name)}
             if hasattr(args, "no_extraction"):
-                overrides["audit.extraction"] = False
-            overrides.update(parse_overrides(args.overrides))
-            with recording_failure(Path(args.out), command_line):
-                out = module.run(args.out, overrides)
+                given["audit.extraction"] = False
+            out = api.audit(config=getattr(args, "config", None), out=args.out, command=command_line,
+                            **{**given, **parse_overrides(args.overrides)}).path
         elif command == "unlearn":
-            from mnemoscope.recipes import unlearning
-
-            flags = {  # only the flags the user gave override the defaults; --set comes last
-                "seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
-                "forget": "data.forget", "retain": "data.retain", "retrained": "data.retrained",
-                "holdout": "data.holdout", "ppl": "data.ppl", "drop_overlap": "data.drop_overlap",
-                "method": "unlearn.method", "steps": "unlearn.steps", "lr": "unlearn.lr",
-                "batch_size": "unlearn.batch_size", "eval_every": "unlearn.eval_every", "lora": "unlearn.lora",
-            }
-            overrides = {key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)}
-            overrides.update(parse_overrides(args.overrides))
-            with recording_failure(Path(args.out), command_line):
-                out = unlearning.run_user(args.out, overrides)
+            given = {name: getattr(args, name) for name in api.UNLEARN_FLAGS if hasattr(args, name)}
+            out = api.unlearn(out=args.out, command=command_line, **{**given, **parse_overrides(args.overrides)}).path
             print(f"report: {out / 'report.html'}")
             if track:
                 print(f"tracked: {tracking.log_run(track, out)}")

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import runs as runlib
+from mnemoscope.api import callable_module
 from mnemoscope.claims import claim_for
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.runs import Run, natural_key
@@ -443,3 +444,6 @@ def to_json(c: Comparison) -> dict:
         "warnings": c.warnings,
         "notes": c.notes,
     }
+
+
+callable_module(__name__, "compare")  # mnemoscope.compare(*runs) is mnemoscope.api.compare

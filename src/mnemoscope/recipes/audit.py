@@ -131,6 +131,18 @@ def open_engine(cfg: dict, name: str) -> Backend:
                         allow_pickle=m["allow_pickle"], **options)
 
 
+def in_memory_engine(cfg: dict, model, tokenizer) -> Backend:
+    """The HF engine over a model already in memory, under the run's engine settings."""
+    from mnemoscope.engine.hf import HFEngine
+
+    e = cfg["engine"]
+    if e["backend"] != "hf" or int(e["workers"]) != 1:
+        raise MnemoscopeError("an in-memory model runs on the hf backend in this process: drop backend/workers, "
+                              "or save it (save_pretrained) and pass its folder")
+    return HFEngine(model, tokenizer, bos=e["bos"], max_length=e["max_length"], truncation=e["truncation"],
+                    max_batch_size=e["max_batch_size"], max_tokens=e["max_tokens"], progress=True)
+
+
 def _get(cfg: dict, dotted: str):
     node = cfg
     for part in dotted.split("."):
@@ -138,7 +150,9 @@ def _get(cfg: dict, dotted: str):
     return node
 
 
-def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
+def run(out: str | Path, overrides: dict, log=print, warn=None, loaded: tuple | None = None) -> Path:
+    """``loaded``: an in-memory ``(model, tokenizer)`` measured as it is, instead of loading
+    ``model.name`` (the Python API's ``mnemoscope.audit(model, tokenizer=...)``)."""
     cfg = resolve(DEFAULTS, overrides)
     warn = warn or (lambda m: print(m, file=sys.stderr))
     if not cfg["model"]["name"]:
@@ -158,7 +172,7 @@ def run(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
                               "naming data for at least one family (see docs/formats.md, 'Audit config')")
 
     # the models, then every family's plan: too long, mismatched tokenizers fail before anything is written
-    engines = [open_engine(cfg, cfg["model"]["name"])]  # closed at the end (worker processes)
+    engines = [open_engine(cfg, cfg["model"]["name"]) if loaded is None else in_memory_engine(cfg, *loaded)]
     try:
         return _measure(cfg, reading, skipped, engines, out, log)
     finally:
