@@ -4,6 +4,7 @@ errors name the family, record and setting, and nothing is cut or skipped in sil
 from __future__ import annotations
 
 import json
+import os
 
 from mnemoscope.cli import main
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
@@ -128,3 +129,7 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
                 "mia/neighbourhood/auc", "mia/recall/auc", "mia/dcpdd/auc", "approx/memorized/rate",
                 "untargeted/extracted/rate", "acr/n", "provenance/p_value", "forecast/n", "mechanisms/best_layer"):
         assert metrics.get(key) is not None, key
+    from .browser import assert_renders, find_browser
+
+    if find_browser() or os.environ.get("CI"):  # every section of the full report, in a real browser
+        assert_renders(out / "report.html", tmp_path)

@@ -261,20 +261,14 @@ def test_comparison_page_is_self_contained_with_the_recipe_plots(sweep):
     assert "0.83 ± 0.01" in page  # mia/loss/auc@dose=16 at lr=1: seeds give 0.82, 0.83, 0.84
 
 
-def test_comparison_page_opens_in_a_headless_browser(sweep, tmp_path_factory):
-    """A real browser renders the page (skipped where no chromium is installed)."""
-    import shutil
-    import subprocess
+def test_comparison_page_renders_in_a_real_browser(sweep, tmp_path_factory):
+    """Every section drawn, no broken image, no horizontal overflow, no console error (Chromium;
+    a skip only outside CI)."""
+    from .browser import assert_renders
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        pytest.skip("no chromium on this machine (docs/compare.md shows a screenshot taken with one)")
     page = write_comparison(compare([sweep]), sweep / "comparison.html")
-    shot = tmp_path_factory.mktemp("shot") / "page.png"
-    subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600",
-                    f"--screenshot={shot}", page.resolve().as_uri()], capture_output=True, timeout=120, check=False)
-    png = shot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a drawn page, not a blank one
+    assert_renders(page, tmp_path_factory.mktemp("browser"),
+                   ["By group variable", "Unlearning trade-off", "Spread across seeds", "Runs", "Checks"])
 
 
 def test_compare_command(sweep, capsys):

@@ -42,6 +42,13 @@ def test_run_directory_is_complete(finished):
     assert len(curves) == 300 and curves["injected_tokens"].sum() > 0
 
 
+def test_the_report_renders_in_a_real_browser(finished, tmp_path):
+    """The by-dose table and plots fit the window; nothing broken, no console error (Chromium)."""
+    from .browser import assert_renders
+
+    assert_renders(finished / "report.html", tmp_path, ["Claim", "Summary", "Dose–response", "ROC curves"])
+
+
 def test_dose_response(finished):
     """The lab's first sanity check: more repetitions → more extraction and more separable membership."""
     m = json.loads((finished / "metrics.json").read_text())
