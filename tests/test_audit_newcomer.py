@@ -131,5 +131,9 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
         assert metrics.get(key) is not None, key
     from .browser import assert_renders, find_browser
 
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for title in ("Adversarial compression (ACR)", "Approximate memorization", "Untargeted extraction",
+                  "Provenance (palimpsestic test)", "Forecasting memorization"):  # each family's own section
+        assert f"<h2>{title}</h2>" in page, title
     if find_browser() or os.environ.get("CI"):  # every section of the full report, in a real browser
         assert_renders(out / "report.html", tmp_path)

@@ -69,7 +69,7 @@ def _bits_figure(run: RunData, exposures: list[int], curve: pd.DataFrame | None)
 
 def section_capacity(run: RunData) -> Markup | None:
     """Bits stored by exposure group, the fitted exposure line and bits per parameter."""
-    if run.manifest.get("recipe") != "capacity" or run.metric("capacity/bits") is None:
+    if run.metric("capacity/bits") is None:
         return None
     exposures = _exposures(run)
     path = run.run_dir / "bits_curve.parquet"

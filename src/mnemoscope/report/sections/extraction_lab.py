@@ -3,8 +3,9 @@ with and without the MemFree verbatim filter, the adversarial compression ratio,
 test of a derived and an independent model, forecasting from checkpoints, and the newer
 membership attacks.
 
-Reads the ``approx/``, ``untargeted/``, ``acr/``, ``provenance/``, ``forecast/`` and ``mia/`` keys of
-runs whose manifest says recipe ``extraction``; None otherwise.
+Draws when the run holds by-dose approximate-memorization keys (``approx/exact/rate@dose=D``) and reads
+the ``approx/``, ``untargeted/``, ``acr/``, ``provenance/``, ``forecast/`` and ``mia/`` keys; None otherwise.
+The families' own sections (any run that measured them) are ``extraction_families.py``.
 """
 
 from __future__ import annotations
@@ -62,8 +63,6 @@ def _figure(run: RunData, doses: list[int]):
 
 def section_extraction_lab(run: RunData) -> Markup | None:
     """Exact / approximate / untargeted extraction by dose, ACR, provenance, forecasting, attacks."""
-    if run.manifest.get("recipe") != "extraction":
-        return None
     doses = _doses(run)
     if not doses:
         return None

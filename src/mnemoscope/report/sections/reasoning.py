@@ -44,7 +44,7 @@ def _curve_figure(curve: pd.DataFrame):
 def section_reasoning(run: RunData) -> Markup | None:
     """Memorization versus reasoning: accuracies, CR and LiMem over training; before/after table."""
     path = run.run_dir / "reasoning_curve.parquet"
-    if run.manifest.get("recipe") != "reasoning" or not path.is_file():
+    if not path.is_file():
         return None
     curve = pd.read_parquet(path)
     m = run.metric

@@ -138,7 +138,7 @@ def _continual_table(run: RunData) -> Markup | None:
 def section_retention(run: RunData) -> Markup | None:
     """Exposure groups, retention curves with fitted lines, constants, continual metrics."""
     path = run.run_dir / "retention.parquet"
-    if run.manifest.get("recipe") != "retention" or not path.is_file():
+    if not path.is_file() or not _groups(run):  # (acquisition runs hold a retention.parquet too)
         return None
     groups = _groups(run)
     retention = pd.read_parquet(path)
