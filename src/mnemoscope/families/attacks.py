@@ -6,6 +6,7 @@
   word-swap neighbours (``probes.neighbours``);
 - gradnorm / gradnorm_embed (MIMIR): −mean p-norm of the NLL gradient per parameter tensor, and
   −p-norm of its gradient w.r.t. the input embeddings (one backward pass per text, p = ∞);
+  smaller norm = member; ``gradnorm_orientation: mimir`` ranks larger norms as members, as MIMIR does;
 - recall (Xie et al. 2024): LL(x | P) / LL(x), P = the non-member texts of ``recall_prefix``
   (the first ``recall_shots`` of them, joined by blank lines);
 - dcpdd (Zhang et al. 2024): token-frequency calibrated probabilities, frequencies counted in
@@ -29,6 +30,7 @@ import pandas as pd
 from mnemoscope.engine import Backend, Sampling
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.attacks import (
+    GRADNORM_ORIENTATIONS,
     dcpdd_score,
     gradnorm_score,
     neighbourhood_score,
@@ -44,7 +46,7 @@ ATTACKS = ("neighbourhood", "gradnorm", "gradnorm_embed", "recall", "dcpdd", "sa
 DEFAULTS = {"attacks": {
     "names": list(ATTACKS),
     "n_neighbours": 25, "neighbour_swaps": 1,
-    "gradnorm_p": "inf",
+    "gradnorm_p": "inf", "gradnorm_orientation": "ours",
     "recall_prefix": "", "recall_shots": 5,
     "dcpdd_corpus": "", "dcpdd_a": 0.01, "dcpdd_max_tokens": 1024,
     "samia_samples": 10, "samia_prefix_ratio": 0.5, "samia_temperature": 1.0, "samia_top_k": 50, "samia_zlib": False,
@@ -59,6 +61,7 @@ class Settings:
     n_neighbours: int = 25
     neighbour_swaps: int = 1
     gradnorm_p: float = math.inf
+    gradnorm_orientation: str = "ours"  # "mimir": larger norm = member, as MIMIR's AUC ranks them
     recall_prefix: list[str] | None = None  # non-member texts
     recall_shots: int = 5
     dcpdd_corpus: list[str] | None = None
@@ -84,13 +87,16 @@ def read(cfg: dict, seed: int = 0) -> Settings:
     p = math.inf if str(p).lower() in ("inf", "infinity") else float(p)
     if p not in (1.0, 2.0, math.inf):
         raise MnemoscopeError(f"attacks.gradnorm_p must be 1, 2 or inf, got {a['gradnorm_p']}")
+    if a["gradnorm_orientation"] not in GRADNORM_ORIENTATIONS:
+        raise MnemoscopeError(f"attacks.gradnorm_orientation must be one of {', '.join(GRADNORM_ORIENTATIONS)}, "
+                              f"got {a['gradnorm_orientation']!r}")
     for key in ("n_neighbours", "neighbour_swaps", "recall_shots", "dcpdd_max_tokens", "samia_samples"):
         if int(a[key]) < 1:
             raise MnemoscopeError(f"attacks.{key} must be ≥ 1, got {a[key]}")
     if not 0 < float(a["samia_prefix_ratio"]) < 1:
         raise MnemoscopeError(f"attacks.samia_prefix_ratio must be in (0, 1), got {a['samia_prefix_ratio']}")
     s = Settings(names=names, n_neighbours=int(a["n_neighbours"]), neighbour_swaps=int(a["neighbour_swaps"]),
-                 gradnorm_p=p, recall_shots=int(a["recall_shots"]), dcpdd_a=float(a["dcpdd_a"]),
+                 gradnorm_p=p, gradnorm_orientation=a["gradnorm_orientation"], recall_shots=int(a["recall_shots"]), dcpdd_a=float(a["dcpdd_a"]),
                  dcpdd_max_tokens=int(a["dcpdd_max_tokens"]), samia_samples=int(a["samia_samples"]),
                  samia_prefix_ratio=float(a["samia_prefix_ratio"]), samia_temperature=float(a["samia_temperature"]),
                  samia_top_k=int(a["samia_top_k"]), samia_zlib=bool(a["samia_zlib"]), seed=seed)
@@ -166,9 +172,9 @@ def attack_scores(engine: Backend, texts: list[str], s: Settings) -> tuple[pd.Da
     if want & {"gradnorm", "gradnorm_embed"}:
         grads = engine.gradient_norms(texts, p=s.gradnorm_p)
         if "gradnorm" in want:
-            frame["score/gradnorm"] = [gradnorm_score(g.param_norms) for g in grads]
+            frame["score/gradnorm"] = [gradnorm_score(g.param_norms, s.gradnorm_orientation) for g in grads]
         if "gradnorm_embed" in want:
-            frame["score/gradnorm_embed"] = [gradnorm_score([g.embed_norm]) for g in grads]
+            frame["score/gradnorm_embed"] = [gradnorm_score([g.embed_norm], s.gradnorm_orientation) for g in grads]
     # ---- SaMIA: one sampled generate call
     if "samia" in want:
         frame["score/samia"] = _samia(engine, texts, s, notes)
