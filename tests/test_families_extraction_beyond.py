@@ -170,6 +170,9 @@ def test_provenance_statistic_and_mismatched_order(lab, tmp_path):
     positions = np.array([len(ids) - 1 - i for i in range(len(ids))])
     assert res.metrics["provenance/rho"] == pytest.approx(spearman(-nll, positions))
     assert 0 < res.metrics["provenance/p_value"] <= 1
+    from scipy.stats import spearmanr  # the authors' p-value, reported next to ours
+
+    assert res.metrics["provenance/p_value_two_sided"] == pytest.approx(spearmanr(-nll, positions).pvalue, rel=1e-6)
     # JSON-lines order with positions (ties allowed)
     jorder = _write(tmp_path / "order.jsonl", [])  # replaced below
     (tmp_path / "order.jsonl").write_text("".join(json.dumps({"id": x, "position": i // 2}) + "\n"

@@ -169,6 +169,71 @@ def test_uld_composite_logits_equal_direct_computation(model, other, tokenizer):
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+class _Fixed(torch.nn.Module):
+    """A 'model' whose next-token logits are always the same vector."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.row = torch.nn.Parameter(torch.tensor(logits), requires_grad=False)
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, use_cache=None, past_key_values=None):
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        return CausalLMOutputWithPast(logits=self.row.expand(*input_ids.shape, -1).clone())
+
+
+def test_uld_decodes_only_plausible_tokens_hand_example():
+    """base [10, 9, 2], assistant [9, 9, 0], α = 1, top 0.1: token 2 is implausible (p_b < 0.1·max).
+    Scoring keeps l_b − α·l_a with the assistant zeroed there ([1, 0, 2], as the authors' forward);
+    decoding sets it to −1e3 (the authors' greedy_search) and picks token 0 (was: token 2)."""
+    from transformers import GenerationConfig
+
+    from mnemoscope.unlearn.methods.uld import METHOD
+
+    base, assistant = torch.tensor([[10.0, 9.0, 2.0]]), torch.tensor([[9.0, 9.0, 0.0]])
+    assert uld_logits(base, assistant, 1.0, 0.1).tolist() == [[1.0, 0.0, 2.0]]
+    assert uld_logits(base, assistant, 1.0, 0.1, implausible=-1e3).tolist() == [[1.0, 0.0, -1e3]]
+    comp = METHOD.result_model(_Fixed([10.0, 9.0, 2.0]), None, _Fixed([9.0, 9.0, 0.0]),
+                               {"alpha": 1.0, "top_filter": 0.1})
+    ids = torch.tensor([[1, 2]])
+    assert comp(input_ids=ids).logits[0, -1].tolist() == [1.0, 0.0, 2.0]  # scoring unchanged
+    out = comp.generate(ids, generation_config=GenerationConfig(max_new_tokens=3, do_sample=False, pad_token_id=0))
+    assert out[0, 2:].tolist() == [0, 0, 0]
+
+
+def _authors_uld_greedy(base, assistant, ids, new, weight, top):
+    """ULD's greedy_search written out: relative-top mask of the base (DoLa's filter, sorted),
+    assistant logits zeroed there, base + weight·assistant (weight = −α), masked tokens −1e3, argmax."""
+    ids = ids.clone()
+    for _ in range(new):
+        with torch.no_grad():
+            lb = base(input_ids=ids).logits[:, -1, :].float()
+            la = assistant(input_ids=ids).logits[:, -1, :].float().clone()
+        keep = int(top * lb.shape[-1])
+        norm = lb.log_softmax(-1)
+        kth = torch.sort(norm, descending=True).values[..., keep - 1]
+        thresh = torch.min(kth, norm.max(-1).values + np.log(top)).unsqueeze(-1)
+        mask = norm < thresh
+        la[mask] = 0
+        logits = lb + weight * la
+        logits[mask] = -1e3
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+@pytest.mark.parametrize("alpha", [1.0, 4.0])
+def test_uld_generation_matches_the_authors_greedy_search(model, other, tokenizer, alpha):
+    from mnemoscope.unlearn.methods.uld import METHOD
+
+    comp = METHOD.result_model(model, None, other, {"alpha": alpha, "top_filter": 0.1})
+    engine = Engine(comp, tokenizer)
+    for prompt in PROMPTS:
+        enc = engine.prefix_ids() + engine.text_ids(prompt)
+        (got,) = engine.generate([enc], max_new_tokens=8, min_new_tokens=8)
+        want = _authors_uld_greedy(model, other, torch.tensor([enc]), 8, -alpha, 0.1)[0, len(enc):].tolist()
+        assert got.token_ids == want, prompt
+
+
 def test_combined_logits_refuses_mismatched_vocabularies(model):
     from transformers import LlamaConfig, LlamaForCausalLM
 
