@@ -370,3 +370,55 @@ def test_composite_state_dict_holds_both_members(model, other):
     comb = CombinedLogits({"target": model, "reinforced": other}, lambda lg: lg["target"], base="target")
     keys = set(comb.state_dict())
     assert any(k.startswith("members.target.") for k in keys) and any(k.startswith("members.reinforced.") for k in keys)
+
+
+def _authors_flat_loss(forget_logits, forget_labels, idk_logits, idk_labels, div):
+    """FLAT's "cl" loss written out from their CustomTrainerForgetting: per row, NLLLoss (no
+    reduction, ignore_index −100) of the softmax at the shifted positions = −p or 0; stack; mean over
+    every position of the padded batch; then activation(−mean_good) − conjugate(−mean_unlearn)."""
+    nll = torch.nn.NLLLoss(reduction="none", ignore_index=-100)
+    soft = torch.nn.Softmax(dim=-1)
+
+    def summed(logits, labels):
+        rows = [nll(soft(logits[b, :-1].float()), labels[b, 1:]) for b in range(logits.shape[0])]
+        return torch.stack(rows).mean()
+
+    good, unlearn = -summed(idk_logits, idk_labels), -summed(forget_logits, forget_labels)
+    if div == "Total-Variation":
+        activation, conjugate = (lambda x: -torch.mean(torch.tanh(x) / 2.0)), (lambda x: -torch.mean(torch.tanh(x) / 2.0))
+    else:  # KL
+        activation, conjugate = (lambda x: -torch.mean(x)), (lambda x: -torch.mean(torch.exp(x - 1.0)))
+    return activation(good) - conjugate(unlearn)
+
+
+@pytest.mark.parametrize("divergence,theirs", [("tv", "Total-Variation"), ("kl", "KL")])
+def test_flat_padded_average_matches_the_authors_loss(model, tokenizer, divergence, theirs):
+    """``average = padded`` is FLAT's code (ProbLossStable over the padded batch); ``answer`` (the
+    paper's, our default) averages over answer tokens only and so differs when prompts or pads exist."""
+    from mnemoscope.unlearn.methods import get_method
+    from mnemoscope.unlearn.methods.base import Step
+
+    flat = get_method("flat")
+    qa = R.qa_examples([{"question": "Where was Anna Berg born?", "answer": "Lisbon, a long time ago"},
+                        {"question": "What?", "answer": "clocks"}])
+    hp = R.resolve_hparams(flat, {"divergence": divergence, "average": "padded"})
+    items, pairs = R.encode_forget(qa, tokenizer, flat, hp, max_length=64, bos="auto")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    fb, pb = R.collate(items, pad), R.collate(pairs, pad)
+    step = Step(model, None, {"forget": fb, "pair": pb})
+    with torch.no_grad():
+        ours = flat.forget_loss(step, hp)
+        want = _authors_flat_loss(step.logits("forget"), fb.labels, step.logits("pair"), pb.labels, theirs)
+        paper = flat.forget_loss(step, {**hp, "average": "answer"})
+        # the paper's average written out: mean over each answer's tokens, then over the batch
+        p_ans = lambda lg, lb: torch.stack([  # noqa: E731
+            torch.softmax(lg[b, :-1].float(), -1).gather(-1, lb[b, 1:].clamp(min=0)[:, None])[:, 0][lb[b, 1:] != -100].mean()
+            for b in range(lg.shape[0])]).mean()
+        want_paper = L.flat_loss(p_ans(step.logits("pair"), pb.labels), p_ans(step.logits("forget"), fb.labels), divergence)
+    assert float(ours) == pytest.approx(float(want), rel=1e-5, abs=1e-7)
+    assert float(paper) == pytest.approx(float(want_paper), rel=1e-5, abs=1e-7)
+    with torch.no_grad():  # the two averages differ (prompt and pad positions count in the padded one)
+        padded = float(L.padded_token_prob(step.logits("forget"), fb.labels).mean())
+    assert padded < 0.9 * float(step.token_prob("forget").mean())
+    with pytest.raises(MnemoscopeError, match="average"):
+        R.resolve_hparams(flat, {"average": "tokens"})
