@@ -206,6 +206,24 @@ def test_forecast_precision_recall_of_predictors(lab, model, tmp_path):
         forecast.read(cfg_of(forecast, texts=cfg["forecast"]["texts"], models=["a"], fractions=[]))
 
 
+def test_forecast_refuses_a_predictor_with_another_tokenizer(lab, bos_model, bos_tokenizer, tmp_path):
+    """The prompts are the final model's token ids: a checkpoint with another BOS policy (or
+    vocabulary) would score other text. Refused before anything is generated."""
+    engine, docs = lab
+    other = Engine(bos_model, bos_tokenizer)
+    cfg = cfg_of(forecast, texts=_write(tmp_path / "t.jsonl", docs[:4]), models=["a", "b"], fractions=[0.5, 1.0],
+                 prefix=6, suffix=10)
+    calls = []
+    real = engine.generate
+    engine.generate = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        with pytest.raises(MnemoscopeError, match=r"forecast.models\[1\] does not share .*BOS policies differ"):
+            run(forecast, cfg, engine, Context(engines={"forecast.models": [engine, other]}))
+    finally:
+        del engine.generate
+    assert calls == []
+
+
 def test_families_run_on_a_saved_model(saved_model_dir, corpus, tmp_path):
     """Each family on a model loaded from disk, as ``mnemoscope audit`` will run it."""
     from mnemoscope.engine import load_model
