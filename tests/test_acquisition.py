@@ -87,4 +87,14 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
     effects = claim_effects("acquisition", finished, require_all=False)  # decay fits may not converge here
-    assert effects["memorization-probe NLL rise after the last injection beyond the control (paraphrase)"] is not None
+    # the first effect, recomputed from the per-probe rows: (final − after-last NLL) − the control's drift
+    samples = pd.read_parquet(finished / "samples.parquet")
+    part = samples[(samples["group"] == "paraphrase") & (samples["kind"] == "memorization")]
+    expected = ((part["nll_final"] - part["nll_after_last"]) - part["control_rise"]).mean()
+    label = "memorization-probe NLL rise after the last injection beyond the control (paraphrase)"
+    assert effects[label] == pytest.approx(expected)
+    m = json.loads((finished / "metrics.json").read_text())
+    for probe in ("memorization", "semantic"):  # the decay differences, where both fits converged
+        a, b = (m.get(f"acquisition/retainability/decay_a@group={g},probe={probe}") for g in ("duplicate", "paraphrase"))
+        got = effects[f"decay a, duplicate − paraphrase ({probe} probes)"]
+        assert got is None if a is None or b is None else got == pytest.approx(a - b)

@@ -72,7 +72,8 @@ def test_missing_files_are_noted_not_invented(setup):
 
 def test_bad_settings(setup, tmp_path):
     engine, members, _, cfg = setup
-    for key, value in [("names", ["nope"]), ("gradnorm_p", 3), ("n_neighbours", 0), ("samia_prefix_ratio", 1.0)]:
+    for key, value in [("names", ["nope"]), ("gradnorm_p", 3), ("gradnorm_orientation", "up"),
+                       ("n_neighbours", 0), ("samia_prefix_ratio", 1.0)]:
         bad = copy.deepcopy(cfg)
         bad["attacks"][key] = value
         with pytest.raises(MnemoscopeError, match=f"attacks.{key}"):
@@ -85,3 +86,38 @@ def test_bad_settings(setup, tmp_path):
     long["attacks"]["recall_prefix"] = _write(tmp_path / "long.jsonl", [" ".join(["word"] * 200)] * 5)
     with pytest.raises(MnemoscopeError, match="recall_shots"):
         attacks.attack_scores(engine, members[:2], attacks.read(long))
+
+
+def _mimir_gradnorm(model, tokenizer, text, p=float("inf")):
+    """MIMIR's GradNormAttack written out: zero_grad; loss = −mean(token log-probs); loss.backward();
+    mean over parameters with a gradient of ‖grad‖_p; return −that."""
+    import torch
+
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    model.zero_grad()
+    logits = model(ids).logits[0, :-1]
+    logp = torch.log_softmax(logits.float(), -1).gather(-1, ids[0, 1:, None])[:, 0]
+    (-logp.mean()).backward()
+    norms = [q.grad.detach().norm(p) for q in model.parameters() if q.grad is not None]
+    out = -float(torch.stack(norms).mean())
+    model.zero_grad(set_to_none=True)
+    return out
+
+
+def test_gradnorm_against_mimir_procedure_and_orientation(setup):
+    """Per text, our score = MIMIR's returned value (−mean norm, embedding table's full gradient
+    included); with gradnorm_orientation = mimir it is the value MIMIR ranks (negated), and the AUC
+    flips to 1 − ours. On the memorized lab members have the smaller norms (ours > 0.5)."""
+    engine, members, nonmembers, cfg = setup
+    texts = members + nonmembers
+    labels = np.array([1] * 8 + [0] * 8)
+    cfg = copy.deepcopy(cfg)
+    cfg["attacks"]["names"] = ["gradnorm"]
+    ours = attacks.attack_scores(engine, texts, attacks.read(cfg))[0]["score/gradnorm"].to_numpy()
+    cfg["attacks"]["gradnorm_orientation"] = "mimir"
+    theirs = attacks.attack_scores(engine, texts, attacks.read(cfg))[0]["score/gradnorm"].to_numpy()
+    reference = np.array([_mimir_gradnorm(engine.model, engine.tokenizer, t) for t in texts])
+    np.testing.assert_allclose(ours, reference, rtol=1e-4)
+    np.testing.assert_allclose(theirs, -reference, rtol=1e-4)
+    assert roc_auc(labels, ours) > 0.5
+    assert roc_auc(labels, theirs) == pytest.approx(1 - roc_auc(labels, ours))

@@ -170,6 +170,9 @@ def test_provenance_statistic_and_mismatched_order(lab, tmp_path):
     positions = np.array([len(ids) - 1 - i for i in range(len(ids))])
     assert res.metrics["provenance/rho"] == pytest.approx(spearman(-nll, positions))
     assert 0 < res.metrics["provenance/p_value"] <= 1
+    from scipy.stats import spearmanr  # the authors' p-value, reported next to ours
+
+    assert res.metrics["provenance/p_value_two_sided"] == pytest.approx(spearmanr(-nll, positions).pvalue, rel=1e-6)
     # JSON-lines order with positions (ties allowed)
     jorder = _write(tmp_path / "order.jsonl", [])  # replaced below
     (tmp_path / "order.jsonl").write_text("".join(json.dumps({"id": x, "position": i // 2}) + "\n"
@@ -203,6 +206,24 @@ def test_forecast_precision_recall_of_predictors(lab, model, tmp_path):
         forecast.read(cfg_of(forecast, texts=cfg["forecast"]["texts"], models=["a"], fractions=[]))
 
 
+def test_forecast_refuses_a_predictor_with_another_tokenizer(lab, bos_model, bos_tokenizer, tmp_path):
+    """The prompts are the final model's token ids: a checkpoint with another BOS policy (or
+    vocabulary) would score other text. Refused before anything is generated."""
+    engine, docs = lab
+    other = Engine(bos_model, bos_tokenizer)
+    cfg = cfg_of(forecast, texts=_write(tmp_path / "t.jsonl", docs[:4]), models=["a", "b"], fractions=[0.5, 1.0],
+                 prefix=6, suffix=10)
+    calls = []
+    real = engine.generate
+    engine.generate = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        with pytest.raises(MnemoscopeError, match=r"forecast.models\[1\] does not share .*BOS policies differ"):
+            run(forecast, cfg, engine, Context(engines={"forecast.models": [engine, other]}))
+    finally:
+        del engine.generate
+    assert calls == []
+
+
 def test_families_run_on_a_saved_model(saved_model_dir, corpus, tmp_path):
     """Each family on a model loaded from disk, as ``mnemoscope audit`` will run it."""
     from mnemoscope.engine import load_model
@@ -221,3 +242,67 @@ def test_families_run_on_a_saved_model(saved_model_dir, corpus, tmp_path):
                engine).metrics["provenance/n"] == 12
     assert run(acr, cfg_of(acr, targets=texts, start_tokens=1, max_prompt_tokens=2, steps=1, budget_steps=1,
                             batch_size=4, topk=4), engine).metrics["acr/n"] == 12
+
+
+class _ScriptedGCG:
+    """Stands in for ``acr._GCG.run``: succeeds iff the prompt has ≥ ``need`` tokens; records each start."""
+
+    def __init__(self, need):
+        self.need, self.starts = need, []
+
+    def install(self, monkeypatch):
+        def run(gcg, prompt, steps):
+            self.starts.append(list(prompt))
+            ok = len(prompt) >= self.need
+            return list(prompt), ok, (1 if ok else steps)
+        monkeypatch.setattr(acr._GCG, "run", run)
+        return self
+
+
+def test_acr_schedule_tries_the_cap_itself(model, tokenizer, monkeypatch):
+    """Cap 30, shortest prompt 28: the old loop stopped after 25 (``nxt >= hi``) and said "done"."""
+    _ScriptedGCG(need=28).install(monkeypatch)
+    s = {**acr.DEFAULTS["acr"], "max_prompt_tokens": 30, "steps": 10, "budget_steps": 10_000}
+    res = acr.minimize_prompt(Engine(model, tokenizer), list(range(5, 45)), None, s, seed=0)
+    assert res.attempts == [(5, False), (10, False), (15, False), (20, False), (25, False), (30, True), (29, True),
+                            (28, True), (27, False)]
+    assert res.status == "done" and len(res.prompt) == 28
+
+
+def test_acr_default_cap_is_five_times_the_target(model, tokenizer, monkeypatch):
+    _ScriptedGCG(need=10**6).install(monkeypatch)  # never succeeds
+    s = {**acr.DEFAULTS["acr"], "steps": 10, "budget_steps": 10_000}
+    assert s["max_prompt_tokens"] == 0
+    res = acr.minimize_prompt(Engine(model, tokenizer), [7, 8, 9, 10], None, s, seed=0)
+    assert [n for n, _ in res.attempts] == [5, 10, 15, 20] and res.prompt is None and res.status == "done"
+
+
+@pytest.mark.parametrize("restart", ["random", "warm"])
+def test_acr_restart_after_a_success(model, tokenizer, monkeypatch, restart):
+    """The authors restart every attempt from random tokens; ``warm`` keeps the best prompt's tail."""
+    script = _ScriptedGCG(need=3).install(monkeypatch)
+    s = {**acr.DEFAULTS["acr"], "max_prompt_tokens": 8, "start_tokens": 5, "restart": restart}
+    acr.minimize_prompt(Engine(model, tokenizer), [7, 8, 9], None, s, seed=1)
+    first, second = script.starts[0], script.starts[1]
+    assert len(first) == 5 and len(second) == 4
+    assert (second == first[1:]) == (restart == "warm")
+
+
+def test_acr_cap_and_restart_settings_checked(tmp_path):
+    t = _write(tmp_path / "t.jsonl", ["a b c"])
+    for key, value, match in [("max_prompt_tokens", -1, "max_prompt_tokens"), ("restart", "again", "acr.restart")]:
+        with pytest.raises(MnemoscopeError, match=match):
+            acr.read(cfg_of(acr, targets=t, **{key: value}))
+
+
+def test_acr_five_times_cap_clipped_to_the_context_with_a_note(model, tokenizer, tmp_path, monkeypatch):
+    _ScriptedGCG(need=10**6).install(monkeypatch)
+    engine = Engine(model, tokenizer)
+    text = " ".join(["lantern"] * 30)
+    n = len(engine.text_ids(text))
+    cfg = cfg_of(acr, targets=_write(tmp_path / "t.jsonl", [text]), steps=1, budget_steps=10_000)
+    res = run(acr, cfg, engine)
+    room = engine.max_length - len(engine.prefix_ids()) - n
+    assert 5 * n > room and res.samples.iloc[0]["max_prompt_tokens"] == room
+    assert "exceeds the model's context" in res.notes["acr/memorized/rate"]
+    assert max(k for k, _ in eval(res.samples.iloc[0]["attempts"])) == room

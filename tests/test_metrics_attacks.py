@@ -27,8 +27,24 @@ def test_neighbourhood_hand_value():
     assert math.isnan(neighbourhood_score(2.0, []))
 
 
-def test_gradnorm_is_negated_mean():
-    assert gradnorm_score([1.0, 3.0]) == pytest.approx(-2.0)
+def test_gradnorm_orientations_rank_opposite_ways():
+    """Ours ranks the smaller mean norm as member; MIMIR's (−mean, then negated by get_roc_metrics)
+    the larger: on any scores the two AUCs sum to 1."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    norms = [rng.gamma(2.0, size=5) for _ in range(30)]
+    labels = rng.integers(0, 2, 30)
+    labels[:2] = [0, 1]
+    ours = [gradnorm_score(n) for n in norms]
+    mimir_raw = [-float(np.mean(n)) for n in norms]  # GradNormAttack._attack
+    mimir_ranked = [-x for x in mimir_raw]  # get_roc_metrics: total_preds * -1
+    assert [gradnorm_score(n, "mimir") for n in norms] == pytest.approx(mimir_ranked)
+    assert roc_auc_score(labels, ours) + roc_auc_score(labels, mimir_ranked) == pytest.approx(1.0)
+    assert ours[0] > ours[1] if np.mean(norms[0]) < np.mean(norms[1]) else ours[0] <= ours[1]
+    assert math.isnan(gradnorm_score([]))
+    with pytest.raises(ValueError, match="orientation"):
+        gradnorm_score([1.0], "larger")
 
 
 def test_recall_hand_value():

@@ -54,3 +54,22 @@ def test_errors():
     with pytest.raises(ValueError):
         provenance_test([1.0, 2.0], [1.0])
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_two_sided_p_matches_scipy_spearmanr():
+    """The authors' p-value (scipy's spearmanr, two-sided), ties and both signs of ρ included."""
+    from mnemoscope.metrics.provenance import spearman_two_sided_p
+
+    rng = np.random.default_rng(3)
+    for n in (5, 12, 40, 200):
+        for _ in range(10):
+            x = rng.integers(0, 6, n).astype(float)
+            y = rng.normal(size=n) + 0.3 * x * rng.choice([-1, 1])
+            assert spearman_two_sided_p(x, y) == pytest.approx(stats.spearmanr(x, y).pvalue, rel=1e-9, abs=1e-15)
+    assert spearman_two_sided_p([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(stats.spearmanr([1, 2, 3, 4],
+                                                                                           [1, 2, 3, 4]).pvalue)
+    ll = np.arange(30.0) + rng.normal(size=30) * 25
+    res = provenance_test(ll, np.arange(30.0), n_perm=9999)
+    assert res["p_value_two_sided"] == pytest.approx(stats.spearmanr(ll, np.arange(30.0)).pvalue, rel=1e-9)
+    # ρ > 0: the two-sided t-test p is about twice the one-sided permutation p
+    assert 1.4 < res["p_value_two_sided"] / res["p_value"] < 2.8

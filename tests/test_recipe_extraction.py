@@ -59,5 +59,39 @@ def test_rerun_resumes_and_summary(finished, capsys):
 def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
+    from scipy.stats import spearmanr
+
     effects = claim_effects("extraction", finished)
-    assert effects
+    # each effect recomputed from the per-item files
+    samples = pd.read_parquet(finished / "samples.parquet")
+    d64 = samples[(samples["dose"] == 64) & samples["approx/exact"].notna()]
+    assert effects["exact extraction at dose 64, unfiltered − MemFree"] == pytest.approx(
+        d64["approx/exact"].mean() - d64["approx/exact@filter=memfree"].mean())
+    prov = pd.read_parquet(finished / "provenance.parquet")
+    m = json.loads((finished / "metrics.json").read_text())
+    for suspect, label in (("derived", "provenance p-value, derived model"),
+                           ("independent", "provenance p-value, independent model")):
+        part = prov[prov["suspect"] == suspect]
+        rho, p_two = spearmanr(-part["nll"], part["position"])
+        assert m[f"provenance/rho@suspect={suspect}"] == pytest.approx(rho, abs=1e-9)
+        assert m[f"provenance/p_value_two_sided@suspect={suspect}"] == pytest.approx(p_two, rel=1e-6)
+        # the one-sided permutation p (99 permutations here) against the t approximation's one-sided p
+        p_one = spearmanr(-part["nll"], part["position"], alternative="greater").pvalue
+        assert abs(effects[label] - p_one) < 0.2, (suspect, effects[label], p_one)
+
+
+def test_acr_values_follow_from_the_rows(finished):
+    """The ACR rates per dose are the rows' means, and no search stopped below its cap unnoticed:
+    each row either found a prompt, ran out of budget, or tried the cap itself."""
+    acr = pd.read_parquet(finished / "acr.parquet")
+    m = json.loads((finished / "metrics.json").read_text())
+    for dose, part in acr.groupby("dose"):
+        assert m[f"acr/memorized/rate@dose={dose}"] == pytest.approx(part["memorized"].mean())
+        found = part["acr"].dropna()
+        assert m[f"acr/ratio/mean@dose={dose}"] == (pytest.approx(found.mean()) if len(found) else None)
+    for _, row in acr.iterrows():
+        tried = [n for n, _ in eval(row["attempts"])]
+        found = pd.notna(row["prompt_tokens"])
+        assert row["status"] == "budget" or found or max(tried) == row["max_prompt_tokens"], row.to_dict()
+        if found:
+            assert row["acr"] == pytest.approx(row["target_tokens"] / row["prompt_tokens"])

@@ -79,7 +79,13 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
     effects = claim_effects("sort", finished)
-    assert effects
+    # recomputed from the per-question rows: accuracy = mean of ``correct`` per condition after training
+    samples = pd.read_parquet(finished / "samples.parquet")
+    after = samples[samples["phase"] == "after"]
+    short = after.loc[after["condition"] == "short_term", "correct"].mean()
+    long = after.loc[after["condition"] == "long_term", "correct"].mean()
+    assert effects["in-context SORT accuracy vs chance"] == pytest.approx(short)
+    assert effects["SORT accuracy, in context − from training (long-term)"] == pytest.approx(short - long)
 
 
 def test_format_batches_label_the_answer_of_questions_and_all_of_background(tokenizer):

@@ -169,6 +169,71 @@ def test_uld_composite_logits_equal_direct_computation(model, other, tokenizer):
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+class _Fixed(torch.nn.Module):
+    """A 'model' whose next-token logits are always the same vector."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.row = torch.nn.Parameter(torch.tensor(logits), requires_grad=False)
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, use_cache=None, past_key_values=None):
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        return CausalLMOutputWithPast(logits=self.row.expand(*input_ids.shape, -1).clone())
+
+
+def test_uld_decodes_only_plausible_tokens_hand_example():
+    """base [10, 9, 2], assistant [9, 9, 0], α = 1, top 0.1: token 2 is implausible (p_b < 0.1·max).
+    Scoring keeps l_b − α·l_a with the assistant zeroed there ([1, 0, 2], as the authors' forward);
+    decoding sets it to −1e3 (the authors' greedy_search) and picks token 0 (was: token 2)."""
+    from transformers import GenerationConfig
+
+    from mnemoscope.unlearn.methods.uld import METHOD
+
+    base, assistant = torch.tensor([[10.0, 9.0, 2.0]]), torch.tensor([[9.0, 9.0, 0.0]])
+    assert uld_logits(base, assistant, 1.0, 0.1).tolist() == [[1.0, 0.0, 2.0]]
+    assert uld_logits(base, assistant, 1.0, 0.1, implausible=-1e3).tolist() == [[1.0, 0.0, -1e3]]
+    comp = METHOD.result_model(_Fixed([10.0, 9.0, 2.0]), None, _Fixed([9.0, 9.0, 0.0]),
+                               {"alpha": 1.0, "top_filter": 0.1})
+    ids = torch.tensor([[1, 2]])
+    assert comp(input_ids=ids).logits[0, -1].tolist() == [1.0, 0.0, 2.0]  # scoring unchanged
+    out = comp.generate(ids, generation_config=GenerationConfig(max_new_tokens=3, do_sample=False, pad_token_id=0))
+    assert out[0, 2:].tolist() == [0, 0, 0]
+
+
+def _authors_uld_greedy(base, assistant, ids, new, weight, top):
+    """ULD's greedy_search written out: relative-top mask of the base (DoLa's filter, sorted),
+    assistant logits zeroed there, base + weight·assistant (weight = −α), masked tokens −1e3, argmax."""
+    ids = ids.clone()
+    for _ in range(new):
+        with torch.no_grad():
+            lb = base(input_ids=ids).logits[:, -1, :].float()
+            la = assistant(input_ids=ids).logits[:, -1, :].float().clone()
+        keep = int(top * lb.shape[-1])
+        norm = lb.log_softmax(-1)
+        kth = torch.sort(norm, descending=True).values[..., keep - 1]
+        thresh = torch.min(kth, norm.max(-1).values + np.log(top)).unsqueeze(-1)
+        mask = norm < thresh
+        la[mask] = 0
+        logits = lb + weight * la
+        logits[mask] = -1e3
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+@pytest.mark.parametrize("alpha", [1.0, 4.0])
+def test_uld_generation_matches_the_authors_greedy_search(model, other, tokenizer, alpha):
+    from mnemoscope.unlearn.methods.uld import METHOD
+
+    comp = METHOD.result_model(model, None, other, {"alpha": alpha, "top_filter": 0.1})
+    engine = Engine(comp, tokenizer)
+    for prompt in PROMPTS:
+        enc = engine.prefix_ids() + engine.text_ids(prompt)
+        (got,) = engine.generate([enc], max_new_tokens=8, min_new_tokens=8)
+        want = _authors_uld_greedy(model, other, torch.tensor([enc]), 8, -alpha, 0.1)[0, len(enc):].tolist()
+        assert got.token_ids == want, prompt
+
+
 def test_combined_logits_refuses_mismatched_vocabularies(model):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -305,3 +370,55 @@ def test_composite_state_dict_holds_both_members(model, other):
     comb = CombinedLogits({"target": model, "reinforced": other}, lambda lg: lg["target"], base="target")
     keys = set(comb.state_dict())
     assert any(k.startswith("members.target.") for k in keys) and any(k.startswith("members.reinforced.") for k in keys)
+
+
+def _authors_flat_loss(forget_logits, forget_labels, idk_logits, idk_labels, div):
+    """FLAT's "cl" loss written out from their CustomTrainerForgetting: per row, NLLLoss (no
+    reduction, ignore_index −100) of the softmax at the shifted positions = −p or 0; stack; mean over
+    every position of the padded batch; then activation(−mean_good) − conjugate(−mean_unlearn)."""
+    nll = torch.nn.NLLLoss(reduction="none", ignore_index=-100)
+    soft = torch.nn.Softmax(dim=-1)
+
+    def summed(logits, labels):
+        rows = [nll(soft(logits[b, :-1].float()), labels[b, 1:]) for b in range(logits.shape[0])]
+        return torch.stack(rows).mean()
+
+    good, unlearn = -summed(idk_logits, idk_labels), -summed(forget_logits, forget_labels)
+    if div == "Total-Variation":
+        activation, conjugate = (lambda x: -torch.mean(torch.tanh(x) / 2.0)), (lambda x: -torch.mean(torch.tanh(x) / 2.0))
+    else:  # KL
+        activation, conjugate = (lambda x: -torch.mean(x)), (lambda x: -torch.mean(torch.exp(x - 1.0)))
+    return activation(good) - conjugate(unlearn)
+
+
+@pytest.mark.parametrize("divergence,theirs", [("tv", "Total-Variation"), ("kl", "KL")])
+def test_flat_padded_average_matches_the_authors_loss(model, tokenizer, divergence, theirs):
+    """``average = padded`` is FLAT's code (ProbLossStable over the padded batch); ``answer`` (the
+    paper's, our default) averages over answer tokens only and so differs when prompts or pads exist."""
+    from mnemoscope.unlearn.methods import get_method
+    from mnemoscope.unlearn.methods.base import Step
+
+    flat = get_method("flat")
+    qa = R.qa_examples([{"question": "Where was Anna Berg born?", "answer": "Lisbon, a long time ago"},
+                        {"question": "What?", "answer": "clocks"}])
+    hp = R.resolve_hparams(flat, {"divergence": divergence, "average": "padded"})
+    items, pairs = R.encode_forget(qa, tokenizer, flat, hp, max_length=64, bos="auto")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    fb, pb = R.collate(items, pad), R.collate(pairs, pad)
+    step = Step(model, None, {"forget": fb, "pair": pb})
+    with torch.no_grad():
+        ours = flat.forget_loss(step, hp)
+        want = _authors_flat_loss(step.logits("forget"), fb.labels, step.logits("pair"), pb.labels, theirs)
+        paper = flat.forget_loss(step, {**hp, "average": "answer"})
+        # the paper's average written out: mean over each answer's tokens, then over the batch
+        p_ans = lambda lg, lb: torch.stack([  # noqa: E731
+            torch.softmax(lg[b, :-1].float(), -1).gather(-1, lb[b, 1:].clamp(min=0)[:, None])[:, 0][lb[b, 1:] != -100].mean()
+            for b in range(lg.shape[0])]).mean()
+        want_paper = L.flat_loss(p_ans(step.logits("pair"), pb.labels), p_ans(step.logits("forget"), fb.labels), divergence)
+    assert float(ours) == pytest.approx(float(want), rel=1e-5, abs=1e-7)
+    assert float(paper) == pytest.approx(float(want_paper), rel=1e-5, abs=1e-7)
+    with torch.no_grad():  # the two averages differ (prompt and pad positions count in the padded one)
+        padded = float(L.padded_token_prob(step.logits("forget"), fb.labels).mean())
+    assert padded < 0.9 * float(step.token_prob("forget").mean())
+    with pytest.raises(MnemoscopeError, match="average"):
+        R.resolve_hparams(flat, {"average": "tokens"})

@@ -7,7 +7,8 @@ behaves like one causal LM whose next-token logits are ``combine({name: logits})
 - ``forward(input_ids, attention_mask=None)`` returns ``.logits`` = the combined logits at every
   position (differentiable: a relearning attack can fine-tune the composite as a whole);
 - ``generate(input_ids=, attention_mask=, generation_config=, logits_processor=)`` decodes from
-  the combined logits step by step, every member with its own KV cache, honouring what the
+  the combined logits step by step (``combine_generate({name: logits})`` when given: a method
+  whose decoding rule differs from its scoring rule, as ULD's does), every member with its own KV cache, honouring what the
   engine asks of ``transformers``' ``generate``: greedy or sampled (temperature, top-k, top-p),
   ``max_new_tokens``, ``min_new_tokens`` (EOS suppressed until then), EOS, pad, left padding,
   extra logits processors (the engine's banned-token callback), and ``use_cache``.
@@ -33,7 +34,8 @@ Combine = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
 class CombinedLogits(torch.nn.Module):
     """Several causal LMs seen as one: logits = ``combine({name: member logits})``."""
 
-    def __init__(self, models: Mapping[str, torch.nn.Module], combine: Combine, *, base: str, name: str = ""):
+    def __init__(self, models: Mapping[str, torch.nn.Module], combine: Combine, *, base: str, name: str = "",
+                 combine_generate: Combine | None = None):
         super().__init__()
         if base not in models:
             raise MnemoscopeError(f"CombinedLogits: the base member {base!r} is not among {sorted(models)}")
@@ -43,6 +45,7 @@ class CombinedLogits(torch.nn.Module):
                                   "needs models that share one tokenizer")
         self.members = torch.nn.ModuleDict(dict(models))
         self.combine = combine
+        self.combine_generate = combine_generate or combine
         self.base = base
         self.name = name or "+".join(models)
 
@@ -136,7 +139,7 @@ class CombinedLogits(torch.nn.Module):
                 else:
                     out = m(input_ids=seqs, attention_mask=mask, position_ids=positions, use_cache=False)
                 logits[n] = out.logits[:, -1:, :].float()
-            scores = self.combine(logits)[:, -1, :]
+            scores = self.combine_generate(logits)[:, -1, :]
             if t < int(cfg.min_new_tokens or 0) and eos:
                 scores[:, eos] = -float("inf")
             for processor in logits_processor or ():

@@ -3,7 +3,9 @@
 - ``nll_gradient_norms``: one forward + backward pass per text; the NLL (mean over scored tokens)
   is differentiated with respect to every parameter tensor and to the input embeddings. Returns
   the p-norm of each parameter tensor's gradient and of the whole input-embedding gradient
-  (the gradient-norm membership attack reduces these).
+  (the gradient-norm membership attack reduces these). The embedding matrix's gradient is the
+  full one ``loss.backward()`` gives (MIMIR): its input-side rows (the text's tokens) and, for a
+  model whose output head is tied to it, the head's part too.
 - ``one_hot_gradients``: the gradient of the target's mean NLL with respect to a one-hot encoding
   of the prompt tokens, ``∂NLL/∂e_i ∈ R^V`` per prompt position i — the linearisation greedy
   coordinate gradient (GCG) uses to propose token swaps.
@@ -45,7 +47,7 @@ def nll_gradient_norms(model, ids: list[int], score_from: int, p: float = float(
     device = next(model.parameters()).device
     x = torch.tensor([ids], dtype=torch.long, device=device)
     with torch.enable_grad():
-        embeds = model.get_input_embeddings()(x).detach().requires_grad_(True)
+        embeds = model.get_input_embeddings()(x)  # not detached: the table gets its input-side gradient
         loss = _mean_nll(model(inputs_embeds=embeds).logits, x, score_from)
         params = _trainable(model)
         grads = torch.autograd.grad(loss, params + [embeds], allow_unused=True)

@@ -6,12 +6,17 @@
   word-swap neighbours (``probes.neighbours``);
 - gradnorm / gradnorm_embed (MIMIR): −mean p-norm of the NLL gradient per parameter tensor, and
   −p-norm of its gradient w.r.t. the input embeddings (one backward pass per text, p = ∞);
+  smaller norm = member; ``gradnorm_orientation: mimir`` ranks larger norms as members, as MIMIR does;
 - recall (Xie et al. 2024): LL(x | P) / LL(x), P = the non-member texts of ``recall_prefix``
-  (the first ``recall_shots`` of them, joined by blank lines);
+  (the first ``recall_shots`` of them, joined by blank lines, P + x tokenized as one text);
+  ``recall_format: authors`` joins them with "" and tokenizes P and x apart, as their code does;
 - dcpdd (Zhang et al. 2024): token-frequency calibrated probabilities, frequencies counted in
   the corpus named by ``dcpdd_corpus`` (each document's first ``dcpdd_max_tokens`` tokens);
 - samia (Kaneko et al. 2024): ``samia_samples`` sampled continuations (temperature 1, top-k 50,
-  seeded) of each text's first half of words, ROUGE-1 recall against the second half.
+  seeded) of each text's first half of words, ROUGE-1 recall against the second half; the
+  candidate words are those of prompt + continuation after the prompt's words (the authors'
+  ``get_suffix``); a continuation is as many tokens as the true second half has
+  (``samia_max_new_tokens`` = N: N tokens, as the authors generate up to ``max_length`` 1024);
 
 One ``score_encoded`` call serves the texts, their neighbours and the ReCaLL pairs together;
 gradnorm needs its own backward passes and SaMIA one generate call. An attack whose input file
@@ -27,8 +32,10 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope.engine import Backend, Sampling
+from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.attacks import (
+    GRADNORM_ORIENTATIONS,
     dcpdd_score,
     gradnorm_score,
     neighbourhood_score,
@@ -41,13 +48,15 @@ from mnemoscope.probes.neighbours import vocabulary_words, word_swap_neighbours
 from mnemoscope.probes.textfile import load_texts
 
 ATTACKS = ("neighbourhood", "gradnorm", "gradnorm_embed", "recall", "dcpdd", "samia")
+RECALL_FORMATS = ("ours", "authors")
 DEFAULTS = {"attacks": {
     "names": list(ATTACKS),
     "n_neighbours": 25, "neighbour_swaps": 1,
-    "gradnorm_p": "inf",
-    "recall_prefix": "", "recall_shots": 5,
+    "gradnorm_p": "inf", "gradnorm_orientation": "ours",
+    "recall_prefix": "", "recall_shots": 5, "recall_format": "ours",
     "dcpdd_corpus": "", "dcpdd_a": 0.01, "dcpdd_max_tokens": 1024,
     "samia_samples": 10, "samia_prefix_ratio": 0.5, "samia_temperature": 1.0, "samia_top_k": 50, "samia_zlib": False,
+    "samia_max_new_tokens": 0,
 }}
 PATH_KEYS = ("attacks.recall_prefix", "attacks.dcpdd_corpus")
 NEEDS = ("logprobs", "gradients", "sample")
@@ -59,8 +68,10 @@ class Settings:
     n_neighbours: int = 25
     neighbour_swaps: int = 1
     gradnorm_p: float = math.inf
+    gradnorm_orientation: str = "ours"  # "mimir": larger norm = member, as MIMIR's AUC ranks them
     recall_prefix: list[str] | None = None  # non-member texts
     recall_shots: int = 5
+    recall_format: str = "ours"  # "authors": shots joined with "", prefix and text tokenized apart
     dcpdd_corpus: list[str] | None = None
     dcpdd_a: float = 0.01
     dcpdd_max_tokens: int = 1024
@@ -69,6 +80,7 @@ class Settings:
     samia_temperature: float = 1.0
     samia_top_k: int = 50
     samia_zlib: bool = False
+    samia_max_new_tokens: int = 0  # 0: as many tokens as the true second half has
     seed: int = 0
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -84,16 +96,26 @@ def read(cfg: dict, seed: int = 0) -> Settings:
     p = math.inf if str(p).lower() in ("inf", "infinity") else float(p)
     if p not in (1.0, 2.0, math.inf):
         raise MnemoscopeError(f"attacks.gradnorm_p must be 1, 2 or inf, got {a['gradnorm_p']}")
+    if a["gradnorm_orientation"] not in GRADNORM_ORIENTATIONS:
+        raise MnemoscopeError(f"attacks.gradnorm_orientation must be one of {', '.join(GRADNORM_ORIENTATIONS)}, "
+                              f"got {a['gradnorm_orientation']!r}")
     for key in ("n_neighbours", "neighbour_swaps", "recall_shots", "dcpdd_max_tokens", "samia_samples"):
         if int(a[key]) < 1:
             raise MnemoscopeError(f"attacks.{key} must be ≥ 1, got {a[key]}")
+    if a["recall_format"] not in RECALL_FORMATS:
+        raise MnemoscopeError(f"attacks.recall_format must be one of {', '.join(RECALL_FORMATS)}, "
+                              f"got {a['recall_format']!r}")
+    if int(a["samia_max_new_tokens"]) < 0:
+        raise MnemoscopeError(f"attacks.samia_max_new_tokens must be ≥ 0 (0: the true second half's length), "
+                              f"got {a['samia_max_new_tokens']}")
     if not 0 < float(a["samia_prefix_ratio"]) < 1:
         raise MnemoscopeError(f"attacks.samia_prefix_ratio must be in (0, 1), got {a['samia_prefix_ratio']}")
     s = Settings(names=names, n_neighbours=int(a["n_neighbours"]), neighbour_swaps=int(a["neighbour_swaps"]),
-                 gradnorm_p=p, recall_shots=int(a["recall_shots"]), dcpdd_a=float(a["dcpdd_a"]),
+                 gradnorm_p=p, gradnorm_orientation=a["gradnorm_orientation"], recall_shots=int(a["recall_shots"]), dcpdd_a=float(a["dcpdd_a"]),
                  dcpdd_max_tokens=int(a["dcpdd_max_tokens"]), samia_samples=int(a["samia_samples"]),
                  samia_prefix_ratio=float(a["samia_prefix_ratio"]), samia_temperature=float(a["samia_temperature"]),
-                 samia_top_k=int(a["samia_top_k"]), samia_zlib=bool(a["samia_zlib"]), seed=seed)
+                 samia_top_k=int(a["samia_top_k"]), samia_zlib=bool(a["samia_zlib"]),
+                 samia_max_new_tokens=int(a["samia_max_new_tokens"]), recall_format=a["recall_format"], seed=seed)
     if "recall" in names:
         if a["recall_prefix"]:
             s.recall_prefix = load_texts(a["recall_prefix"])
@@ -108,7 +130,16 @@ def read(cfg: dict, seed: int = 0) -> Settings:
 
 
 def _recall_prefix(s: Settings) -> str:
-    return "\n\n".join(s.recall_prefix[: s.recall_shots]) + "\n\n"
+    shots = s.recall_prefix[: s.recall_shots]
+    return "".join(shots) if s.recall_format == "authors" else "\n\n".join(shots) + "\n\n"
+
+
+def _recall_item(engine: Backend, prefix: str, text: str) -> Encoded:
+    """x after the prefix P. Ours: one text P + x split at P (``encode_pair``). The authors'
+    (ReCaLL ``get_conditional_ll``): P and x tokenized apart, each as ``tokenizer(...)`` would
+    (BOS included), concatenated; every token of x's encoding scored."""
+    first = engine.prefix_ids() + engine.text_ids(prefix)
+    return Encoded(ids=first + engine.prefix_ids() + engine.text_ids(text), score_from=len(first), bos=engine.bos)
 
 
 def check(engine: Backend, texts: list[str], s: Settings) -> None:
@@ -121,7 +152,7 @@ def check(engine: Backend, texts: list[str], s: Settings) -> None:
     if "recall" in s.names and s.recall_prefix:
         prefix = _recall_prefix(s)
         for i, t in enumerate(texts):
-            if not engine.fits(len(engine.prefix_ids()) + len(engine.text_ids(prefix + t))):
+            if not engine.fits(2 * len(engine.prefix_ids()) + len(engine.text_ids(prefix)) + len(engine.text_ids(t))):
                 raise MnemoscopeError(f"attacks.recall_prefix: text {i} with the {s.recall_shots}-shot non-member prefix "
                                       f"exceeds the model's context ({engine.max_length}); lower attacks.recall_shots")
 
@@ -142,7 +173,10 @@ def attack_scores(engine: Backend, texts: list[str], s: Settings) -> tuple[pd.Da
     use_recall = "recall" in want and s.recall_prefix
     if use_recall:
         prefix = _recall_prefix(s)
-        items += [engine.encode_pair(prefix, t) for t in texts]
+        if s.recall_format == "authors":
+            items += [_recall_item(engine, prefix, t) for t in texts]
+        else:
+            items += [engine.encode_pair(prefix, t) for t in texts]
     scored = engine.score_encoded(items)
     base, rest = scored[: len(texts)], scored[len(texts):]
     if "neighbourhood" in want:
@@ -166,9 +200,9 @@ def attack_scores(engine: Backend, texts: list[str], s: Settings) -> tuple[pd.Da
     if want & {"gradnorm", "gradnorm_embed"}:
         grads = engine.gradient_norms(texts, p=s.gradnorm_p)
         if "gradnorm" in want:
-            frame["score/gradnorm"] = [gradnorm_score(g.param_norms) for g in grads]
+            frame["score/gradnorm"] = [gradnorm_score(g.param_norms, s.gradnorm_orientation) for g in grads]
         if "gradnorm_embed" in want:
-            frame["score/gradnorm_embed"] = [gradnorm_score([g.embed_norm]) for g in grads]
+            frame["score/gradnorm_embed"] = [gradnorm_score([g.embed_norm], s.gradnorm_orientation) for g in grads]
     # ---- SaMIA: one sampled generate call
     if "samia" in want:
         frame["score/samia"] = _samia(engine, texts, s, notes)
@@ -192,12 +226,16 @@ def _samia(engine: Backend, texts: list[str], s: Settings, notes: dict[str, str]
     out = [math.nan] * len(texts)
     if not jobs:
         return out
-    lengths = {i: len(engine.text_ids(" " + " ".join(splits[i][1]))) for i in jobs}
+    if s.samia_max_new_tokens:
+        lengths = {i: s.samia_max_new_tokens for i in jobs}
+    else:
+        lengths = {i: len(engine.text_ids(" " + " ".join(splits[i][1]))) for i in jobs}
     prompts = [splits[i][0] for i in jobs for _ in range(s.samia_samples)]
     gens = engine.generate(prompts, max_new_tokens=max(lengths.values()),
                            sampling=Sampling(temperature=s.samia_temperature, top_k=s.samia_top_k, seed=s.seed))
     for j, i in enumerate(jobs):
-        samples = [engine.decode(g.token_ids[: lengths[i]]).split()
+        k = len(splits[i][0].split())  # the authors' get_suffix: the words of prompt + sample after the prompt's
+        samples = [[w for w in (splits[i][0] + engine.decode(g.token_ids[: lengths[i]])).split(" ") if w][k:]
                    for g in gens[j * s.samia_samples : (j + 1) * s.samia_samples]]
         out[i] = samia_score(samples, splits[i][1], zlib_weight=s.samia_zlib)
     return out

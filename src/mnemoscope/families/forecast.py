@@ -12,6 +12,10 @@ memorized set predicts the final one: precision and recall (``metrics.forecast``
 Keys: ``forecast/memorized/rate`` (final), ``forecast/precision@fraction=F``,
 ``forecast/recall@fraction=F``, ``forecast/memorized/rate@fraction=F``, ``forecast/n``.
 Context: ``ctx.engines["forecast.models"]`` is the list of predictor engines, in order.
+
+The prompts are token ids of the final model's tokenizer and go to every predictor, so a
+predictor whose tokenizer differs (vocabulary, BOS policy, or how it splits the texts: the check
+``families.reference`` makes) is refused before anything is generated.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pandas as pd
 from mnemoscope.engine import Backend
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.base import Context, Result
+from mnemoscope.families.reference import tokenizer_mismatch
 from mnemoscope.metrics.extraction import memorization_score
 from mnemoscope.metrics.forecast import forecast_precision_recall
 from mnemoscope.probes.textfile import load_records
@@ -108,6 +113,13 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Result:
     if len(predictors) != len(plan.inputs.fractions):
         raise MnemoscopeError(f"forecast: {len(plan.inputs.fractions)} fraction(s) but {len(predictors)} predictor "
                               "model(s) loaded")
+    texts = [plan.inputs.texts[i] for i in plan.kept]
+    for k, other in enumerate(predictors):
+        reason = tokenizer_mismatch(engine, other, texts)
+        if reason is not None:
+            raise MnemoscopeError(f"forecast.models[{k}] does not share the audited model's tokenizer: {reason}; the "
+                                  "prompts are the final model's token ids, so every predictor needs its tokenizer "
+                                  "(earlier checkpoints of the same run, or a smaller model trained with it)")
     final = memorized(engine, plan.prompts, plan.truths, plan.inputs.suffix)
     frame = pd.DataFrame({"id": [plan.inputs.ids[i] for i in plan.kept], "memorized@final": final.astype(float)})
     result.metrics.update({KEY: float(final.mean()), "forecast/n": float(final.size)})

@@ -10,7 +10,9 @@ reference model's, as in the authors' query test with a reference) and its posit
 permutation of the positions, exact under the null (``metrics.provenance``). A small p means the
 suspect remembers the original's late examples best: it was derived from it.
 
-Keys: ``provenance/rho``, ``provenance/p_value``, ``provenance/n``, ``provenance/n_perm``.
+Keys: ``provenance/rho``, ``provenance/p_value`` (ours: one-sided permutation, what the claims
+use), ``provenance/p_value_two_sided`` (the authors': scipy's two-sided Spearman p, t
+approximation), ``provenance/n``, ``provenance/n_perm``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ DEFAULTS = {"provenance": {"texts": "", "order": "", "n_perm": 9999, "ref_model"
 PATH_KEYS = ("provenance.texts", "provenance.order")
 MODEL_KEYS = ("provenance.ref_model",)
 NEEDS = ("logprobs",)
-HEADLINE = ("provenance/rho", "provenance/p_value")
+HEADLINE = ("provenance/rho", "provenance/p_value", "provenance/p_value_two_sided")
 
 
 @dataclass
@@ -132,4 +134,5 @@ def measure(plan: Inputs, engine: Backend, ctx: Context | None = None) -> Result
         stat = stat + ref_nll  # −NLL_suspect − (−NLL_ref)
     res = provenance_test(stat, plan.positions, n_perm=plan.n_perm, seed=ctx.seed)
     return Result(samples=frame, metrics={"provenance/rho": res["rho"], "provenance/p_value": res["p_value"],
+                                          "provenance/p_value_two_sided": res["p_value_two_sided"],
                                           "provenance/n": res["n"], "provenance/n_perm": float(plan.n_perm)})

@@ -4,7 +4,7 @@ authors' code and checked against it in the tests:
 | attack | score (our orientation) | authors' orientation |
 |---|---|---|
 | neighbourhood | −(NLL(x) − mean_j NLL(x̃_j)) | Mattern et al. 2023: loss(x) − mean loss(neighbours), low = member |
-| gradnorm | −mean_t ‖∇_{θ_t} NLL(x)‖_p over parameter tensors t (MIMIR, p = ∞); input-embedding variant −‖∇_E NLL(x)‖_p | MIMIR returns −norm |
+| gradnorm | −mean_t ‖∇_{θ_t} NLL(x)‖_p over parameter tensors t (MIMIR, p = ∞); input-embedding variant −‖∇_E NLL(x)‖_p: smaller norm = member | MIMIR returns −norm and its ``get_roc_metrics`` negates every score, so MIMIR ranks a *larger* norm as member (AUC = 1 − ours); ``orientation="mimir"`` reproduces it |
 | recall | LL(x | P) / LL(x), LL = mean log-likelihood (< 0), P = non-member prefix | Xie et al. 2024: the same ratio, high = member |
 | dcpdd | mean over first occurrences of min(p_i · log(1/f_i), a), f = Laplace-smoothed token frequency in a reference corpus, a = 0.01 | Zhang et al. 2024 code returns −mean, scored as −score (high = member) |
 | samia | mean over samples of ROUGE-1 recall (clipped unigram overlap / |reference|) of a sampled continuation of the first half against the true second half (words) | Kaneko et al. 2024: the same, high = member |
@@ -40,13 +40,22 @@ def neighbourhood_score(nll: float, neighbour_nlls: ArrayLike) -> float:
     return float(-(nll - nb.mean()))
 
 
-def gradnorm_score(norms: ArrayLike) -> float:
+GRADNORM_ORIENTATIONS = ("ours", "mimir")
+
+
+def gradnorm_score(norms: ArrayLike, orientation: str = "ours") -> float:
     """Gradient norm: ``−mean`` of the given norms (one per parameter tensor, as MIMIR aggregates;
-    pass one value for the input-embedding variant). A smaller gradient = a better-fit text = member."""
+    pass one value for the input-embedding variant). A smaller gradient = a better-fit text = member.
+
+    ``orientation="mimir"`` returns ``+mean``: MIMIR's ``GradNormAttack`` returns −mean and its
+    ``get_roc_metrics`` multiplies every score by −1 before ranking members high, so in MIMIR a
+    larger norm ranks as member (its AUC = 1 − ours on the same scores)."""
+    if orientation not in GRADNORM_ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {GRADNORM_ORIENTATIONS}, got {orientation!r}")
     n = np.asarray(norms, dtype=np.float64)
     if n.size == 0:
         return math.nan
-    return float(-n.mean())
+    return float(-n.mean() if orientation == "ours" else n.mean())
 
 
 def recall_score(ll_conditional: float, ll_unconditional: float) -> float:

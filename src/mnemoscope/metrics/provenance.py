@@ -12,6 +12,12 @@ examples is equally likely, so the permutation p-value
 over B random permutations π_b of the positions is exactly valid: P(p ≤ α) ≤ α for every α. When
 n! ≤ B the p-value is computed over all n! permutations instead (exact, no Monte Carlo error).
 A derived model shows ρ > 0 (one-sided test).
+
+The authors' code (``blackbox-model-tracing``, ``tracing/query/statistics.py``) reports scipy's
+``spearmanr`` p-value instead: two-sided, from the t approximation
+t = ρ √((n − 2) / (1 − ρ²)) with n − 2 degrees of freedom, p = 2 · P(T ≥ |t|)
+(``spearman_two_sided_p``). For ρ > 0 it is about twice the one-sided permutation p and it
+rejects for ρ < 0 too; ``provenance_test`` returns both.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
-__all__ = ["permutation_pvalue", "provenance_test", "spearman"]
+__all__ = ["permutation_pvalue", "provenance_test", "spearman", "spearman_two_sided_p"]
 
 _TOL = 1e-12  # permutations whose ρ equals ρ_obs up to float noise count as ≥
 
@@ -41,6 +48,19 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     rx, ry = _centered_ranks(x), _centered_ranks(y)
     denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
     return float(rx @ ry / denom) if denom > 0 else math.nan
+
+
+def spearman_two_sided_p(x: ArrayLike, y: ArrayLike) -> float:
+    """Two-sided p-value of Spearman's ρ by the t approximation (what scipy's ``spearmanr`` reports):
+    t = ρ √((n − 2) / (1 − ρ²)), p = 2 · sf(|t|; n − 2); 0 when |ρ| = 1, nan when n < 3 or ρ is nan."""
+    rho = spearman(x, y)
+    n = np.asarray(x).size
+    if math.isnan(rho) or n < 3:
+        return math.nan
+    if abs(rho) >= 1.0:
+        return 0.0
+    t = rho * math.sqrt((n - 2) / (1.0 - rho * rho))
+    return float(min(1.0, 2.0 * student_t.sf(abs(t), n - 2)))
 
 
 def permutation_pvalue(scores: ArrayLike, positions: ArrayLike, *, n_perm: int = 9999, seed: int = 0) -> float:
@@ -68,8 +88,9 @@ def permutation_pvalue(scores: ArrayLike, positions: ArrayLike, *, n_perm: int =
 
 
 def provenance_test(loglik: ArrayLike, positions: ArrayLike, *, n_perm: int = 9999, seed: int = 0) -> dict[str, float]:
-    """``{"rho", "p_value", "n"}`` for per-example log-likelihoods under the suspect and their
-    positions in the original training order (higher position = seen later)."""
+    """``{"rho", "p_value", "p_value_two_sided", "n"}`` for per-example log-likelihoods under the
+    suspect and their positions in the original training order (higher position = seen later).
+    ``p_value`` is ours (one-sided permutation), ``p_value_two_sided`` the authors' (scipy's t test)."""
     loglik = np.asarray(loglik, dtype=np.float64)
     positions = np.asarray(positions, dtype=np.float64)
     if loglik.shape != positions.shape:
@@ -77,4 +98,4 @@ def provenance_test(loglik: ArrayLike, positions: ArrayLike, *, n_perm: int = 99
     if not np.all(np.isfinite(loglik)):
         raise ValueError("log-likelihoods must be finite")
     return {"rho": spearman(loglik, positions), "p_value": permutation_pvalue(loglik, positions, n_perm=n_perm, seed=seed),
-            "n": float(loglik.size)}
+            "p_value_two_sided": spearman_two_sided_p(loglik, positions), "n": float(loglik.size)}

@@ -217,7 +217,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         prov_rows = []
         for suspect in ("original", "derived", "independent"):
             res = family(provenance, pcfg, engines[suspect], ctx)
-            for key in ("rho", "p_value"):
+            for key in ("rho", "p_value", "p_value_two_sided"):
                 metrics[f"provenance/{key}@suspect={suspect}"] = res.metrics[f"provenance/{key}"]
             metrics["provenance/n"] = res.metrics["provenance/n"]
             prov_rows.append(res.samples.assign(suspect=suspect))

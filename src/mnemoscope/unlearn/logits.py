@@ -15,6 +15,12 @@ position and at every decoding step, so the composite scores and generates like 
   implausible (log p_b(v) < the ``top`` filter's threshold; ``top = 0`` keeps every token). The
   threshold follows the authors' relative-top filter: ``min(log p_b,max + log top, the
   ⌊top·V⌋-th largest log p_b)``, so at least ⌊top·V⌋ tokens keep the assistant's term.
+  That is the composite's scoring (the authors' ``ContrastLLM.forward``). When *decoding*, the
+  authors' ``greedy_search`` also sets the implausible tokens themselves to −1e3, so only
+  plausible tokens can be chosen (``uld_logits(..., implausible=ULD_IMPLAUSIBLE)``; the ULD
+  method's composite does this at every decoding step). Without it an implausible token whose
+  assistant logit was negative could win: base [10, 9, 2], assistant [9, 9, 0], α = 1, top 0.1
+  scores [1, 0, 2] but decodes token 0.
 """
 
 from __future__ import annotations
@@ -50,11 +56,17 @@ def relative_top_mask(base: torch.Tensor, top: float) -> torch.Tensor:
     return logp < threshold
 
 
-def uld_logits(base: torch.Tensor, assistant: torch.Tensor, alpha: float = 1.0, top: float = 0.1) -> torch.Tensor:
-    """``l_b − α·l_a`` with the assistant's logits zeroed where ``relative_top_mask(l_b, top)``."""
+ULD_IMPLAUSIBLE = -1e3  # the authors' greedy_search value for tokens outside the base's relative top
+
+
+def uld_logits(base: torch.Tensor, assistant: torch.Tensor, alpha: float = 1.0, top: float = 0.1,
+               implausible: float | None = None) -> torch.Tensor:
+    """``l_b − α·l_a`` with the assistant's logits zeroed where ``relative_top_mask(l_b, top)``;
+    with ``implausible`` (decoding: ``ULD_IMPLAUSIBLE``), those tokens' combined logits are set to it."""
     if not math.isfinite(alpha):
         raise MnemoscopeError(f"uld alpha: must be a finite number, got {alpha!r}")
     if base.shape != assistant.shape:
         raise ValueError(f"uld_logits: base {tuple(base.shape)} and assistant {tuple(assistant.shape)} differ")
-    a = assistant.float().masked_fill(relative_top_mask(base, top), 0.0)
-    return base.float() - alpha * a
+    mask = relative_top_mask(base, top)
+    out = base.float() - alpha * assistant.float().masked_fill(mask, 0.0)
+    return out if implausible is None else out.masked_fill(mask, float(implausible))

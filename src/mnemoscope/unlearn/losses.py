@@ -306,6 +306,7 @@ def rmu_loss(
 # --------------------------------------------------------------------------- FLAT and ULD
 
 FLAT_DIVERGENCES = ("kl", "js", "tv", "pearson")
+FLAT_AVERAGES = ("answer", "padded")
 
 
 def mean_token_prob(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -319,6 +320,19 @@ def mean_token_prob(logits: torch.Tensor, labels: torch.Tensor, ignore_index: in
     logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
     p = logp.gather(-1, shift.clamp(min=0).unsqueeze(-1)).squeeze(-1).exp() * mask
     return p.sum(-1) / counts.float()
+
+
+def padded_token_prob(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Per example, Σ_i p(y_i | ·) over its scored tokens divided by *every* next-token position
+    of the padded batch (T − 1; prompt and pad positions count as 0) → [batch]. FLAT's code
+    (``ProbLossStable``: NLLLoss on softmax with ignore_index, then ``.mean()`` over the padded
+    rows) averages this way, so its value shrinks with the padding."""
+    _check_labels(logits, labels)
+    shift = labels[:, 1:]
+    mask = shift != ignore_index
+    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+    p = logp.gather(-1, shift.clamp(min=0).unsqueeze(-1)).squeeze(-1).exp() * mask
+    return p.sum(-1) / shift.shape[1]
 
 
 def flat_loss(p_template: torch.Tensor, p_forget: torch.Tensor, divergence: str = "kl") -> torch.Tensor:

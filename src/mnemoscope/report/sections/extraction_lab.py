@@ -96,10 +96,11 @@ def section_extraction_lab(run: RunData) -> Markup | None:
                           ("independent", "trained from scratch on the same data, another order")):
         p = m(f"provenance/p_value@suspect={suspect}")
         verdict = "—" if p is None else ("derived from the original" if p < ALPHA else "no evidence")
+        p2 = m(f"provenance/p_value_two_sided@suspect={suspect}")
         prov.append([suspect, what, v(m(f"provenance/rho@suspect={suspect}"), 4),
-                     "—" if p is None else f"{p:.2g}", verdict])
-    prov_table = html_table(["suspect", "model", "Spearman ρ", "p-value", f"verdict (α = {ALPHA})"], prov,
-                            numeric=[2, 3])
+                     "—" if p is None else f"{p:.2g}", "—" if p2 is None else f"{p2:.2g}", verdict])
+    prov_table = html_table(["suspect", "model", "Spearman ρ", "p-value (one-sided permutation; the verdict's)",
+                             "two-sided p (the authors', scipy)", f"verdict (α = {ALPHA})"], prov, numeric=[2, 3, 4])
     fractions = sorted({float(x.group(1)) for k in run.metrics
                         for x in [re.fullmatch(r"forecast/recall@fraction=([0-9.]+)", k)] if x})
     fc = [[f"{f:g}", v(m(f"forecast/memorized/rate@fraction={f:g}")), v(m(f"forecast/precision@fraction={f:g}")),

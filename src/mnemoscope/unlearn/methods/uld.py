@@ -2,7 +2,8 @@
 from Logit Difference*): train an *assistant* with the reversed objectives — remember F (mean NLL on
 F) and forget R (w·KL(uniform ‖ π_a) on R, ``unlearn.losses.uniform_kl``) — then decode from
 ``l_b − α·l_a`` with the assistant's logits zeroed where the base finds a token implausible
-(``unlearn.logits.uld_logits``). The assistant is a copy of the model's first ⌈f·L⌉ decoder
+(``unlearn.logits.uld_logits``); when decoding, those implausible tokens are also set to −1e3, as
+the authors' ``greedy_search`` does, so only tokens in the base's relative top can be generated. The assistant is a copy of the model's first ⌈f·L⌉ decoder
 blocks (the authors take the first 8 of 32 layers) with the model's embeddings and head. The
 result is a composite of the original and the assistant (``engine.combined.CombinedLogits``).
 [α = 1, top_filter = 0.1, retain_weight = 5, assistant_fraction = 0.25]"""
@@ -19,7 +20,7 @@ from mnemoscope.engine.activations import find_blocks
 from mnemoscope.engine.combined import CombinedLogits
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.unlearn import losses as L
-from mnemoscope.unlearn.logits import uld_logits
+from mnemoscope.unlearn.logits import ULD_IMPLAUSIBLE, uld_logits
 from mnemoscope.unlearn.methods.base import Method
 
 
@@ -40,8 +41,8 @@ def first_blocks(model, n: int):
     return small
 
 
-def _combine(logits, alpha: float, top: float):
-    return uld_logits(logits["base"], logits["assistant"], alpha, top)
+def _combine(logits, alpha: float, top: float, implausible: float | None = None):
+    return uld_logits(logits["base"], logits["assistant"], alpha, top, implausible)
 
 
 class ULD(Method):
@@ -67,9 +68,10 @@ class ULD(Method):
         return first_blocks(model, max(1, min(n, math.ceil(hp["assistant_fraction"] * n))))
 
     def result_model(self, model, original_state, trained, hp):
-        return CombinedLogits({"base": model, "assistant": trained},
-                              partial(_combine, alpha=float(hp["alpha"]), top=float(hp["top_filter"])), base="base",
-                              name="uld")
+        alpha, top = float(hp["alpha"]), float(hp["top_filter"])
+        return CombinedLogits({"base": model, "assistant": trained}, partial(_combine, alpha=alpha, top=top),
+                              base="base", name="uld",
+                              combine_generate=partial(_combine, alpha=alpha, top=top, implausible=ULD_IMPLAUSIBLE))
 
 
 METHOD = ULD("uld", "assistant learns F and unlearns R; decode from l_b − α·l_a (logit difference)",
