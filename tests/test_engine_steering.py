@@ -262,9 +262,12 @@ def test_no_sublayer_reads_the_ablated_direction(arch, tokenizer):
         def project_out(h):
             return h - (h.float() @ rt)[..., None].to(h.dtype) * rt.to(h.dtype)
 
-        handles = [blocks[0].register_forward_pre_hook(
-            lambda m, a, k: ((project_out(a[0]), *a[1:]), k) if a else (a, {**k, "hidden_states": project_out(k["hidden_states"])}),
-            with_kwargs=True)]
+        def on_embeddings(module, args, kwargs):
+            if args:
+                return (project_out(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": project_out(kwargs["hidden_states"])}
+
+        handles = [blocks[0].register_forward_pre_hook(on_embeddings, with_kwargs=True)]
         handles += [b.register_forward_hook(lambda m, a, out: (project_out(out[0]), *out[1:]) if isinstance(out, tuple)
                                             else project_out(out)) for b in blocks]
         try:

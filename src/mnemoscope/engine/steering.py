@@ -144,7 +144,8 @@ class Steering:
                 layers = check_layers(None if iv.layers is None else list(iv.layers), n, "ablation layer")
                 r = unit(iv.direction, d).to(device)
                 for layer in layers:
-                    sites = [("input", 0)] if layer == EMBEDDINGS else [("attention_write", layer), ("mlp_write", layer)]
+                    sites = [("input", 0)] if layer == EMBEDDINGS \
+                        else [("attention_write", layer), ("mlp_write", layer)]
                     for site in sites:
                         self._add(site, ("ablate", r))
             else:

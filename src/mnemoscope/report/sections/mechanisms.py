@@ -171,7 +171,8 @@ def section_mechanisms(run: RunData) -> Markup | None:
             if m(key + tag) is not None:
                 random = "@" + ",".join(t for t in (tag[1:], "direction=random") if t)
                 grid = "α" if not tag else "s"
-                cell = f"layer {fmt_value(m(key + '/layer' + tag), 0)}, {grid} = {fmt_value(m(key + '/alpha' + tag), 2)}"
+                cell = (f"layer {fmt_value(m(key + '/layer' + tag), 0)}, "
+                        f"{grid} = {fmt_value(m(key + '/alpha' + tag), 2)}")
                 rows += [[label, what, cell, fmt_value(m(key + tag)), fmt_value(m(key + random))],
                          [label, kept, cell, fmt_value(m(key + "/kept" + tag)), fmt_value(m(key + "/kept" + random))]]
     if rows:
