@@ -91,7 +91,7 @@ DEFAULTS = {"mechanisms": {
     "a": "", "b": "", "a_name": "a", "b_name": "b",
     "position": "last", "method": "mean_diff", "layers": [], "folds": 5, "fit_fraction": 0.5,
     "steer_layers": [], "alphas": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0], "start": -1, "ablate": True,
-    "interventions": ["add"], "scales": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0],
+    "interventions": ["add"], "scales": [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0],
     "max_new_tokens": 0, "seed": 0, "direction": "", "pca_layer": None,
 }}
 PATH_KEYS = ("mechanisms.a", "mechanisms.b", "mechanisms.direction")

@@ -74,7 +74,7 @@ DEFAULTS = {
     "mechanisms": {"position": "last", "method": "mean_diff", "layers": [], "folds": 5, "fit_fraction": 0.5,
                    "steer_layers": [], "interventions": ["add", "scale"],
                    "alphas": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0],
-                   "scales": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0], "start": -1,
+                   "scales": [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0], "start": -1,
                    "ablate": True, "seed": 0, "pca_layer": None},
     "analysis": {"n_boot": 500},
 }
