@@ -12,9 +12,9 @@ import torch
 import transformers as T
 
 from mnemoscope.engine import Engine
-from mnemoscope.engine.activations import find_blocks
+from mnemoscope.engine.activations import find_blocks, find_sublayers
 from mnemoscope.engine.encoding import Encoded
-from mnemoscope.engine.steering import Ablate, Add
+from mnemoscope.engine.steering import Ablate, Add, ScaleProjection
 from mnemoscope.errors import MnemoscopeError
 
 PROMPTS = ["The river", "a quiet morning in the old town, where the", "Seven", "people often say that the best"]
@@ -148,7 +148,7 @@ def test_greedy_with_and_without_kv_cache_agree_under_steering(arch):
     kind, engine = arch
     r = _unit(engine.hidden_size, 2)
     a0, a1, a2 = (_alpha(engine, layer, 0.5) for layer in (0, 1, 2))
-    for iv in (Add(1, r, a1), Add(0, r, a0, start=-1), Add(2, r, a2, start=5), Ablate(r)):
+    for iv in (Add(1, r, a1), Add(0, r, a0, start=-1), Add(2, r, a2, start=5), Ablate(r), ScaleProjection(r, 0.5)):
         with engine.steer(iv):
             cached = engine.generate(PROMPTS, max_new_tokens=5)  # no forced length: EOS stays the argmax
             engine.use_cache = False
@@ -197,9 +197,167 @@ def test_ablation_removes_the_component(arch):
         one = engine.activations(TEXTS, position="mean", layers=layers)
     with engine.steer(Ablate(r)):
         every = engine.activations(TEXTS, position="mean", layers=layers)
-    assert np.abs(one.at(1) @ r).max() < 1e-4
     np.testing.assert_allclose(one.at(0), before.at(0), atol=1e-6)  # earlier layers untouched
+    # block 1's attention and MLP wrote nothing along r̂: its output keeps exactly what it received
+    np.testing.assert_allclose(one.at(1) @ r, before.at(0) @ r, atol=1e-4, err_msg=kind)
+    assert np.abs(before.at(1) @ r - before.at(0) @ r).max() > 1e-3, kind  # unablated, they did write some
     assert np.abs(every.values @ r).max() < 1e-4, kind
+
+
+def _final_norm(model, blocks):
+    """The norm between the last block and the head (found here by name, independently of the engine)."""
+    inside = {id(m) for m in blocks.modules()}
+    norms = [m for name, m in model.named_modules() if id(m) not in inside
+             and name.rsplit(".", 1)[-1] in ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f")]
+    assert len(norms) == 1, norms
+    return norms[0]
+
+
+def _sublayer_readers(kind, model, blocks):
+    """Every module that reads the residual stream: each block's attention and MLP (OPT's inline MLP
+    reads through fc1) and the final norm."""
+    readers = []
+    for block in blocks:
+        mlp = {"opt": "fc1", "mpt": "ffn"}.get(kind)
+        readers += [find_sublayers(block).attention, getattr(block, mlp) if mlp else find_sublayers(block).mlp]
+    return readers + [_final_norm(model, blocks)]
+
+
+def _largest_read_along(model, readers, r, fn):
+    """max over every reader's input of |x·r̂| / ‖x‖ while ``fn`` runs."""
+    seen = []
+
+    def record(module, args, kwargs):
+        x = (args[0] if args else kwargs["hidden_states"]).float()
+        seen.append(((x @ r).abs() / x.norm(dim=-1).clamp_min(1e-12)).max().item())
+
+    handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in readers]
+    try:
+        fn()
+    finally:
+        for h in handles:
+            h.remove()
+    assert len(seen) >= len(readers)
+    return max(seen)
+
+
+def test_no_sublayer_reads_the_ablated_direction(arch, tokenizer):
+    """Directional ablation on every write (embeddings, attention and MLP outputs): no attention, MLP
+    or final norm anywhere sees a component along r̂. The direction has zero mean, so a LayerNorm's
+    mean subtraction cannot create a component (the tiny models' norms have unit gains, zero biases)."""
+    kind, batched = arch
+    engine = Engine(batched.model, tokenizer, max_batch_size=1)  # one item per call: no pads (never touched) to read
+    model, blocks = engine.model, engine.decoder_blocks()
+    r = _unit(engine.hidden_size, 8)
+    r = (r - r.mean()) / np.linalg.norm(r - r.mean())
+    rt = torch.tensor(r)
+    readers = _sublayer_readers(kind, model, blocks)
+    assert _largest_read_along(model, readers, rt, lambda: engine.score(TEXTS)) > 1e-2
+    with engine.steer(Ablate(r)):
+        assert _largest_read_along(model, readers, rt, lambda: engine.score(TEXTS)) < 1e-4, kind
+        assert _largest_read_along(model, readers, rt, lambda: engine.generate(PROMPTS, max_new_tokens=2)) < 1e-4
+    # the old form (the embeddings and each block's output only) lets a sequential block's MLP read
+    # what its own attention wrote: the check above would catch it
+    if kind not in ("gpt_neox", "phi"):  # parallel residual: the MLP reads the block's input, not the attention's write
+        def project_out(h):
+            return h - (h.float() @ rt)[..., None].to(h.dtype) * rt.to(h.dtype)
+
+        def on_embeddings(module, args, kwargs):
+            if args:
+                return (project_out(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": project_out(kwargs["hidden_states"])}
+
+        handles = [blocks[0].register_forward_pre_hook(on_embeddings, with_kwargs=True)]
+        handles += [b.register_forward_hook(lambda m, a, out: (project_out(out[0]), *out[1:]) if isinstance(out, tuple)
+                                            else project_out(out)) for b in blocks]
+        try:
+            assert _largest_read_along(model, readers, rt, lambda: engine.score(TEXTS)) > 1e-3, kind
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def _paper_hooks(model, r, scale):
+    """The seed paper's intervention, written out from its description (independently of the engine):
+    on ``model.layers``, a pre-hook on every block editing its input in place and forward hooks on
+    every ``self_attn`` and ``mlp`` editing their outputs in place, all by x += s·(x·r̂)r̂ at every
+    position."""
+    r = torch.tensor(r)
+
+    def edit(x):
+        x[:, :, :] = x + scale * (x @ r).unsqueeze(-1) * r
+
+    def on_input(module, args, kwargs):
+        edit(args[0] if args else kwargs["hidden_states"])
+
+    def on_output(module, args, output):
+        edit(output[0] if isinstance(output, tuple) else output)
+
+    handles = []
+    for block in model.model.layers:
+        handles.append(block.register_forward_pre_hook(on_input, with_kwargs=True))
+        handles.append(block.self_attn.register_forward_hook(on_output))
+        handles.append(block.mlp.register_forward_hook(on_output))
+    return handles
+
+
+PAPER_ARCHS = ["llama", "qwen2", "gemma", "gemma2", "olmo", "olmo2", "phi"]  # model.layers[i].self_attn / .mlp
+
+
+@pytest.mark.parametrize("kind", PAPER_ARCHS)
+def test_projection_scaling_matches_the_papers_hooks(kind, tokenizer):
+    """Reference test: the engine's ScaleProjection (batched, right-padded) against the paper's
+    in-place hooks on one unpadded sequence at a time."""
+    model = _arch_model(kind, tokenizer)
+    engine = Engine(model, tokenizer)
+    r, scale = _unit(engine.hidden_size, 9), 0.7
+    items = [engine.encode_text(t) for t in TEXTS]
+    with engine.steer(ScaleProjection(r, scale)):
+        got = engine.score_encoded(items)
+    plain = engine.score_encoded(items)
+    moved = 0.0
+    for it, sc, base in zip(items, got, plain):
+        handles = _paper_hooks(model, r, scale)
+        try:
+            with torch.no_grad():
+                ref = torch.log_softmax(model(input_ids=torch.tensor([it.ids])).logits[0].float(), -1)
+        finally:
+            for h in handles:
+                h.remove()
+        want = ref[torch.arange(it.score_from - 1, len(it.ids) - 1), torch.tensor(it.ids[it.score_from:])]
+        np.testing.assert_allclose(sc.logprobs, want.numpy(), atol=2e-4, rtol=1e-4, err_msg=kind)
+        moved = max(moved, float(np.abs(sc.logprobs - base.logprobs).max()))
+    assert moved > 1e-3, kind
+
+
+def test_projection_scaling_zero_is_bit_identical_and_reaches_every_layer(arch):
+    kind, engine = arch
+    r = _unit(engine.hidden_size, 10)
+    base = engine.score(TEXTS)
+    base_gen = engine.generate(PROMPTS, max_new_tokens=3)
+    with engine.steer(ScaleProjection(r, 0.0)):
+        zero = engine.score(TEXTS)
+        zero_gen = engine.generate(PROMPTS, max_new_tokens=3)
+    assert all(np.array_equal(a.logprobs, b.logprobs) for a, b in zip(base, zero)), kind
+    assert [g.token_ids for g in zero_gen] == [g.token_ids for g in base_gen]
+    layers = list(range(-1, engine.n_layers))
+    before = engine.activations(TEXTS, position="mean", layers=layers)
+    with engine.steer(ScaleProjection(r, -1.0)):  # s = −1 removes the component at each block's input
+        after = engine.activations(TEXTS, position="mean", layers=layers)
+    assert np.abs(after.at(-1) @ r).max() < 1e-4, kind  # the embeddings
+    assert np.abs(before.at(-1) @ r).max() > 1e-2
+    with pytest.raises(MnemoscopeError, match="finite"), engine.steer(ScaleProjection(r, float("nan"))):
+        pass
+
+
+def test_an_unknown_block_layout_is_named():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mixer, self.out = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+
+    with pytest.raises(MnemoscopeError, match="sublayers of Block"):
+        find_sublayers(Block())
 
 
 def test_pads_are_never_touched(tokenizer, model):
@@ -207,12 +365,18 @@ def test_pads_are_never_touched(tokenizer, model):
     r = _unit(engine.hidden_size, 5)
     block = engine.decoder_blocks()[0]
     engine.score(TEXTS[:1])  # settles the engine's one-off body/head check before hooks count calls
-    for iv in (Add(0, r, 9.0), Ablate(r, layers=(0,))):
+    # what each intervention edits directly: block 0's output, or (the paper's) its input = the embeddings
+    for iv in (Add(0, r, 9.0), Ablate(r, layers=(0,)), ScaleProjection(r, 0.5)):
         runs = []
         for ctx in (contextlib.nullcontext(), engine.steer(iv)):
             seen = []
             with ctx:
-                handle = block.register_forward_hook(lambda m, a, out, seen=seen: seen.append(out.detach().clone()))
+                if isinstance(iv, ScaleProjection):  # registered after the steering pre-hook: sees its edit
+                    handle = block.register_forward_pre_hook(
+                        lambda m, a, k, seen=seen: seen.append((a[0] if a else k["hidden_states"]).detach().clone()),
+                        with_kwargs=True)
+                else:
+                    handle = block.register_forward_hook(lambda m, a, out, seen=seen: seen.append(out.detach().clone()))
                 try:
                     engine.score(TEXTS)  # right padding
                     engine.generate(PROMPTS, max_new_tokens=2, min_new_tokens=2)  # left padding, then one step
@@ -284,10 +448,10 @@ def test_hooks_are_removed_and_bad_requests_refused(tokenizer, model):
     r = _unit(engine.hidden_size)
 
     def n_hooks():
-        return sum(len(b._forward_hooks) + len(b._forward_pre_hooks) for b in blocks) + len(model._forward_pre_hooks)
+        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
     before = n_hooks()
-    with pytest.raises(ValueError), engine.steer(Add(0, r, 1.0), Ablate(r)):
+    with pytest.raises(ValueError), engine.steer(Add(0, r, 1.0), Ablate(r), ScaleProjection(r, 0.1)):
         assert n_hooks() > before
         raise ValueError("boom")
     assert n_hooks() == before and engine._steering is None

@@ -89,6 +89,61 @@ def test_measure_and_save(tmp_path, trained, tokenizer):
     assert load_file(folder / "activations.safetensors")["values"].shape == (8, 3, 64)
 
 
+def test_both_interventions_share_the_unsteered_run(tmp_path, trained, tokenizer):
+    engine = Engine(trained, tokenizer)
+    result = _run(_cfg(tmp_path, interventions=["add", "scale"], scales=[-1.0, 0.0, 2.0], steer_layers=[1],
+                       ablate=False), engine)
+    sweep, m = result.tables["sweep"], result.metrics
+    assert len(sweep) == 2 * 2 * (3 + 3)  # sets × (direction, random) × (α grid + s grid)
+    assert set(sweep["intervention"]) == {"add", "scale"}
+    assert np.isnan(sweep.loc[sweep["intervention"] == "scale", "alpha_abs"]).all()
+    for name in ("red", "blue"):
+        want = m[f"mechanisms/steer/answer_logprob@set={name},layer=1,alpha=0,direction=direction"]
+        assert m[f"mechanisms/scale/answer_logprob@set={name},layer=1,scale=0,direction=direction"] == want
+        assert m[f"mechanisms/scale/answer_logprob@set={name},layer=1,scale=2,direction=direction"] != want
+        assert f"mechanisms/scale/shift@set={name},direction=random" in m
+    # s = −1 with a random direction at every site removes one of 64 dimensions: the memorised answers survive
+    assert m["mechanisms/scale/accuracy@set=red,layer=1,scale=-1,direction=random"] == 1.0
+
+
+def test_best_layer_is_chosen_on_the_fit_half_and_scored_on_the_other(tmp_path, trained, tokenizer):
+    """Layer 0 separates the eval items perfectly and the fit items not at all; layer 1 the reverse.
+    The best layer is 1 (the fit half decides, whatever the eval items would say), and its reported
+    AUC is the eval half's, computed here with scikit-learn."""
+    from sklearn.metrics import roc_auc_score
+
+    from mnemoscope.engine.activations import Activations
+
+    engine = Engine(trained, tokenizer)
+    cfg = _cfg(tmp_path, layers=[0, 1], steer_layers=[], ablate=False)
+    for key in ("a", "b"):  # prompts only: no sweep, the choice of layer is what is tested
+        with open(cfg["mechanisms"][key], "w") as f:
+            f.writelines(json.dumps({"prompt": p}) + "\n" for p, _ in (A if key == "a" else B))
+    ctx = Context(n_boot=50)
+    plan = mech.plan(mech.read(cfg, ctx), engine, ctx)
+    y = np.array([x["label"] for x in plan.items])
+    fit = np.array([x["split"] == "fit" for x in plan.items])
+    rng = np.random.default_rng(0)
+    values = rng.normal(scale=0.1, size=(len(y), 2, engine.hidden_size)).astype(np.float32)
+    sign = np.where(y == 1, 1.0, -1.0)
+    values[~fit, 0, 0] += 3 * sign[~fit]  # layer 0: only the eval items separate
+    values[fit, 1, 0] += 3 * sign[fit]  # layer 1: only the fit items separate
+    values[fit, 0, 1] += np.array([1.0, -1.0, 1.0, -1.0])  # layer 0, fit half: within-set spread, no class signal
+    engine.activations = lambda features, layers, position: Activations(list(layers), values, position)
+    result = mech.measure(plan, engine, ctx)
+    m = result.metrics
+    assert m["mechanisms/probe/fit_auc@layer=1"] == 1.0 > m["mechanisms/probe/fit_auc@layer=0"]
+    assert m["mechanisms/best_layer"] == 1.0
+    r = result.directions[1]
+    want = roc_auc_score(y[~fit], values[~fit, 1] @ r)
+    assert m["mechanisms/best_layer/auc"] == pytest.approx(want)
+    assert m["mechanisms/best_layer/auc/ci_lo"] <= want <= m["mechanisms/best_layer/auc/ci_hi"]
+    assert "held-out AUC" in mech.headline(m)[0]
+    cfg["mechanisms"]["fit_fraction"] = 1.0
+    whole = mech.measure(mech.plan(mech.read(cfg, ctx), engine, ctx), engine, ctx)
+    assert whole.metrics["mechanisms/best_layer/auc"] is None and "no held-out" in whole.notes["mechanisms/best_layer/auc"]
+
+
 def test_direction_is_the_hand_computed_difference_of_fit_means(tmp_path, trained, tokenizer):
     engine = Engine(trained, tokenizer)
     cfg = _cfg(tmp_path, steer_layers=[], alphas=[0.0, 1.0], ablate=False)
@@ -152,6 +207,9 @@ def test_bad_input(tmp_path, trained, tokenizer):
     fails("method", method="svm")
     fails("fit_fraction", fit_fraction=0.0)
     fails("alphas", alphas=[])
+    fails("scales", scales=[float("nan")])
+    fails("interventions", interventions=["add", "steer"])
+    fails("interventions", interventions=[])
     fails("differ", a_name="x", b_name="x")
     fails("both prompt sets", b="")
     with open(tmp_path / "mixed.jsonl", "w") as f:

@@ -21,10 +21,16 @@ MICRO = {
 }
 
 
+# enough training (≈ 40 s at one thread) for the model to answer every held-out item right, so the
+# steering effects have a direction to check
+TRAINED = {**MICRO, "model.hidden": 48, "train.steps": 300, "train.batch_size": 32, "train.warmup": 20,
+           "train.checkpoint_every": 150, "mechanisms.alphas": [-1.0, 0.0, 1.0], "mechanisms.scales": [-1.0, 0.0, 1.0]}
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("mech") / "run"
-    recipe.run(out, dict(MICRO), log=lambda *_: None)
+    recipe.run(out, dict(TRAINED), log=lambda *_: None)
     return out
 
 
@@ -39,17 +45,22 @@ def test_run_directory_and_report(finished):
     sweep = pd.read_parquet(finished / "mechanisms" / "sweep.parquet")
     assert m["mechanisms/probe/auc@layer=-1"] == 1.0  # the last prompt token is the marker itself
     assert set(sweep["layer"]) == {-1, 0, 1} and set(sweep["set"]) == {"compute", "recall"}
-    assert set(sweep["direction"]) == {"direction", "random"} and set(sweep["alpha"]) == {-0.5, 0.0, 0.5}
+    assert set(sweep["direction"]) == {"direction", "random"} and set(sweep["alpha"]) == {-1.0, 0.0, 1.0}
+    assert set(sweep["intervention"]) == {"add", "scale"} and len(sweep) == 2 * 3 * 2 * 3 * 2  # ×sets×layers×D×grid
+    assert 0.0 <= m["mechanisms/best_layer/auc"] <= 1.0 and m["mechanisms/best_layer"] in (0.0, 1.0)
+    assert "mechanisms/scale/shift@set=recall,direction=random" in m
     assert sweep["alternative_rate"].notna().all()  # recall: the rule's answer; compute (exceptions with "="): memory
     items = pd.read_parquet(finished / "mechanisms" / "items.parquet")
     assert items["prompt"].str.endswith(":").sum() == 8 and items["prompt"].str.endswith("=").sum() == 16
     for key in ("mechanisms/recipe/to_rule", "mechanisms/recipe/to_rule@direction=random",
                 "mechanisms/recipe/to_memory", "mechanisms/recipe/to_memory@direction=random",
-                "mechanisms/recipe/accuracy@set=recall", "mechanisms/recipe/alternative_rate@set=recall"):
+                "mechanisms/recipe/accuracy@set=recall", "mechanisms/recipe/alternative_rate@set=recall",
+                "mechanisms/recipe/to_rule@intervention=scale", "mechanisms/recipe/to_memory@intervention=scale,direction=random"):
         assert 0.0 <= m[key] <= 1.0, key
     html = (finished / "report.html").read_text()
     assert "Mechanisms: a direction in the residual stream" in html and "(failed)" not in html
-    assert html.count("<img") >= 4  # probe, PCA, sweep, heatmap
+    assert html.count("<img") >= 5  # probe, PCA, sweep (ours), heatmap, sweep (the paper's)
+    assert "the paper&#39;s (scale everywhere)" in html and "chosen by the k-fold AUC within the fit half" in html
     assert get_recipe("mechanisms") is recipe
 
 
@@ -67,7 +78,7 @@ def test_without_a_marker_the_embeddings_cannot_separate(tmp_path):
 
 def test_resume_reuses_the_training(finished):
     before = json.loads((finished / "metrics.json").read_text())
-    recipe.run(finished, dict(MICRO), log=lambda *_: None)
+    recipe.run(finished, dict(TRAINED), log=lambda *_: None)
     after = json.loads((finished / "metrics.json").read_text())
     assert after["train/final_loss"] == before["train/final_loss"]
     assert after["mechanisms/probe/auc@layer=1"] == before["mechanisms/probe/auc@layer=1"]
@@ -118,16 +129,47 @@ def test_moves_by_hand():
                              "accuracy": 1 - to_rule, "alternative_rate": to_rule})
                 rows.append({"set": "compute", "layer": layer, "alpha": alpha, "direction": kind,
                              "accuracy": 1 - to_memory, "alternative_rate": to_memory})
-    out = recipe.moves(pd.DataFrame(rows))
+    out = recipe.moves(pd.DataFrame(rows))  # a sweep without an intervention column: ours
     assert out["mechanisms/recipe/to_rule"] == 0.6 and out["mechanisms/recipe/to_rule@direction=random"] == 0.1
     assert out["mechanisms/recipe/to_rule/layer"] == 1 and out["mechanisms/recipe/to_rule/alpha"] == 0.5
     assert out["mechanisms/recipe/to_rule/kept"] == pytest.approx(0.4)
     assert out["mechanisms/recipe/to_memory"] == 0.7 and out["mechanisms/recipe/to_memory@direction=random"] == 0.05
     assert out["mechanisms/recipe/to_memory/layer"] == 0 and out["mechanisms/recipe/to_memory/alpha"] == -0.5
+    # the paper's intervention: the best cell over every s ≠ 0, either sign
+    scale = pd.DataFrame(rows).assign(intervention="scale")
+    scale.loc[(scale["set"] == "compute") & (scale["layer"] == 1) & (scale["alpha"] == 1.0)
+              & (scale["direction"] == "direction"), "alternative_rate"] = 0.9
+    both = recipe.moves(pd.concat([pd.DataFrame(rows).assign(intervention="add"), scale], ignore_index=True))
+    assert both["mechanisms/recipe/to_memory"] == 0.7  # ours: still only α < 0
+    assert both["mechanisms/recipe/to_memory@intervention=scale"] == 0.9
+    assert both["mechanisms/recipe/to_memory/alpha@intervention=scale"] == 1.0
+    assert both["mechanisms/recipe/to_memory/layer@intervention=scale"] == 1
+    assert both["mechanisms/recipe/to_memory@intervention=scale,direction=random"] == 0.0
+    assert both["mechanisms/recipe/to_rule@intervention=scale"] == 0.6
+
+
+def _strongest_move(sweep: pd.DataFrame, intervention: str, set_name: str, sign: int) -> float:
+    """Independently of ``moves``: the fitted direction's largest alternative rate over the cells on
+    the predicted side, minus the random direction's rate at that cell."""
+    cells = {}
+    for r in sweep.to_dict("records"):
+        on_side = r["alpha"] * sign > 0 if intervention == "add" else r["alpha"] != 0
+        if r["intervention"] == intervention and r["set"] == set_name and on_side:
+            cells.setdefault((r["layer"], r["alpha"]), {})[r["direction"]] = r["alternative_rate"]
+    best = max(cells, key=lambda c: (cells[c]["direction"], -list(cells).index(c)))
+    return cells[best]["direction"] - cells[best]["random"]
 
 
 def test_the_claim_is_computed_and_opens_the_report(finished):
     from tests.helpers import claim_effects
 
-    effects = claim_effects("mechanisms", finished)
-    assert effects
+    effects = list(claim_effects("mechanisms", finished).values())
+    sweep = pd.read_parquet(finished / "mechanisms" / "sweep.parquet")
+    want = [_strongest_move(sweep, "add", "recall", 1), _strongest_move(sweep, "add", "compute", -1),
+            _strongest_move(sweep, "scale", "recall", 0), _strongest_move(sweep, "scale", "compute", 0)]
+    assert effects == pytest.approx(want)
+    # at this size the model answers every held-out item right, and adding the direction (ours) moves
+    # most of them to the other answer while the random direction moves none; the paper's scaling
+    # moves exceptions to the rule (s = −1: the mode component removed at every layer)
+    ours_rule, ours_memory, paper_rule, _ = effects
+    assert ours_rule >= 0.5 and ours_memory >= 0.5 and paper_rule > 0

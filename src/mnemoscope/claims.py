@@ -244,9 +244,15 @@ register(Claim(
     "One residual-stream direction switches the model between recalling and computing: steering along "
     "it moves memorised exceptions to the rule's answer and rule prompts to the memorised answer, "
     "far more than a random direction of the same norm.",
-    (Effect("mechanisms/recipe/to_rule", "exceptions steered to the rule's answer, direction − random",
-            minus="mechanisms/recipe/to_rule@direction=random"),
-     Effect("mechanisms/recipe/to_memory", "rule prompts steered to the memorised answer, direction − random",
-            minus="mechanisms/recipe/to_memory@direction=random")),
+    (Effect("mechanisms/recipe/to_rule", "exceptions steered to the rule's answer, direction − random "
+            "(ours: add α·‖h̄‖·r̂ at one layer)", minus="mechanisms/recipe/to_rule@direction=random"),
+     Effect("mechanisms/recipe/to_memory", "rule prompts steered to the memorised answer, direction − random "
+            "(ours)", minus="mechanisms/recipe/to_memory@direction=random"),
+     Effect("mechanisms/recipe/to_rule@intervention=scale", "exceptions steered to the rule's answer, direction − "
+            "random (the paper's: scale h·r̂ at every layer)",
+            minus="mechanisms/recipe/to_rule@intervention=scale,direction=random"),
+     Effect("mechanisms/recipe/to_memory@intervention=scale", "rule prompts steered to the memorised answer, "
+            "direction − random (the paper's)",
+            minus="mechanisms/recipe/to_memory@intervention=scale,direction=random")),
     scale="With the default mode cue the switch lives at the embeddings and block 0; without it "
           "(task.recall_marker=\"\") there is no single direction to find at this scale."))

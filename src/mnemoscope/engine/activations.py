@@ -76,6 +76,71 @@ def find_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     return max(found, key=lambda f: f[0])[2]
 
 
+_ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
+_MLP_NAMES = ("mlp", "ffn", "feed_forward", "feedforward")
+_OUTPUT_PROJECTIONS = ("fc2",)  # OPT: the MLP is fc1 → activation → fc2 inline in the block
+
+
+@dataclass
+class Sublayers:
+    """The sublayers of one decoder block.
+
+    ``attention`` / ``mlp``: the modules whose outputs are the attention and MLP results (the
+    seed paper hooks these: ``self_attn`` and ``mlp`` on Llama-style models). ``attention_write`` /
+    ``mlp_write``: the modules whose outputs are added to the residual stream — the same modules,
+    except on sandwich-norm blocks (Gemma 2/3, OLMo 2: a ``post_feedforward_layernorm`` child), where
+    the residual receives the post-norms' outputs."""
+
+    attention: torch.nn.Module
+    mlp: torch.nn.Module
+    attention_write: torch.nn.Module
+    mlp_write: torch.nn.Module
+
+
+def _own_output(module: torch.nn.Module) -> torch.nn.Module:
+    """``module``, or its last Linear when its forward adds the residual itself (MPT's and BLOOM's
+    MLP, BLOOM's attention take a ``residual`` argument): that Linear's output is the write."""
+    import inspect
+
+    try:
+        takes_residual = "residual" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        takes_residual = False
+    if not takes_residual:
+        return module
+    linears = [m for m in module.children() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        raise MnemoscopeError(f"{type(module).__name__} adds the residual itself and has no output projection to hook")
+    return linears[-1]
+
+
+def find_sublayers(block: torch.nn.Module) -> Sublayers:
+    """The attention and MLP sublayers of a decoder block, by one generic rule: the child named
+    like an attention (``self_attn``, ``attn``, ``attention``, ``self_attention``, or a class name
+    ending in ``Attention``) and like an MLP (``mlp``, ``ffn``, ``feed_forward``, a class name
+    ending in ``MLP``; OPT's inline MLP: its output projection ``fc2``). A block where either is
+    missing is refused with a one-line error naming its class."""
+    children = dict(block.named_children())
+
+    def pick(names, suffix):
+        for name in names:
+            if name in children:
+                return children[name]
+        matches = [m for m in children.values() if type(m).__name__.lower().endswith(suffix)]
+        return matches[0] if len(matches) == 1 else None
+
+    attention = pick(_ATTENTION_NAMES, "attention")
+    mlp = pick(_MLP_NAMES, "mlp") or pick(_OUTPUT_PROJECTIONS, "\0")
+    if attention is None or mlp is None:
+        raise MnemoscopeError(f"cannot find the attention and MLP sublayers of {type(block).__name__} (children: "
+                              f"{', '.join(children)}); the projection-scaling intervention and directional ablation "
+                              "need them")
+    attention, mlp = _own_output(attention), _own_output(mlp)
+    if "post_feedforward_layernorm" in children and "post_attention_layernorm" in children:
+        return Sublayers(attention, mlp, children["post_attention_layernorm"], children["post_feedforward_layernorm"])
+    return Sublayers(attention, mlp, attention, mlp)
+
+
 def check_layers(layers, n_layers: int, what: str = "layer") -> list[int]:
     """``layers`` as a list of ints in −1 … n_layers−1 (None → all of them, embeddings first)."""
     if layers is None:

@@ -1,29 +1,36 @@
 """Interventions on the residual stream while the engine scores and generates, and direction files.
 
-Two interventions (``r̂`` is the direction scaled to unit length):
+Three interventions (``r̂`` is the direction scaled to unit length):
 
-- :class:`Add` — ``h ← h + α·r̂`` on the output of one layer (−1 = the embeddings), at every
-  position or only from a token position on;
-- :class:`Ablate` — ``h ← h − (h·r̂) r̂`` (directional ablation) on the output of one, several or
-  every layer (embeddings included), so no later layer sees a component along r̂ that the
-  ablated layers wrote.
+- :class:`Add` (ours, "add") — ``h ← h + α·r̂`` on the output of one layer (−1 = the embeddings),
+  at every position or only from a token position on;
+- :class:`ScaleProjection` (the seed paper's, "scale") — ``h ← h + s·(h·r̂) r̂``, the existing
+  component along r̂ scaled by 1 + s, with one direction applied at *every* layer: on each decoder
+  block's input (block 0's input is the embeddings) and on each block's attention output and MLP
+  output, at every position — what the reasoning–memorization paper's ``set_act_modify_hooks``
+  does (block pre-hook, ``self_attn`` and ``mlp`` forward hooks);
+- :class:`Ablate` — ``h ← h − (h·r̂) r̂`` (directional ablation, Arditi et al. 2024) on every write
+  to the residual stream of the chosen layers (default: all): the embeddings (layer −1) and each
+  block's attention and MLP writes (``activations.find_sublayers``: on sandwich-norm blocks the
+  post-norms' outputs), so no sublayer anywhere reads a component along r̂.
 
-They are plain PyTorch hooks on the decoder blocks (``engine.activations.find_blocks``), put on
-by ``HFEngine.steer(...)`` — a context manager that always takes them off again — and active for
-every ``score``, ``generate`` and ``activations`` call inside it. The engine tells the hooks the
-layout of each forward call (:class:`Rows`): which positions are real tokens (pads are never
-touched) and each position's token index in its own item. In ``score`` and ``activations`` the
-engine sets the layout of its right-padded batch; in ``generate`` it is read from the attention
-mask of every model call (left padding, then one new token per step with the KV cache, or the
-whole sequence without it), so a position is steered identically with and without the cache.
+They are plain PyTorch hooks on the decoder blocks (``engine.activations.find_blocks``) and their
+sublayers, put on by ``HFEngine.steer(...)`` — a context manager that always takes them off again
+— and active for every ``score``, ``generate`` and ``activations`` call inside it. The engine tells
+the hooks the layout of each forward call (:class:`Rows`): which positions are real tokens (pads
+are never touched) and each position's token index in its own item. In ``score`` and
+``activations`` the engine sets the layout of its right-padded batch; in ``generate`` it is read
+from the attention mask of every model call (left padding, then one new token per step with the KV
+cache, or the whole sequence without it), so a position is steered identically with and without
+the cache.
 
-Token positions: ``start=None`` steers every position; ``start=s ≥ 0`` from token index s on (a
-BOS counts as index 0); ``start=−k`` from k tokens before the item's first *predicted* token (in
-``generate`` the first new token, in ``score`` the first scored token). ``start=−1`` therefore
-steers exactly the positions whose outputs are predictions: the last prompt token and every new
-token in ``generate``, the last context token and the target in a scored pair.
+Token positions (:class:`Add` only): ``start=None`` steers every position; ``start=s ≥ 0`` from
+token index s on (a BOS counts as index 0); ``start=−k`` from k tokens before the item's first
+*predicted* token (in ``generate`` the first new token, in ``score`` the first scored token).
+``start=−1`` therefore steers exactly the positions whose outputs are predictions: the last prompt
+token and every new token in ``generate``, the last context token and the target in a scored pair.
 
-α = 0 leaves every logit bit-identical (the hook returns the hidden states untouched).
+α = 0 and s = 0 leave every logit bit-identical (the hook returns the hidden states untouched).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import torch
 from mnemoscope.engine.activations import (
     EMBEDDINGS,
     block_input,
+    find_sublayers,
     block_output,
     check_layers,
     hidden_size,
@@ -63,11 +71,24 @@ class Add:
 
 
 @dataclass(frozen=True)
+class ScaleProjection:
+    """The seed paper's intervention: ``h ← h + scale · (h·r̂) r̂`` on every block's input, attention
+    output and MLP output (every layer, every real position)."""
+
+    direction: object  # array-like [hidden]
+    scale: float
+
+
+@dataclass(frozen=True)
 class Ablate:
-    """``h ← h − (h·r̂) r̂`` at each of ``layers`` (None: the embeddings and every block)."""
+    """``h ← h − (h·r̂) r̂`` on every residual-stream write of ``layers`` (None: all of them): −1 is
+    the embeddings, l ≥ 0 block l's attention and MLP writes."""
 
     direction: object  # array-like [hidden]
     layers: tuple[int, ...] | None = None
+
+
+INTERVENTIONS = {"add": Add, "scale": ScaleProjection}  # the named steering interventions
 
 
 @dataclass
@@ -95,43 +116,69 @@ def unit(direction, size: int, what: str = "direction") -> torch.Tensor:
 
 
 class Steering:
-    """The hooks of one ``HFEngine.steer`` context (see the module docstring)."""
+    """The hooks of one ``HFEngine.steer`` context (see the module docstring).
+
+    ``ops`` maps a hook site ``(where, layer)`` to its operations; ``where`` is ``input`` (a block's
+    input; block 0's is the embeddings), ``output`` (a block's output), ``attention`` / ``mlp``
+    (the sublayers' outputs) or ``attention_write`` / ``mlp_write`` (what they add to the
+    residual stream)."""
 
     def __init__(self, model, blocks, interventions, device):
         n, d = len(blocks), hidden_size(model)
         self.blocks = blocks
-        self.ops: dict[int, list[tuple]] = {}
+        self.ops: dict[tuple[str, int], list[tuple]] = {}
         for iv in interventions:
             if isinstance(iv, Add):
                 (layer,) = check_layers([iv.layer], n, "steering layer")
                 if iv.start is not None and (isinstance(iv.start, bool) or not isinstance(iv.start, (int, np.integer))):
                     raise MnemoscopeError(f"steering start must be an integer token position or None, got {iv.start!r}")
+                site = ("input", 0) if layer == EMBEDDINGS else ("output", layer)
+                self._add(site, ("add", unit(iv.direction, d).to(device), float(iv.alpha), iv.start))
+            elif isinstance(iv, ScaleProjection):
+                scale = _finite(iv.scale, "projection scale")
                 r = unit(iv.direction, d).to(device)
-                self.ops.setdefault(layer, []).append(("add", r, float(iv.alpha), iv.start))
+                for layer in range(n):
+                    for where in ("input", "attention", "mlp"):
+                        self._add((where, layer), ("scale", r, scale))
             elif isinstance(iv, Ablate):
                 layers = check_layers(None if iv.layers is None else list(iv.layers), n, "ablation layer")
                 r = unit(iv.direction, d).to(device)
                 for layer in layers:
-                    self.ops.setdefault(layer, []).append(("ablate", r))
+                    sites = [("input", 0)] if layer == EMBEDDINGS \
+                        else [("attention_write", layer), ("mlp_write", layer)]
+                    for site in sites:
+                        self._add(site, ("ablate", r))
             else:
-                raise TypeError(f"not an intervention: {iv!r} (use steering.Add or steering.Ablate)")
+                raise TypeError(f"not an intervention: {iv!r} (use steering.Add, steering.ScaleProjection or "
+                                "steering.Ablate)")
         self.rows: Rows | None = None
         self.prompt_lens: torch.Tensor | None = None  # set while the engine generates
         self._handles: list = []
         self._model = None  # the model this state has hooks on
 
+    def _add(self, site: tuple[str, int], op: tuple) -> None:
+        self.ops.setdefault(site, []).append(op)
+
     # ------------------------------------------------------------------ hooks on / off
     def attach(self, model) -> None:
         if model in _STEERED:
             raise MnemoscopeError("this model is already steered by another engine's steer() context: leave it first")
+        sublayers = {}
+        for where, layer in self.ops:  # find every sublayer before any hook goes on (an error leaves none)
+            if where not in ("input", "output") and layer not in sublayers:
+                sublayers[layer] = find_sublayers(self.blocks[layer])
         _STEERED.add(model)
         self._model = model
-        for layer in self.ops:
-            if layer == EMBEDDINGS:
-                self._handles.append(self.blocks[0].register_forward_pre_hook(self._pre_hook, with_kwargs=True))
-            else:
-                self._handles.append(self.blocks[layer].register_forward_hook(
-                    lambda module, args, output, layer=layer: replace_output(output, self.apply(layer, block_output(output)))))
+        for site in self.ops:
+            where, layer = site
+            if where == "input":
+                self._handles.append(self.blocks[layer].register_forward_pre_hook(
+                    lambda module, args, kwargs, site=site: replace_input(
+                        args, kwargs, self.apply(site, block_input(args, kwargs))), with_kwargs=True))
+                continue
+            module = self.blocks[layer] if where == "output" else getattr(sublayers[layer], where)
+            self._handles.append(module.register_forward_hook(
+                lambda module, args, output, site=site: replace_output(output, self.apply(site, block_output(output)))))
         if self.ops:
             self._handles.append(model.register_forward_pre_hook(self._on_model_call, with_kwargs=True))
 
@@ -142,9 +189,6 @@ class Steering:
         if self._model is not None:
             _STEERED.discard(self._model)
             self._model = None
-
-    def _pre_hook(self, module, args, kwargs):
-        return replace_input(args, kwargs, self.apply(EMBEDDINGS, block_input(args, kwargs)))
 
     def _on_model_call(self, module, args, kwargs):
         """While generating: read this call's layout from its attention mask (left padding; the mask
@@ -174,28 +218,44 @@ class Steering:
                                f"{tuple(rows.real.shape)}")
         return rows
 
-    def apply(self, layer: int, h: torch.Tensor) -> torch.Tensor:
-        ops = self.ops.get(layer, ())
+    def apply(self, site, h: torch.Tensor) -> torch.Tensor:
+        """``h`` after the operations at ``site`` (a ``(where, layer)`` pair, or a layer: the block's
+        output, −1 the embeddings), pads as they were."""
+        if not isinstance(site, tuple):
+            site = ("input", 0) if site == EMBEDDINGS else ("output", int(site))
+        ops = [op for op in self.ops.get(site, ()) if op[0] == "ablate" or op[2] != 0.0]  # α = 0, s = 0: no-ops
         if not ops:
             return h
+        if h.dim() == 2:  # a sublayer on flattened tokens [B·T, d] (OPT's fc2): steer it as [B, T, d]
+            shape = (1, h.shape[0]) if self.rows is None else tuple(self.rows.real.shape)
+            return self._apply_ops(ops, h.reshape(*shape, h.shape[-1])).reshape(h.shape)
+        return self._apply_ops(ops, h)
+
+    def _apply_ops(self, ops: list[tuple], h: torch.Tensor) -> torch.Tensor:
         rows = self._layout(h)
         rows_real = rows.real.to(h.device)
         for op in ops:
             if op[0] == "add":
                 _, r, alpha, start = op
-                if alpha == 0.0:
-                    continue
                 where = rows_real
                 if start is not None:
                     first = start if start >= 0 else rows.first.to(h.device)[:, None] + start
                     where = where & (rows.index.to(h.device) >= first)
                 h = torch.where(where[..., None], h + (alpha * r).to(h.dtype), h)
-            else:
-                r = op[1]
-                hf = h.float()
-                removed = (hf - (hf @ r)[..., None] * r).to(h.dtype)
-                h = torch.where(rows_real[..., None], removed, h)
+                continue
+            r = op[1]
+            factor = -1.0 if op[0] == "ablate" else op[2]  # ablation: h − (h·r̂) r̂; scale: h + s (h·r̂) r̂
+            hf = h.float()
+            moved = (hf + factor * (hf @ r)[..., None] * r).to(h.dtype)
+            h = torch.where(rows_real[..., None], moved, h)
         return h
+
+
+def _finite(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise MnemoscopeError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _past_length(kwargs: dict) -> int:

@@ -8,38 +8,50 @@ Two prompt sets, A (label 1, e.g. reasoning or "compute" prompts) and B (label 0
 1. **Read.** The residual stream of every prompt at every probed layer (−1 = embeddings, then each
    decoder block) under a position rule (``last`` prompt token, ``mean`` over the prompt, or
    ``answer``: the mean over the answer's tokens), one batched ``engine.activations`` call.
-2. **Probe.** At each layer, held-out ROC-AUC (stratified k-fold, 95% bootstrap CI) and accuracy
-   of the projection on a direction fitted without the held-out fold
-   (``metrics.directions.probe``). The *best layer* is the decoder block with the highest AUC
-   (ties: the earliest; the embeddings only when no block can be probed).
+2. **Probe.** At each layer, held-out ROC-AUC (stratified k-fold over all items, 95% bootstrap
+   CI) and accuracy of the projection on a direction fitted without the held-out fold
+   (``metrics.directions.probe``): the per-layer curve. The *best layer* is chosen on the fit half
+   only: the decoder block with the highest k-fold AUC *within the fit split* (ties: the earliest;
+   the embeddings only when no block can be probed), and its AUC is reported on the eval split
+   (projection on the direction fitted on the fit split), so neither the choice nor the number
+   sees an item that steering is later measured on.
 3. **Direction.** r̂_l = (mean_A h − mean_B h)/‖·‖ (or the logistic/PCA alternative) fitted on a
    seeded, stratified *fit* split of each set (``fit_fraction``); the other items form the *eval*
    split on which the causal effect is measured, so an item never steers with a direction fitted
    on itself (``fit_fraction: 1`` uses every item for both, noted). A ``direction`` file from an
    earlier run (same model) replaces the fit.
-4. **Steer.** On the eval items with answers, at each steering layer l and each α of the grid:
-   ``h ← h + α·‖h̄_l‖·r̂_l`` (α is relative to the mean residual norm at l over all items; both
-   are reported) from ``start`` on (−1: the last prompt token and every generated token) —
-   greedy accuracy (the continuation begins with the answer: ``metrics.directions.answer_match``),
-   the rate of the ``alternative`` answer when items give one, and the answer's log-probability
-   (sum over its tokens, scored as the pair (prompt, " " + answer)). The same grid with a seeded
-   random unit direction of the same norm is the control. **Ablate**: h ← h − (h·r̂)r̂ at every
-   layer with the best layer's direction, and with the random one.
+4. **Steer.** On the eval items with answers, with each steering layer's direction and each value
+   of the grid, one or both interventions (``interventions``):
+   ``add`` (ours): ``h ← h + α·‖h̄_l‖·r̂_l`` at layer l only (α is relative to the mean residual
+   norm at l over all items; both are reported) from ``start`` on (−1: the last prompt token and
+   every generated token); ``scale`` (the seed paper's ``set_act_modify_hooks``):
+   ``h ← h + s·(h·r̂_l)r̂_l`` on every block's input, attention output and MLP output at every
+   layer and every position (grid ``scales``). Measured: greedy accuracy (the continuation begins
+   with the answer: ``metrics.directions.answer_match``), the rate of the ``alternative`` answer
+   when items give one, and the answer's log-probability (sum over its tokens, scored as the pair
+   (prompt, " " + answer)). The same grids with a seeded random unit direction of the same norm
+   are the control. **Ablate**: h ← h − (h·r̂)r̂ on every write to the residual stream (the
+   embeddings, every attention and every MLP output) with the best layer's direction, and with
+   the random one.
 
 Config section ``mechanisms``: ``a``, ``b`` (prompt files, ``probes.formats.load_prompts``:
 ``prompt`` + optional ``answer`` / ``alternative``), ``a_name``, ``b_name`` (labels used in
 keys), ``position``, ``method`` (mean_diff | logistic | pca), ``layers`` ([] = all), ``folds``,
-``fit_fraction``, ``steer_layers`` ([] = the best layer), ``alphas``, ``start`` (null = every
-position), ``ablate``, ``max_new_tokens`` (0 = longest answer + 2), ``seed`` (the random control
+``fit_fraction``, ``steer_layers`` ([] = the best layer), ``interventions`` (``add``, ``scale``:
+default ours only), ``alphas`` (add), ``scales`` (scale), ``start`` (null = every position; add
+only), ``ablate``, ``max_new_tokens`` (0 = longest answer + 2), ``seed`` (the random control
 and the fit split), ``direction`` (a directions.safetensors to use instead of fitting),
 ``pca_layer`` (the layer of the PCA picture and the per-item projections; null = the best layer).
 
 Keys: ``mechanisms/probe/auc@layer=L`` (+ ``/ci_lo``, ``/ci_hi``), ``mechanisms/probe/accuracy@layer=L``,
-``mechanisms/best_layer``, ``mechanisms/mean_norm@layer=L``, ``mechanisms/pca/explained@component={1,2}``,
-and on the first steering layer
-``mechanisms/steer/{accuracy,alternative_rate,answer_logprob}@set=S,layer=L,alpha=A,direction=D``
-(D = ``direction`` or ``random``), ``mechanisms/steer/shift@set=S,direction=D`` (accuracy at the
-largest α minus accuracy at α = 0) and ``mechanisms/ablate/accuracy@set=S,direction=D``.
+``mechanisms/probe/fit_auc@layer=L`` (k-fold within the fit half), ``mechanisms/best_layer`` (chosen
+by ``fit_auc``), ``mechanisms/best_layer/auc`` (+ ``/ci_lo``, ``/ci_hi``: on the eval half),
+``mechanisms/mean_norm@layer=L``, ``mechanisms/pca/explained@component={1,2}``, and on the first
+steering layer ``mechanisms/steer/{accuracy,alternative_rate,answer_logprob}@set=S,layer=L,alpha=A,direction=D``
+(ours; D = ``direction`` or ``random``), ``mechanisms/steer/shift@set=S,direction=D`` (accuracy at the
+largest α minus accuracy at α = 0), the paper's intervention under ``mechanisms/scale/...`` with
+``scale=A`` in place of ``alpha=A``, and ``mechanisms/ablate/accuracy@set=S,direction=D``. The sweep
+table's ``intervention`` column says which; its ``alpha`` column holds α or s.
 The full sweep, probe table, activations and directions go to ``<run>/mechanisms/`` (:func:`save`).
 """
 
@@ -57,7 +69,7 @@ from mnemoscope import rundir
 from mnemoscope.engine import Backend
 from mnemoscope.engine.activations import POSITIONS, Activations, check_layers
 from mnemoscope.engine.encoding import Encoded
-from mnemoscope.engine.steering import Ablate, Add, load_directions, save_directions
+from mnemoscope.engine.steering import INTERVENTIONS, Ablate, Add, ScaleProjection, load_directions, save_directions
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.base import Context, Result, check_generation
 from mnemoscope.metrics.directions import (
@@ -69,6 +81,7 @@ from mnemoscope.metrics.directions import (
     project,
     random_direction,
 )
+from mnemoscope.metrics.roc import bootstrap_auc_ci, roc_auc
 from mnemoscope.probes import formats
 from mnemoscope.summary import fmt_metric
 
@@ -78,6 +91,7 @@ DEFAULTS = {"mechanisms": {
     "a": "", "b": "", "a_name": "a", "b_name": "b",
     "position": "last", "method": "mean_diff", "layers": [], "folds": 5, "fit_fraction": 0.5,
     "steer_layers": [], "alphas": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0], "start": -1, "ablate": True,
+    "interventions": ["add"], "scales": [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0],
     "max_new_tokens": 0, "seed": 0, "direction": "", "pca_layer": None,
 }}
 PATH_KEYS = ("mechanisms.a", "mechanisms.b", "mechanisms.direction")
@@ -182,6 +196,16 @@ def _check_settings(s: dict) -> None:
     if not isinstance(alphas, list) or not alphas or not all(
             isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in alphas):
         raise MnemoscopeError(f"mechanisms.alphas must be a non-empty list of numbers, got {alphas!r}")
+    scales = s["scales"]
+    if not isinstance(scales, list) or not scales or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in scales):
+        raise MnemoscopeError(f"mechanisms.scales must be a non-empty list of numbers, got {scales!r}")
+    kinds = s["interventions"]
+    if not isinstance(kinds, list) or not kinds or any(k not in INTERVENTIONS for k in kinds) \
+            or len(set(kinds)) != len(kinds):
+        raise MnemoscopeError(f"mechanisms.interventions {kinds!r}: a list of distinct names from "
+                              f"{', '.join(INTERVENTIONS)} (add: ours, h + α·‖h̄‖·r̂ at one layer; scale: the paper's, "
+                              "h + s·(h·r̂)r̂ at every layer)")
     if s["start"] is not None and (isinstance(s["start"], bool) or not isinstance(s["start"], int)):
         raise MnemoscopeError(f"mechanisms.start must be an integer token position or null, got {s['start']!r}")
     if int(s["max_new_tokens"]) < 0:
@@ -275,41 +299,8 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Mechanis
     layers = sorted(set(plan.probe_layers) | set(plan.steer_layers))
     acts = engine.activations(plan.features, layers=layers, position=s["position"])
     result.activations = acts
-
-    # probe by layer, mean norms, directions
-    probe_rows = []
-    for layer in layers:
-        h = acts.at(layer)
-        norm = float(np.linalg.norm(h, axis=1).mean())
-        result.metrics[f"mechanisms/mean_norm@layer={layer}"] = norm
-        row = {"layer": layer, "mean_norm": norm, "auc": math.nan, "auc/ci_lo": math.nan, "auc/ci_hi": math.nan,
-               "accuracy": math.nan, "probed": layer in plan.probe_layers}
-        if layer in plan.probe_layers:
-            try:
-                row.update(probe(h, y, s["method"], int(s["folds"]), ctx.n_boot, ctx.seed))
-                for key in ("auc", "auc/ci_lo", "auc/ci_hi", "accuracy"):
-                    result.metrics[f"mechanisms/probe/{key}@layer={layer}"] = row[key]
-            except MnemoscopeError as exc:  # e.g. identical features in both sets at this layer
-                result.not_computed(f"mechanisms/probe/auc@layer={layer}", f"mechanisms: layer {layer}: {exc}")
-        if plan.file_directions is not None:
-            if layer in plan.file_directions:
-                result.directions[layer] = np.asarray(plan.file_directions[layer], dtype=np.float64)
-        else:
-            try:
-                result.directions[layer] = fit_direction(h[fit], y[fit], s["method"])
-            except MnemoscopeError as exc:
-                result.note(f"mechanisms/direction@layer={layer}", f"mechanisms: no direction at layer {layer}: {exc}")
-        probe_rows.append(row)
-    probes = pd.DataFrame(probe_rows)
-    scored = probes[probes["probed"] & probes["auc"].notna()]
-    if (scored["layer"] >= 0).any():  # a decoder block when one separates at all; the embeddings only as a fallback
-        scored = scored[scored["layer"] >= 0]
-    if scored.empty:
-        result.not_computed("mechanisms/best_layer", "mechanisms: no layer could be probed")
-        best = None
-    else:
-        best = int(scored.loc[scored["auc"].idxmax(), "layer"])  # idxmax: the first (earliest) of ties
-        result.metrics["mechanisms/best_layer"] = float(best)
+    probes = _probe_and_fit(result, plan, acts, layers, y, fit, ctx)
+    best = _best_layer(result, probes, acts, y, fit, s, ctx)
     wanted = plan.steer_layers or ([best] if best is not None else [])
     steer_layers = [layer for layer in wanted if layer in result.directions]
     for layer in sorted(set(wanted) - set(steer_layers)):
@@ -329,7 +320,7 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Mechanis
         result.metrics["mechanisms/pca/explained@component=1"] = float(ratio[0])
         result.metrics["mechanisms/pca/explained@component=2"] = float(ratio[1])
 
-    # the causal sweep and the ablation
+    # the causal sweeps and the ablation
     evaluated = [i for i, x in enumerate(items) if x["in_eval"] and x["answer"] is not None]
     sweep, ablation = pd.DataFrame(), pd.DataFrame()
     if not evaluated:
@@ -344,31 +335,9 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Mechanis
         for i, x in zip(evaluated, baseline):
             generated[i], correct[i] = x["generated"], x["correct"]
         samples["generated"], samples["correct"] = generated, correct  # unsteered; None: not evaluated
-        rows = []
-        for layer in steer_layers:
-            for kind, r in zip(KINDS, (result.directions[layer], control)):
-                for alpha in s["alphas"]:
-                    if alpha == 0:
-                        outcome = baseline  # α = 0 is bit-identical to no steering: reuse it
-                    else:
-                        with engine.steer(Add(layer, r, alpha * norms[layer], start=s["start"])):
-                            outcome = _evaluate(engine, plan, evaluated)
-                    rows += _summarise(outcome, items, evaluated, layer=layer, alpha=float(alpha),
-                                       alpha_abs=float(alpha) * norms[layer], direction=kind)
-        sweep = pd.DataFrame(rows)
-        _sweep_metrics(result, sweep, steer_layers[0], s["alphas"])
+        sweep = _sweep(engine, plan, result, evaluated, baseline, steer_layers, control, norms)
         if s["ablate"] and best is not None and best in result.directions:
-            rows = []
-            for kind, r in zip(KINDS, (result.directions[best], control)):
-                with engine.steer(Ablate(r)):
-                    rows += _summarise(_evaluate(engine, plan, evaluated), items, evaluated, layer=best,
-                                       alpha=math.nan, alpha_abs=math.nan, direction=kind)
-            rows += _summarise(baseline, items, evaluated, layer=best, alpha=math.nan, alpha_abs=math.nan,
-                               direction="none")
-            ablation = pd.DataFrame(rows)
-            for row in ablation.itertuples():
-                if row.direction != "none":
-                    result.metrics[f"mechanisms/ablate/accuracy@set={row.set},direction={row.direction}"] = row.accuracy
+            ablation = _ablation(engine, plan, result, evaluated, baseline, best, control)
     result.samples = samples
     result.tables = {"probe": probes, "sweep": sweep, "ablation": ablation}
     result.meta = {**plan.identity, "position": s["position"], "method": s["method"],
@@ -376,6 +345,124 @@ def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> Mechanis
                    "fit_fraction": float(s["fit_fraction"]), "n_fit": int(fit.sum()),
                    "mean_norm": {str(k): v for k, v in norms.items()}}
     return result
+
+
+def _probe_and_fit(result: MechanismsResult, plan: Plan, acts: Activations, layers: list[int], y: np.ndarray,
+                   fit: np.ndarray, ctx: Context) -> pd.DataFrame:
+    """Per layer: mean norm, the k-fold probe over all items (``auc``), the k-fold probe within the
+    fit half (``fit_auc``: what chooses the best layer) and the direction fitted on the fit half."""
+    s = plan.inputs.settings
+    fit_folds = min(int(s["folds"]), int(min((y[fit] == 1).sum(), (y[fit] == 0).sum())))
+    rows = []
+    for layer in layers:
+        h = acts.at(layer)
+        norm = float(np.linalg.norm(h, axis=1).mean())
+        result.metrics[f"mechanisms/mean_norm@layer={layer}"] = norm
+        row = {"layer": layer, "mean_norm": norm, "auc": math.nan, "auc/ci_lo": math.nan, "auc/ci_hi": math.nan,
+               "accuracy": math.nan, "fit_auc": math.nan, "probed": layer in plan.probe_layers}
+        if layer in plan.probe_layers:
+            try:
+                row.update(probe(h, y, s["method"], int(s["folds"]), ctx.n_boot, ctx.seed))
+                for key in ("auc", "auc/ci_lo", "auc/ci_hi", "accuracy"):
+                    result.metrics[f"mechanisms/probe/{key}@layer={layer}"] = row[key]
+            except MnemoscopeError as exc:  # e.g. identical features in both sets at this layer
+                result.not_computed(f"mechanisms/probe/auc@layer={layer}", f"mechanisms: layer {layer}: {exc}")
+            if fit_folds >= 2:
+                try:
+                    row["fit_auc"] = probe(h[fit], y[fit], s["method"], fit_folds, 0, ctx.seed)["auc"]
+                    result.metrics[f"mechanisms/probe/fit_auc@layer={layer}"] = row["fit_auc"]
+                except MnemoscopeError as exc:
+                    result.not_computed(f"mechanisms/probe/fit_auc@layer={layer}", f"mechanisms: layer {layer}, "
+                                        f"fit half: {exc}")
+        if plan.file_directions is not None:
+            if layer in plan.file_directions:
+                result.directions[layer] = np.asarray(plan.file_directions[layer], dtype=np.float64)
+        else:
+            try:
+                result.directions[layer] = fit_direction(h[fit], y[fit], s["method"])
+            except MnemoscopeError as exc:
+                result.note(f"mechanisms/direction@layer={layer}", f"mechanisms: no direction at layer {layer}: {exc}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _best_layer(result: MechanismsResult, probes: pd.DataFrame, acts: Activations, y: np.ndarray, fit: np.ndarray,
+                s: dict, ctx: Context) -> int | None:
+    """The decoder block with the highest k-fold probe AUC *within the fit half* (ties: the earliest;
+    the embeddings only when no block can be probed), and ``mechanisms/best_layer/auc``: the AUC on
+    the eval half of the projection on the direction fitted on the fit half, at that layer."""
+    scored = probes[probes["probed"] & probes["fit_auc"].notna()]
+    if (scored["layer"] >= 0).any():  # a decoder block when one separates at all; the embeddings only as a fallback
+        scored = scored[scored["layer"] >= 0]
+    if scored.empty:
+        result.not_computed("mechanisms/best_layer", "mechanisms: no layer could be probed on the fit half (each "
+                                                     "set needs at least 2 fit items that differ)")
+        result.not_computed("mechanisms/best_layer/auc", "mechanisms: no best layer")
+        return None
+    best = int(scored.loc[scored["fit_auc"].idxmax(), "layer"])  # idxmax: the first (earliest) of ties
+    result.metrics["mechanisms/best_layer"] = float(best)
+    held = ~fit
+    if float(s["fit_fraction"]) >= 1:
+        result.not_computed("mechanisms/best_layer/auc", "mechanisms: fit_fraction = 1 leaves no held-out items")
+    elif best not in result.directions or len(set(y[held])) < 2:
+        result.not_computed("mechanisms/best_layer/auc", f"mechanisms: no direction or no held-out items of both "
+                                                         f"sets at layer {best}")
+    else:
+        scores = project(acts.at(best)[held], result.directions[best])
+        lo, hi = bootstrap_auc_ci(y[held], scores, n_boot=ctx.n_boot, seed=ctx.seed) if ctx.n_boot > 0 \
+            else (math.nan, math.nan)
+        result.metrics["mechanisms/best_layer/auc"] = roc_auc(y[held], scores)
+        result.metrics["mechanisms/best_layer/auc/ci_lo"] = lo
+        result.metrics["mechanisms/best_layer/auc/ci_hi"] = hi
+    return best
+
+
+def _sweep(engine: Backend, plan: Plan, result: MechanismsResult, evaluated: list[int], baseline: list[dict],
+           steer_layers: list[int], control: np.ndarray, norms: dict) -> pd.DataFrame:
+    """Every chosen intervention at each steering layer's direction and the random control, over its
+    grid (``add``: α × mean ‖h‖ at the layer; ``scale``: s); the 0 entry reuses the unsteered run
+    (bit-identical)."""
+    s = plan.inputs.settings
+    rows = []
+    for kind in s["interventions"]:
+        grid = s["alphas"] if kind == "add" else s["scales"]
+        for layer in steer_layers:
+            for direction, r in zip(KINDS, (result.directions[layer], control)):
+                for value in grid:
+                    if value == 0:
+                        outcome = baseline
+                    else:
+                        iv = Add(layer, r, value * norms[layer], start=s["start"]) if kind == "add" \
+                            else ScaleProjection(r, value)
+                        with engine.steer(iv):
+                            outcome = _evaluate(engine, plan, evaluated)
+                    rows += _summarise(outcome, plan.items, evaluated, intervention=kind, layer=layer,
+                                       alpha=float(value),
+                                       alpha_abs=float(value) * norms[layer] if kind == "add" else math.nan,
+                                       direction=direction)
+    sweep = pd.DataFrame(rows)
+    for kind in s["interventions"]:
+        _sweep_metrics(result, sweep[sweep["intervention"] == kind], steer_layers[0],
+                       s["alphas"] if kind == "add" else s["scales"], kind)
+    return sweep
+
+
+def _ablation(engine: Backend, plan: Plan, result: MechanismsResult, evaluated: list[int], baseline: list[dict],
+              best: int, control: np.ndarray) -> pd.DataFrame:
+    """Directional ablation on every residual write with the best layer's direction, the random one,
+    and none."""
+    rows = []
+    for kind, r in zip(KINDS, (result.directions[best], control)):
+        with engine.steer(Ablate(r)):
+            rows += _summarise(_evaluate(engine, plan, evaluated), plan.items, evaluated, layer=best,
+                               alpha=math.nan, alpha_abs=math.nan, direction=kind)
+    rows += _summarise(baseline, plan.items, evaluated, layer=best, alpha=math.nan, alpha_abs=math.nan,
+                       direction="none")
+    ablation = pd.DataFrame(rows)
+    for row in ablation.itertuples():
+        if row.direction != "none":
+            result.metrics[f"mechanisms/ablate/accuracy@set={row.set},direction={row.direction}"] = row.accuracy
+    return ablation
 
 
 def _evaluate(engine: Backend, plan: Plan, idx: list[int]) -> list[dict]:
@@ -411,21 +498,25 @@ def _summarise(outcome: list[dict], items: list[dict], idx: list[int], **tags) -
     return rows
 
 
-def _sweep_metrics(result: Result, sweep: pd.DataFrame, layer: int, alphas: list[float]) -> None:
+PREFIX = {"add": ("mechanisms/steer", "alpha"), "scale": ("mechanisms/scale", "scale")}  # key prefix, grid tag
+
+
+def _sweep_metrics(result: Result, sweep: pd.DataFrame, layer: int, grid: list[float], kind: str = "add") -> None:
+    prefix, tag_name = PREFIX[kind]
     part = sweep[sweep["layer"] == layer]
     for row in part.itertuples():
-        tag = f"@set={row.set},layer={layer},alpha={_fmt(row.alpha)},direction={row.direction}"
-        result.metrics[f"mechanisms/steer/accuracy{tag}"] = row.accuracy
-        result.metrics[f"mechanisms/steer/answer_logprob{tag}"] = row.answer_logprob
+        tag = f"@set={row.set},layer={layer},{tag_name}={_fmt(row.alpha)},direction={row.direction}"
+        result.metrics[f"{prefix}/accuracy{tag}"] = row.accuracy
+        result.metrics[f"{prefix}/answer_logprob{tag}"] = row.answer_logprob
         if not math.isnan(row.alternative_rate):
-            result.metrics[f"mechanisms/steer/alternative_rate{tag}"] = row.alternative_rate
-    top = max(alphas)
-    if top > 0 and 0 in alphas:
-        for (name, kind), g in part.groupby(["set", "direction"], sort=False):
+            result.metrics[f"{prefix}/alternative_rate{tag}"] = row.alternative_rate
+    top = max(grid)
+    if top > 0 and 0 in grid:
+        for (name, direction), g in part.groupby(["set", "direction"], sort=False):
             at = dict(zip(g["alpha"], g["accuracy"]))
-            result.metrics[f"mechanisms/steer/shift@set={name},direction={kind}"] = at[top] - at[0.0]
+            result.metrics[f"{prefix}/shift@set={name},direction={direction}"] = at[top] - at[0.0]
     else:
-        result.note("mechanisms/steer/shift", "mechanisms: the α grid needs 0 and a positive α for the shift")
+        result.note(f"{prefix}/shift", f"mechanisms: the {tag_name} grid needs 0 and a positive value for the shift")
 
 
 # --------------------------------------------------------------------------- files
@@ -459,7 +550,8 @@ def headline(metrics: dict) -> list[str]:
     if best is None:
         return []
     layer = int(best)
-    line = f"{TITLE}: best layer {layer}, probe AUC {fmt_metric('auc', metrics.get(f'mechanisms/probe/auc@layer={layer}'))}"
+    line = (f"{TITLE}: best layer {layer} (chosen on the fit half), held-out AUC "
+            f"{fmt_metric('auc', metrics.get('mechanisms/best_layer/auc'))}")
     shifts = sorted(k for k in metrics if k.startswith("mechanisms/steer/shift@") and metrics[k] is not None)
     if shifts:
         line += "; accuracy shift " + ", ".join(f"{k.split('@', 1)[1]} {fmt_metric(k, metrics[k])}" for k in shifts)

@@ -16,16 +16,20 @@ on fresh rule strings plus the exceptions (loss on the answer only) → the ``me
 with "compute" prompts (label 1: held-out rule strings, and with a marker the exceptions asked
 with "=", whose alternative is the memorised answer) against "recall" prompts (label 0: the
 exceptions, whose alternative is the rule's answer): held-out probe AUC by layer, the
-difference-of-means direction fitted on half of each set, and the causal sweep on the other half —
-steering every layer at every α (relative to the mean residual norm) from the last prompt token
-on, with an equal-norm random direction as the control, plus directional ablation → run directory
-(``mechanisms/`` holds activations, directions, tables) → report.
+difference-of-means direction fitted on half of each set (the best layer is chosen on that half
+too), and the causal sweep on the other half — ours: adding each layer's direction at that layer
+at every α (relative to the mean residual norm) from the last prompt token on; the seed paper's:
+scaling the projection on each layer's direction by 1 + s at every layer, on every block input,
+attention and MLP output — each with an equal-norm random direction as the control, plus
+directional ablation on every residual write → run directory (``mechanisms/`` holds activations,
+directions, tables) → report.
 
 If the direction carries "compute rather than recall", adding it (α > 0) moves held-out
 exceptions from their memorised answer to the rule's answer, and subtracting it (α < 0) moves
 compute prompts of exception strings to the memorised answer, while the random direction of the
 same norm does neither. ``mechanisms/recipe/to_rule...`` and ``.../to_memory...`` give the best
-such cell and the random control at the same cell.
+such cell and the random control at the same cell (ours untagged, the paper's intervention tagged
+``@intervention=scale``).
 """
 
 from __future__ import annotations
@@ -65,9 +69,12 @@ DEFAULTS = {
              "recall_marker": ":"},
     "train": {"steps": 1000, "batch_size": 64, "lr": 3e-3, "warmup": 50, "schedule": "cosine",
               "checkpoint_every": 250, "bf16": False},
-    # the family's settings (steer_layers: [] = every layer, for the layer × α heatmap)
+    # the family's settings (steer_layers: [] = every layer, for the layer × α heatmap); both
+    # interventions: ours (add, grid alphas) and the seed paper's (scale, grid scales)
     "mechanisms": {"position": "last", "method": "mean_diff", "layers": [], "folds": 5, "fit_fraction": 0.5,
-                   "steer_layers": [], "alphas": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0], "start": -1,
+                   "steer_layers": [], "interventions": ["add", "scale"],
+                   "alphas": [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0],
+                   "scales": [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0], "start": -1,
                    "ablate": True, "seed": 0, "pca_layer": None},
     "analysis": {"n_boot": 500},
 }
@@ -262,26 +269,41 @@ def behaviour(result) -> dict[str, float]:
 
 
 def moves(sweep: pd.DataFrame) -> dict[str, float]:
-    """How far steering moves answers between memory and rule, against the random control.
+    """How far steering moves answers between memory and rule, against the random control, for each
+    intervention in the sweep.
 
-    ``to_rule``: held-out exceptions (recall set) answered with the rule's answer, at the cell
-    (layer, α > 0) where the fitted direction does this most; ``to_memory``: compute prompts with an
-    alternative (the exceptions asked with "=") answered with the memorised answer, at the best
-    cell with α < 0. Each comes with the random direction's rate at the same cell, the share still
-    giving the set's own answer there (``.../kept``), and the cell's layer and α."""
+    Ours (``add``): ``to_rule``: held-out exceptions (recall set) answered with the rule's answer,
+    at the cell (layer, α > 0) where the fitted direction does this most; ``to_memory``: compute
+    prompts with an alternative (the exceptions asked with "=") answered with the memorised answer,
+    at the best cell with α < 0. The paper's (``scale``, keys tagged ``@intervention=scale``): the
+    same at the best cell over every s ≠ 0 (scaling the existing projection has no sign that means
+    "toward the rule"). Each comes with the random direction's rate at the same cell, the share still
+    giving the set's own answer there (``.../kept``), and the cell's layer and α (or s)."""
     out: dict[str, float] = {}
-    for name, set_name, sign in (("to_rule", "recall", 1), ("to_memory", "compute", -1)):
-        part = sweep[(sweep["set"] == set_name) & (np.sign(sweep["alpha"]) == sign)] if len(sweep) else sweep
-        steered = part[(part["direction"] == "direction") & part["alternative_rate"].notna()] if len(part) else part
-        if steered.empty:
-            continue
-        best = steered.loc[steered["alternative_rate"].idxmax()]
-        same = (part["layer"] == best["layer"]) & (part["alpha"] == best["alpha"]) & (part["direction"] == "random")
-        control = part[same].iloc[0]
-        key = f"mechanisms/recipe/{name}"
-        out.update({key: float(best["alternative_rate"]), f"{key}@direction=random": float(control["alternative_rate"]),
-                    f"{key}/kept": float(best["accuracy"]), f"{key}/kept@direction=random": float(control["accuracy"]),
-                    f"{key}/layer": float(best["layer"]), f"{key}/alpha": float(best["alpha"])})
+    kinds = sweep["intervention"] if "intervention" in sweep else pd.Series("add", index=sweep.index, dtype=object)
+    for kind in ("add", "scale"):
+        part_kind = sweep[kinds == kind] if len(sweep) else sweep
+        tag = "" if kind == "add" else "intervention=scale"
+        for name, set_name, sign in (("to_rule", "recall", 1), ("to_memory", "compute", -1)):
+            if part_kind.empty:
+                continue
+            side = np.sign(part_kind["alpha"]) == sign if kind == "add" else part_kind["alpha"] != 0
+            part = part_kind[(part_kind["set"] == set_name) & side]
+            steered = part[(part["direction"] == "direction") & part["alternative_rate"].notna()]
+            if steered.empty:
+                continue
+            best = steered.loc[steered["alternative_rate"].idxmax()]
+            same = (part["layer"] == best["layer"]) & (part["alpha"] == best["alpha"]) & (part["direction"] == "random")
+            control = part[same].iloc[0]
+            key = f"mechanisms/recipe/{name}"
+
+            def k(stat: str = "", random: bool = False, key=key) -> str:
+                tags = ",".join(t for t in (tag, "direction=random" if random else "") if t)
+                return f"{key}{stat}" + (f"@{tags}" if tags else "")
+
+            out.update({k(): float(best["alternative_rate"]), k(random=True): float(control["alternative_rate"]),
+                        k("/kept"): float(best["accuracy"]), k("/kept", True): float(control["accuracy"]),
+                        k("/layer"): float(best["layer"]), k("/alpha"): float(best["alpha"])})
     return out
 
 
@@ -301,6 +323,10 @@ def summary(out: Path) -> str:
                        ("to_memory", "compute prompts of exceptions moved to the memorised answer")):
         key = f"mechanisms/recipe/{name}"
         if key in m:
-            lines.append(f"steering (layer {f(key + '/layer')}, α {f(key + '/alpha')}): {what} {f(key)} "
+            lines.append(f"steering, ours (layer {f(key + '/layer')}, α {f(key + '/alpha')}): {what} {f(key)} "
                          f"(random direction {f(key + '@direction=random')})")
+        if key + "@intervention=scale" in m:
+            lines.append(f"steering, the paper's (direction of layer {f(key + '/layer@intervention=scale')}, "
+                         f"s {f(key + '/alpha@intervention=scale')}): {what} {f(key + '@intervention=scale')} "
+                         f"(random direction {f(key + '@intervention=scale,direction=random')})")
     return "\n".join(lines)
