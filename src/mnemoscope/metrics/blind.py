@@ -17,6 +17,7 @@ membership. Two baselines, each a score per text oriented higher = member:
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -24,7 +25,10 @@ from numpy.typing import ArrayLike
 
 from mnemoscope.errors import MnemoscopeError
 
-__all__ = ["bag_of_words_scores", "latest_years", "date_scores", "fold_count_problem", "YEAR_PATTERN"]
+__all__ = ["bag_of_words_scores", "latest_years", "date_scores", "fold_count_problem", "verdict", "auc_row",
+           "YEAR_PATTERN", "BASELINES"]
+
+BASELINES = {"bow": "bag of words", "date": "dates"}  # metric name → title
 
 # A standalone year 1000–2099 (not part of a longer number).
 YEAR_PATTERN = re.compile(r"(?<![0-9])(1[0-9]{3}|20[0-9]{2})(?![0-9])")
@@ -141,3 +145,46 @@ def date_scores(years: ArrayLike, labels: ArrayLike, *, cutoff: int | None = Non
         c, older = _best_rule(yrs[train], y[train])
         out[test] = _rule(yrs[test], c, older)
     return out
+
+
+# --------------------------------------------------------------------------- verdict (flat metric keys)
+
+
+def auc_row(metrics: dict, key: str) -> tuple[float, float, float] | None:
+    """``(AUC, CI low, CI high)`` of the flat metric ``key``, or None when any is missing."""
+    values = (metrics.get(key), metrics.get(f"{key}/ci_lo"), metrics.get(f"{key}/ci_hi"))
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return None
+    return values
+
+
+def _best(metrics: dict, pattern: str) -> tuple[str, tuple[float, float, float]] | None:
+    found = [(m.group(1), auc_row(metrics, key)) for key in metrics if (m := re.fullmatch(pattern, key))]
+    found = [(name, row) for name, row in found if row is not None]
+    return max(found, key=lambda item: item[1][0]) if found else None
+
+
+def verdict(metrics: dict, attacks: str = r"mia/([^/@]+)/auc") -> str | None:
+    """What the blind baseline says about the attack AUCs (None: it is at chance, or absent).
+
+    ``attacks``: a regular expression matching the attacks' AUC keys (group 1 = the attack's
+    name; its CI at ``<key>/ci_lo`` and ``<key>/ci_hi``). Let B be the best blind baseline and A
+    the best attack (highest AUC). When B's 95% CI lies above 0.5, the sets differ without the
+    model; when moreover AUC(B) ≥ the lower end of A's CI, the attack AUCs cannot be read as
+    membership (a warning); otherwise the attacks do better than the blind baseline, but part of
+    their AUC may be that difference (a caution)."""
+    blind = _best(metrics, r"blind/([^/@]+)/auc")
+    if blind is None or blind[1][1] <= 0.5:
+        return None
+    name, (auc, lo, hi) = blind
+    said = f"blind {BASELINES.get(name, name)} AUC {auc:.3f} [{lo:.3f}, {hi:.3f}]"
+    attack = _best(metrics, attacks)
+    if attack is None:
+        return f"The member and non-member sets differ without the model ({said})."
+    a_name, (a_auc, a_lo, a_hi) = attack
+    best = f"best attack {a_name} AUC {a_auc:.3f} [{a_lo:.3f}, {a_hi:.3f}]"
+    if auc >= a_lo:
+        return (f"WARNING: the member and non-member sets differ without the model ({said} reaches the {best}): "
+                "the attack AUCs cannot be read as membership.")
+    return (f"Caution: the member and non-member sets differ without the model ({said}); the {best} is above it, "
+            "but part of every attack's AUC may be that difference.")
