@@ -128,13 +128,14 @@ def blind_baseline(texts: list[str], labels, *, groups=None, settings: Settings 
     return result
 
 
-def headline(metrics: dict) -> list[str]:
-    """Each blind baseline's AUC, then the verdict when there is one."""
+def headline(metrics: dict, attacks: str = r"mia/([^/@]+)/auc") -> list[str]:
+    """Each blind baseline's AUC, then the verdict against the attacks whose AUC keys match
+    ``attacks`` (``metrics.blind.verdict``) when there is one."""
     lines = []
     for name, title in BASELINES.items():
         row = auc_row(metrics, f"blind/{name}/auc")
         if row is not None:
             lines.append(f"blind baseline ({title}, no model): AUC {fmt_metric('auc', row[0])} "
                          f"[{row[1]:.3f}, {row[2]:.3f}]")
-    said = verdict(metrics)
+    said = verdict(metrics, attacks)
     return lines + ([said] if said else [])
