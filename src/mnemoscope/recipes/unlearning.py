@@ -381,7 +381,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
 
     metrics: dict[str, float] = {"model/parameters": count_parameters(original),
                                  "train/final_loss": float(np.mean([h["loss"] for h in history[-10:]])),
-                                 "data/forget_texts": len(data.forget_texts), "data/holdout_texts": len(data.holdout_texts)}
+                                 "data/forget_texts": len(data.forget_texts), "data/holdout_texts": len(data.holdout_texts),
+                                 "data/forget_people": len(forget_people), "data/holdout_people": len(holdout_people)}
     not_computed: dict[str, str] = {}
     blind = blind_baseline(data.forget_texts + data.holdout_texts,  # PrivLeak's sets told apart without a model?
                            [1] * len(data.forget_texts) + [0] * len(data.holdout_texts),

@@ -253,10 +253,6 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
         h_scores = min_k_scores(engine, data.holdout_texts, rounding=data.min_k_rounding)
         metrics["mia_auc"] = auc_forget_vs_holdout(f_scores, h_scores)
         metrics["mia_auc/ci_lo"], metrics["mia_auc/ci_hi"] = _mia_auc_ci(f_scores, h_scores, data)
-        if data.forget_groups is not None and data.holdout_groups is not None:
-            notes["mia_auc/ci_lo"] = notes["privleak/ci_lo"] = (
-                f"95% CIs resample people ({len(set(data.forget_groups))} forget, {len(set(data.holdout_groups))} "
-                "holdout), not texts (cluster bootstrap)")
         if reference is not None and reference.mia_forget is not None:
             auc_r = auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)
             metrics["mia_auc_retrained"] = auc_r
