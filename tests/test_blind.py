@@ -188,3 +188,15 @@ def test_a_group_field_in_one_set_only_is_refused(tmp_path, saved_model_dir, cap
     err = capsys.readouterr().err
     assert "m.jsonl gives each text a 'group' and" in err and "n.jsonl does not" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("folds", 1, "blind.folds must be ≥ 2"),
+    ("ngram_max", 0, "blind.ngram_max must be ≥ 1"),
+    ("years", "iso", "blind.years 'iso': use standalone"),
+])
+def test_bad_blind_settings_are_refused_in_one_line(key, value, match):
+    from mnemoscope.families.blind import DEFAULTS, settings_from
+
+    with pytest.raises(MnemoscopeError, match=match):
+        settings_from({**DEFAULTS["blind"], key: value})
