@@ -108,8 +108,8 @@ def _rule(years: np.ndarray, cutoff: float, older_is_member: bool = True) -> np.
 
 
 def _best_rule(years: np.ndarray, labels: np.ndarray) -> tuple[float, bool]:
-    """The (cutoff, direction) with the highest AUC of ``_rule`` on these texts (ties: the earliest
-    cutoff, older = member first). With, per class, p₁ = share of texts with year < c, p½ = share
+    """The (cutoff, direction) with the highest AUC of ``_rule`` on these texts (ties: older = member
+    first, then the earliest cutoff). With, per class, p₁ = share of texts with year < c, p½ = share
     without a year, p₀ = 1 − p₁ − p½ (m: members, n: non-members):
     ``AUC(c) = p₁ᵐ(p½ⁿ + p₀ⁿ) + p½ᵐ p₀ⁿ + ½(p₁ᵐp₁ⁿ + p½ᵐp½ⁿ + p₀ᵐp₀ⁿ)``, and the reversed
     direction (newer = member) has AUC 1 − AUC(c)."""
