@@ -147,3 +147,20 @@ def test_parquet_missing_column(tmp_path):
     (tmp_path / "b.parquet").write_text(json.dumps({"not": "parquet"}))
     with pytest.raises(MnemoscopeError, match="not a readable Parquet"):
         load_texts(tmp_path / "b.parquet")
+
+
+def test_texts_and_groups(tmp_path):
+    from mnemoscope.probes.textfile import load_texts_and_groups
+
+    path = tmp_path / "g.jsonl"
+    path.write_text('{"text": "a", "group": "p1"}\n{"text": "b", "group": 7}\n')
+    assert load_texts_and_groups(path) == (["a", "b"], ["p1", "7"])
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a\nb\n")
+    assert load_texts_and_groups(plain) == (["a", "b"], None)
+    path.write_text('{"text": "a", "group": "p1"}\n{"text": "b"}\n')
+    with pytest.raises(MnemoscopeError, match="record 2 has no 'group' while others have one"):
+        load_texts_and_groups(path)
+    path.write_text('{"text": "a", "group": "p1"}\n{"text": "b", "group": [1]}\n')
+    with pytest.raises(MnemoscopeError, match="record 2: field 'group' must be a non-empty string or an integer"):
+        load_texts_and_groups(path)

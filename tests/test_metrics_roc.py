@@ -224,3 +224,78 @@ def test_membership_report_keys_and_values():
     assert rep["tpr@fpr=0.05/underpowered"] == 1
     assert rep["n_members"] == 3 and rep["n_nonmembers"] == 4
     assert membership_report(Y, S, n_boot=200, seed=1) == rep
+
+
+# --------------------------------------------------------------------------- cluster bootstrap
+
+
+def _grouped(rng, n_groups=10, per_group=20, spread=1.0, noise=0.2):
+    """Members and non-members drawn alike (true AUC 0.5), each group with its own offset."""
+    labels, scores, groups = [], [], []
+    for label in (1, 0):
+        for g in range(n_groups):
+            offset = rng.normal(0.0, spread)
+            scores += list(offset + rng.normal(0.0, noise, per_group))
+            labels += [label] * per_group
+            groups += [f"{label}-{g}"] * per_group
+    return np.array(labels), np.array(scores), np.array(groups)
+
+
+def test_cluster_ci_covers_between_group_spread_and_text_ci_does_not():
+    rng = np.random.default_rng(7)
+    covered = {"text": 0, "cluster": 0}
+    trials = 60
+    for t in range(trials):
+        y, s, g = _grouped(rng)
+        lo, hi = bootstrap_auc_ci(y, s, n_boot=300, seed=t)
+        covered["text"] += lo <= 0.5 <= hi
+        lo, hi = bootstrap_auc_ci(y, s, n_boot=300, seed=t, groups=g)
+        covered["cluster"] += lo <= 0.5 <= hi
+    assert covered["cluster"] / trials >= 0.85  # nominal 95%; few groups make it a little lower
+    assert covered["text"] / trials <= 0.5  # the text CI pretends 400 independent texts
+
+
+def test_cluster_replicates_match_a_naive_group_resampling():
+    rng = np.random.default_rng(3)
+    y, s, g = _grouped(rng, n_groups=6, per_group=5)
+    ours = bootstrap_aucs(y, s, n_boot=4000, seed=1, groups=g)
+    naive_rng = np.random.default_rng(99)
+    naive = []
+    for _ in range(4000):
+        idx = []
+        for label in (1, 0):
+            names = sorted(set(g[y == label]))
+            for name in naive_rng.choice(names, size=len(names), replace=True):
+                idx += list(np.flatnonzero(g == name))
+        naive.append(roc_auc_score(y[idx], s[idx]))
+    assert abs(ours.mean() - np.mean(naive)) < 0.01
+    assert abs(ours.std() - np.std(naive)) < 0.01
+
+
+def test_singleton_groups_give_the_text_bootstrap_spread():
+    rng = np.random.default_rng(4)
+    y = np.array([1] * 150 + [0] * 150)
+    s = rng.normal(0, 1, 300) + 0.5 * y
+    g = np.arange(300).astype(str)
+    text = bootstrap_aucs(y, s, n_boot=3000, seed=0)
+    cluster = bootstrap_aucs(y, s, n_boot=3000, seed=0, groups=g)
+    assert abs(text.std() - cluster.std()) < 0.004
+    assert abs(text.mean() - cluster.mean()) < 0.004
+
+
+def test_membership_report_names_the_resampling_units():
+    rng = np.random.default_rng(5)
+    y, s, g = _grouped(rng, n_groups=4, per_group=3)
+    report = membership_report(y, s, n_boot=50, groups=g)
+    assert report["n_member_groups"] == 4 and report["n_nonmember_groups"] == 4
+    assert "n_member_groups" not in membership_report(y, s, n_boot=50)
+
+
+@pytest.mark.parametrize("groups, match", [
+    (["a"] * 3, "one group per text"),
+    (["a", "a", "b", "b"], "at least 2 member groups"),
+    (["a", "b", None, "c"], "every text needs a group"),
+])
+def test_cluster_bootstrap_bad_groups(groups, match):
+    with pytest.raises(MnemoscopeError, match=match):
+        bootstrap_aucs([1, 1, 0, 0], [0.9, 0.8, 0.1, 0.2], n_boot=10, groups=groups)

@@ -60,6 +60,17 @@ def test_dose_response(finished):
     assert m["mia/loss/mean_nll@dose=64"] < m["mia/loss/mean_nll@dose=0"]
 
 
+def test_the_blind_baseline_opens_the_membership_table_and_sees_no_shift(finished):
+    """Canaries and controls come from one generator: a classifier without the model cannot tell them
+    apart, so no warning; the report's membership table starts with it all the same."""
+    m = json.loads((finished / "metrics.json").read_text())
+    assert m["blind/bow/auc/ci_lo"] <= 0.5 <= m["blind/bow/auc/ci_hi"]
+    html = (finished / "report.html").read_text()
+    table = html[html.index("<h3>Membership inference</h3>"):]
+    assert table.index("blind baseline: bag of words (no model)") < table.index(">min_k_pp<")
+    assert "differ without the model" not in html
+
+
 def test_rerun_reuses_the_trained_model_and_gives_the_same_numbers(finished, capsys):
     before = json.loads((finished / "metrics.json").read_text())
     assert _run(finished) == 0

@@ -51,6 +51,37 @@ def test_privleak_ci_is_a_paired_bootstrap_written_out():
     assert lo < privleak(auc(fu, hu), auc(fr, hr)) < hi
 
 
+def test_privleak_ci_resamples_people_when_given():
+    rng = np.random.default_rng(4)
+    # 8 forget and 8 holdout people with 4 texts each; a person's texts share an offset under both models
+    people_f, people_h = np.repeat([f"f{k}" for k in range(8)], 4), np.repeat([f"h{k}" for k in range(8)], 4)
+    off_f, off_h = np.repeat(rng.normal(0, 1, 8), 4), np.repeat(rng.normal(0, 1, 8), 4)
+    fu, hu = off_f + 1.0 + rng.normal(0, 0.1, 32), off_h + rng.normal(0, 0.1, 32)
+    fr, hr = off_f + rng.normal(0, 0.1, 32), off_h + rng.normal(0, 0.1, 32)
+    lo, hi, used = privleak_ci(fu, hu, fr, hr, n_boot=200, seed=5, forget_groups=people_f, holdout_groups=people_h)
+
+    def auc(f, h):
+        return float(np.mean((f[:, None] > h[None, :]) + 0.5 * (f[:, None] == h[None, :])))
+
+    boot = np.random.default_rng(5)
+    names_f, names_h = sorted(set(people_f)), sorted(set(people_h))
+    values = []
+    for _ in range(200):  # draw 8 people a side with replacement, each with all 4 texts
+        i = np.concatenate([np.flatnonzero(people_f == names_f[k]) for k in boot.integers(0, 8, 8)])
+        j = np.concatenate([np.flatnonzero(people_h == names_h[k]) for k in boot.integers(0, 8, 8)])
+        a_r = auc(fr[i], hr[j])
+        if a_r < 1:
+            values.append((a_r - auc(fu[i], hu[j])) / (1 - a_r) * 100)
+    assert used == len(values)
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])))
+    text_lo, text_hi, _ = privleak_ci(fu, hu, fr, hr, n_boot=200, seed=5)
+    assert hi - lo > text_hi - text_lo  # people are the unit: the text CI is too narrow
+    with pytest.raises(MnemoscopeError, match="for both the forget and the holdout"):
+        privleak_ci(fu, hu, fr, hr, n_boot=5, forget_groups=people_f)
+    with pytest.raises(MnemoscopeError, match="at least 2 holdout groups"):
+        privleak_ci(fu, hu, fr, hr, n_boot=5, forget_groups=people_f, holdout_groups=["h"] * 32)
+
+
 def test_privleak_ci_without_a_usable_retrained_auc_is_nan():
     f, h = np.arange(10.0, 20.0), np.arange(10.0)  # the retrained model separates perfectly: A_r = 1 everywhere
     lo, hi, used = privleak_ci(f, h, f, h, n_boot=50)

@@ -58,7 +58,14 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
                     "residue/accuracy", "residue/control_accuracy"):
             assert f"unlearn/{name}/{key}" in metrics, (name, key)
     assert metrics["unlearn/retrain/privleak"] == 0.0 == metrics["unlearn/retrain/privleak/ci_lo"]
-    assert metrics["data/forget_texts"] == 4 * int(0.22 * 14) == metrics["data/holdout_texts"]  # 4 documents a person
+    people = int(U.DEFAULTS["world"]["forget_fraction"] * 14)
+    assert metrics["data/forget_texts"] == 4 * people == metrics["data/holdout_texts"]  # 4 documents a person
+    assert metrics["data/forget_people"] == people == metrics["data/holdout_people"]
+    for name in ("original", "retrain"):  # the forget-vs-holdout AUC's CI resamples people
+        assert metrics[f"unlearn/{name}/mia_auc/ci_lo"] <= metrics[f"unlearn/{name}/mia_auc"] \
+            <= metrics[f"unlearn/{name}/mia_auc/ci_hi"]
+    # the blind baseline on PrivLeak's sets: too few people for 5 group folds is a note, not a crash
+    assert metrics["blind/bow/auc"] is None and "5-fold cross-validation needs at least 5" in notes["blind/bow/auc"]
     for m in methods:
         stop = metrics[f"unlearn/{m}/stop_step"]
         assert stop is not None or f"unlearn/{m}/stop_step" in notes

@@ -10,6 +10,7 @@ import importlib
 from types import ModuleType
 
 FAMILIES: dict[str, str] = {
+    "blind": "mnemoscope.families.blind",  # first: the summary and report open with what the sets say without the model
     "membership": "mnemoscope.families.membership",
     "extraction": "mnemoscope.families.extraction",
     "pythia": "mnemoscope.families.pythia",

@@ -38,9 +38,9 @@ from mnemoscope.families import attacks, reference
 from mnemoscope.families.base import Context, Result, encode_each
 from mnemoscope.families.extraction import compare_continuations, split_prefixes
 from mnemoscope.metrics.membership import membership_scores
-from mnemoscope.metrics.roc import membership_report
+from mnemoscope.metrics.roc import membership_report, n_groups
 from mnemoscope.probes import formats
-from mnemoscope.probes.textfile import load_texts
+from mnemoscope.probes.textfile import load_texts_and_groups
 from mnemoscope.summary import auc_line, fmt_metric
 
 NAME = "membership"
@@ -96,8 +96,10 @@ def membership_metrics(
     suffix: str = "",
     n_boot: int = 1000,
     seed: int = 0,
+    groups=None,
 ) -> dict[str, float]:
-    """Flat ``mia/<attack>/auc{suffix}`` etc. for every ``score/<attack>`` column.
+    """Flat ``mia/<attack>/auc{suffix}`` etc. for every ``score/<attack>`` column; with ``groups``
+    (one per row) the CIs resample groups (``metrics.roc.bootstrap_aucs``).
 
     TPR at an FPR the negatives cannot resolve (n_neg < 1/FPR) is null (nan) and flagged.
     """
@@ -105,7 +107,7 @@ def membership_metrics(
     out: dict[str, float] = {}
     for col in [c for c in frame.columns if c.startswith("score/")]:
         attack = col.split("/", 1)[1]
-        report = membership_report(labels, frame[col].to_numpy(dtype=float), n_boot=n_boot, seed=seed)
+        report = membership_report(labels, frame[col].to_numpy(dtype=float), n_boot=n_boot, seed=seed, groups=groups)
         for key, value in report.items():
             if key.startswith("tpr@") and not key.endswith("underpowered") and report[f"{key}/underpowered"]:
                 value = math.nan
@@ -113,30 +115,42 @@ def membership_metrics(
     return out
 
 
-def attack_metrics(labels: np.ndarray, frame: pd.DataFrame, *, n_boot: int, seed: int) -> Result:
+def attack_metrics(labels: np.ndarray, frame: pd.DataFrame, *, n_boot: int, seed: int, groups=None,
+                   prefix: str = "mia") -> Result:
     """``membership_metrics`` per attack over the texts with a finite score; an attack with fewer
-    than 2 members or non-members with a score is null (noted); underpowered TPRs are noted."""
+    than 2 members or non-members with a score is null (noted); underpowered TPRs are noted. With
+    ``groups`` the CIs resample groups (a note says so)."""
     labels = np.asarray(labels, dtype=int)
+    groups = None if groups is None else np.asarray(groups, dtype=object)
     result = Result()
     for col in [c for c in frame.columns if c.startswith("score/")]:
         values = frame[col].to_numpy(dtype=float)
         keep = np.isfinite(values)
         attack = col.split("/", 1)[1]
         n_pos, n_neg = int(labels[keep].sum()), int((1 - labels[keep]).sum())
+        key = f"{prefix}/{attack}/auc"
         if not keep.all():
-            result.note(f"mia/{attack}/auc", f"mia/{attack}: {int((~keep).sum())} text(s) have no finite score "
-                                             "and were left out")
+            result.note(key, f"{prefix}/{attack}: {int((~keep).sum())} text(s) have no finite score and were left out")
         if n_pos < 2 or n_neg < 2:
-            result.not_computed(f"mia/{attack}/auc", f"mia/{attack}: not computed: {n_pos} members and {n_neg} "
-                                                     "non-members with a score; an AUC needs at least 2 of each")
+            result.not_computed(key, f"{prefix}/{attack}: not computed: {n_pos} members and {n_neg} "
+                                     "non-members with a score; an AUC needs at least 2 of each")
             continue
-        result.metrics.update(membership_metrics(labels[keep], frame.loc[keep, [col]], n_boot=n_boot, seed=seed))
+        kept_groups = None if groups is None else groups[keep]
+        if kept_groups is not None and min(n_groups(kept_groups, labels[keep])) < 2:
+            result.note(key, f"{prefix}/{attack}: fewer than 2 groups a set have a score; its CI resamples texts")
+            kept_groups = None
+        result.metrics.update(membership_metrics(labels[keep], frame.loc[keep, [col]], n_boot=n_boot, seed=seed,
+                                                 groups=kept_groups, prefix=prefix))
+    if groups is not None:
+        g_pos, g_neg = n_groups(groups, labels)
+        result.note(f"{prefix}/*/auc/ci_lo", f"{prefix}: 95% CIs resample groups ({g_pos} member and {g_neg} "
+                                             "non-member groups), not texts (cluster bootstrap)")
     under = sorted({key.split("tpr@fpr=")[1].split("/")[0] for key, v in result.metrics.items()
                     if key.endswith("/underpowered") and v})
     if under:
         n_neg = int((1 - labels).sum())
         need = ", ".join(f"FPR {float(f) * 100:g}% needs ≥ {math.ceil(1 / float(f) - 1e-9)}" for f in under)
-        result.note("mia/*/tpr@fpr=*", f"mia: TPR not computed (null) where underpowered: {n_neg} non-members "
+        result.note(f"{prefix}/*/tpr@fpr=*", f"{prefix}: TPR not computed (null) where underpowered: {n_neg} non-members "
                                        f"({need})")
     return result
 
@@ -180,6 +194,7 @@ class Inputs:
     max_suffix: int = 32
     sources: tuple[str, str] = ("members", "non-members")  # where each set was read from
     attacks: attacks.Settings | None = None  # further attacks (families.attacks), when named
+    groups: list[str] | None = None  # each text's group (members', then non-members'): CIs resample groups
 
     @property
     def texts(self) -> list[str]:
@@ -203,6 +218,15 @@ def load_sets(members_path: str, nonmembers_path: str, drop_overlap: bool, warn=
               wikimia_path: str = "") -> tuple[list[str], list[str]]:
     """Read both sets (two text files, or one WikiMIA file); overlap is warned about (with its
     count) and optionally dropped from both; fewer than 2 texts in a set is an error."""
+    members, nonmembers, _ = load_grouped_sets(members_path, nonmembers_path, drop_overlap, warn, wikimia_path)
+    return members, nonmembers
+
+
+def load_grouped_sets(members_path: str, nonmembers_path: str, drop_overlap: bool, warn=print,
+                      wikimia_path: str = "") -> tuple[list[str], list[str], list[str] | None]:
+    """``load_sets`` and the texts' ``group`` field (members' then non-members', or None when the
+    files have none); a group field in one set only is an error."""
+    groups_m = groups_n = None
     if wikimia_path:
         if members_path or nonmembers_path:
             raise MnemoscopeError("give either data.wikimia or data.members + data.nonmembers, not both")
@@ -212,20 +236,32 @@ def load_sets(members_path: str, nonmembers_path: str, drop_overlap: bool, warn=
         if not members_path or not nonmembers_path:
             missing = "--nonmembers (data.nonmembers)" if members_path else "--members (data.members)"
             raise MnemoscopeError(f"membership inference needs both sets: add {missing}")
-        members, nonmembers = load_texts(members_path), load_texts(nonmembers_path)
+        (members, groups_m), (nonmembers, groups_n) = (load_texts_and_groups(members_path),
+                                                       load_texts_and_groups(nonmembers_path))
         where_m, where_n = members_path, nonmembers_path
+        if (groups_m is None) != (groups_n is None):
+            has, lacks = (where_m, where_n) if groups_n is None else (where_n, where_m)
+            raise MnemoscopeError(f"{has} gives each text a 'group' and {lacks} does not: give both sets a group "
+                                  "field (the unit the CI resamples) or neither")
     overlap = set(members) & set(nonmembers)
     if overlap:
         where = f"{where_m} and {where_n}" if where_m != where_n else f"labels 1 and 0 of {where_m}"
         warn(f"warning: {len(overlap)} text(s) appear in both {where}"
              + ("; dropping them from both" if drop_overlap else "; pass --drop-overlap to remove them"))
         if drop_overlap:
+            if groups_m is not None:
+                groups_m = [g for t, g in zip(members, groups_m) if t not in overlap]
+                groups_n = [g for t, g in zip(nonmembers, groups_n) if t not in overlap]
             members = [t for t in members if t not in overlap]
             nonmembers = [t for t in nonmembers if t not in overlap]
     for name, texts, path in (("members", members, where_m), ("non-members", nonmembers, where_n)):
         if len(texts) < 2:
             raise MnemoscopeError(f"{path}: {len(texts)} {name}; membership inference needs at least 2 of each")
-    return members, nonmembers
+    for name, groups, path in (("members", groups_m, where_m), ("non-members", groups_n, where_n)):
+        if groups is not None and len(set(groups)) < 2:
+            raise MnemoscopeError(f"{path}: the {name} form {len(set(groups))} group; a CI that resamples groups "
+                                  "needs at least 2 per set (drop the group field to resample texts)")
+    return members, nonmembers, None if groups_m is None else groups_m + groups_n
 
 
 def read(cfg: dict, ctx: Context) -> Inputs | None:
@@ -237,14 +273,14 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
         if m["ref_model"]:
             raise MnemoscopeError("membership.ref_model (--ref-model) needs member and non-member texts")
         return None
-    members, nonmembers = load_sets(d["members"], d["nonmembers"], d["drop_overlap"], ctx.warn,
-                                    wikimia_path=d["wikimia"])
+    members, nonmembers, groups = load_grouped_sets(d["members"], d["nonmembers"], d["drop_overlap"], ctx.warn,
+                                                    wikimia_path=d["wikimia"])
     sources = (d["wikimia"], d["wikimia"]) if d["wikimia"] else (d["members"], d["nonmembers"])
     more = attacks.read(cfg, seed=ctx.seed) if cfg["attacks"]["names"] else None
     if a["min_k_rounding"] not in ("up", "down"):
         raise MnemoscopeError(f"audit.min_k_rounding '{a['min_k_rounding']}': use up (ours) or down (the published code)")
     return Inputs(members, nonmembers, a["k"], a["min_k_rounding"], m["ref_mismatch"], m["lowercase"],
-                  a["extraction"], a["prefix_fraction"], a["max_suffix"], sources, more)
+                  a["extraction"], a["prefix_fraction"], a["max_suffix"], sources, more, groups)
 
 
 def plan(inputs: Inputs, engine: Backend, ctx: Context) -> Plan:
@@ -283,8 +319,11 @@ def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
     if inputs.attacks is not None:
         more, more_notes = attacks.attack_scores(engine, texts, inputs.attacks)
         frame = pd.concat([frame, more], axis=1)
-    samples = pd.concat([pd.DataFrame({"text": texts, "label": labels}), frame], axis=1)
-    result = attack_metrics(labels, frame, n_boot=ctx.n_boot, seed=ctx.seed)
+    head = pd.DataFrame({"text": texts, "label": labels})
+    if inputs.groups is not None:
+        head["group"] = inputs.groups
+    samples = pd.concat([head, frame], axis=1)
+    result = attack_metrics(labels, frame, n_boot=ctx.n_boot, seed=ctx.seed, groups=inputs.groups)
     for key, reason in more_notes.items():  # an attack left out is null; a partial one keeps its AUC
         if key in result.metrics:
             result.note(key, reason)

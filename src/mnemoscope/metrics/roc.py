@@ -16,6 +16,7 @@ __all__ = [
     "roc_auc",
     "bootstrap_auc_ci",
     "bootstrap_aucs",
+    "n_groups",
     "roc_curve_points",
     "tpr_at_fpr",
     "membership_report",
@@ -73,43 +74,88 @@ def roc_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
 
 
 def bootstrap_aucs(
-    y_true: ArrayLike, y_score: ArrayLike, n_boot: int = 1000, seed: int = 0
+    y_true: ArrayLike, y_score: ArrayLike, n_boot: int = 1000, seed: int = 0, groups: ArrayLike | None = None
 ) -> np.ndarray:
     """``n_boot`` stratified bootstrap replicates of the AUC.
 
-    Each replicate draws n₁ members from the members and n₀ non-members from the
-    non-members, with replacement, represented as multinomial counts ``w``.
-    With non-member scores sorted, a member of score s beats
-    ``below(s) + ½·equal(s)`` resampled non-members, read off the cumulative
-    counts, so a replicate costs O(n₁ + n₀) with no sort:
-    ``AUC_b = Σ_i w⁺_bi (below_b(s_i) + ½ equal_b(s_i)) / (n₁ n₀)``.
-    Deterministic for a given ``seed``.
+    Text bootstrap (``groups=None``): each replicate draws n₁ members from the members and n₀
+    non-members from the non-members, with replacement, as multinomial counts ``w``.
+
+    Cluster bootstrap (``groups`` given, one label per text): the unit is a group within a class
+    (a person, a document, a canary's copies; a name used by both classes is two units). Each
+    replicate draws G₁ member groups from the G₁ member groups and G₀ non-member groups from the
+    G₀, with replacement; a text weighs as many times as its group was drawn, ``w_i = c_g(i)``.
+    Texts of one group are alike, so the text bootstrap understates the spread; this one does not.
+
+    Either way, with non-member scores sorted, a member of score s beats
+    ``below(s) + ½·equal(s)`` resampled non-members, read off the cumulative weights, so a
+    replicate costs O(n₁ + n₀) with no sort:
+    ``AUC_b = Σ_i w⁺_bi (below_b(s_i) + ½ equal_b(s_i)) / (Σ_i w⁺_bi · Σ_j w⁻_bj)``
+    (the denominators are n₁ and n₀ for the text bootstrap). Deterministic for a given ``seed``.
     """
     labels, scores = _validate(y_true, y_score)
     if int(n_boot) < 1:
         raise MnemoscopeError(f"n_boot must be a positive integer, got {n_boot}")
     n_boot = int(n_boot)
+    order = np.argsort(scores[~labels], kind="mergesort")
     pos = scores[labels]
-    neg = np.sort(scores[~labels])
-    n_pos, n_neg = pos.size, neg.size
+    neg = scores[~labels][order]
     lo_idx = np.searchsorted(neg, pos, side="left")  # non-members strictly below each member
     hi_idx = np.searchsorted(neg, pos, side="right")  # ... below or equal
     rng = np.random.default_rng(seed)
-    p_pos = np.full(n_pos, 1.0 / n_pos)
-    p_neg = np.full(n_neg, 1.0 / n_neg)
-    chunk = max(1, _CHUNK_CELLS // (n_pos + n_neg))
+    if groups is None:
+        draw_pos, draw_neg = _text_draw(pos.size), _text_draw(neg.size)
+    else:
+        codes_pos, codes_neg = _group_codes(groups, labels)
+        draw_pos, draw_neg = _group_draw(codes_pos), _group_draw(codes_neg[order])
+    chunk = max(1, _CHUNK_CELLS // (pos.size + neg.size))
     out = np.empty(n_boot, dtype=np.float64)
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        w_pos = rng.multinomial(n_pos, p_pos, size=b)
-        w_neg = rng.multinomial(n_neg, p_neg, size=b)
-        cum = np.zeros((b, n_neg + 1), dtype=np.int64)
+        w_pos, w_neg = draw_pos(rng, b), draw_neg(rng, b)
+        cum = np.zeros((b, neg.size + 1), dtype=np.int64)
         np.cumsum(w_neg, axis=1, out=cum[:, 1:])
         below = cum[:, lo_idx]
         equal = cum[:, hi_idx] - below
         wins = (w_pos * (below + 0.5 * equal)).sum(axis=1)
-        out[start : start + b] = wins / (n_pos * n_neg)
+        out[start : start + b] = wins / (w_pos.sum(axis=1) * cum[:, -1])
     return out
+
+
+def _text_draw(n: int):
+    """Replicate weights of the text bootstrap: multinomial(n, uniform) counts per text."""
+    p = np.full(n, 1.0 / n)
+    return lambda rng, b: rng.multinomial(n, p, size=b)
+
+
+def _group_draw(codes: np.ndarray):
+    """Replicate weights of the cluster bootstrap: each text weighs its group's multinomial count."""
+    n_groups = int(codes.max()) + 1
+    p = np.full(n_groups, 1.0 / n_groups)
+    return lambda rng, b: rng.multinomial(n_groups, p, size=b)[:, codes]
+
+
+def _group_codes(groups: ArrayLike, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group index (0..G−1) of every member and of every non-member; at least 2 groups a class."""
+    g = np.asarray(groups, dtype=object)
+    if g.shape != labels.shape:
+        raise MnemoscopeError(f"groups must give one group per text: {g.size} groups for {labels.size} texts")
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in g):
+        raise MnemoscopeError("groups: every text needs a group (found a missing one); give all or none")
+    out = []
+    for side, name in ((labels, "member"), (~labels, "non-member")):
+        _, codes = np.unique(g[side].astype(str), return_inverse=True)
+        if codes.max() + 1 < 2:
+            raise MnemoscopeError(f"a cluster bootstrap needs at least 2 {name} groups, got {codes.max() + 1}")
+        out.append(codes.ravel())
+    return out[0], out[1]
+
+
+def n_groups(groups: ArrayLike, labels: ArrayLike) -> tuple[int, int]:
+    """Number of distinct groups among the members and among the non-members."""
+    g = np.asarray(groups, dtype=object).astype(str)
+    y = np.asarray(labels).astype(bool)
+    return len(set(g[y])), len(set(g[~y]))
 
 
 def bootstrap_auc_ci(
@@ -118,12 +164,14 @@ def bootstrap_auc_ci(
     n_boot: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
+    groups: ArrayLike | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap ``(1 − alpha)`` CI of the AUC from ``bootstrap_aucs``:
-    the ``alpha/2`` and ``1 − alpha/2`` quantiles (linear interpolation) of the replicates."""
+    """Percentile bootstrap ``(1 − alpha)`` CI of the AUC from ``bootstrap_aucs`` (resampling
+    texts, or with ``groups`` whole groups): the ``alpha/2`` and ``1 − alpha/2`` quantiles
+    (linear interpolation) of the replicates."""
     if not 0.0 < alpha < 1.0:
         raise MnemoscopeError(f"alpha must be in (0, 1), got {alpha}")
-    reps = bootstrap_aucs(y_true, y_score, n_boot=n_boot, seed=seed)
+    reps = bootstrap_aucs(y_true, y_score, n_boot=n_boot, seed=seed, groups=groups)
     lo, hi = np.quantile(reps, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi)
 
@@ -175,12 +223,14 @@ def membership_report(
     fprs: tuple[float, ...] = (0.001, 0.01, 0.05),
     n_boot: int = 1000,
     seed: int = 0,
+    groups: ArrayLike | None = None,
 ) -> dict[str, float]:
-    """Flat summary: ``auc``, ``auc/ci_lo``, ``auc/ci_hi`` (95% percentile bootstrap),
-    ``tpr@fpr=F`` and ``tpr@fpr=F/underpowered`` (0/1) for each F in ``fprs``,
-    plus ``n_members`` and ``n_nonmembers``."""
+    """Flat summary: ``auc``, ``auc/ci_lo``, ``auc/ci_hi`` (95% percentile bootstrap; with
+    ``groups``, the cluster bootstrap over groups), ``tpr@fpr=F`` and ``tpr@fpr=F/underpowered``
+    (0/1) for each F in ``fprs``, plus ``n_members`` and ``n_nonmembers`` (and, with ``groups``,
+    ``n_member_groups`` and ``n_nonmember_groups``: the CI's resampling units)."""
     labels, scores = _validate(y_true, y_score)
-    lo, hi = bootstrap_auc_ci(labels, scores, n_boot=n_boot, alpha=0.05, seed=seed)
+    lo, hi = bootstrap_auc_ci(labels, scores, n_boot=n_boot, alpha=0.05, seed=seed, groups=groups)
     report: dict[str, float] = {
         "auc": _auc(labels, scores),
         "auc/ci_lo": lo,
@@ -192,4 +242,6 @@ def membership_report(
         report[f"tpr@fpr={f:g}/underpowered"] = int(under)
     report["n_members"] = int(labels.sum())
     report["n_nonmembers"] = int((~labels).sum())
+    if groups is not None:
+        report["n_member_groups"], report["n_nonmember_groups"] = n_groups(groups, labels)
     return report

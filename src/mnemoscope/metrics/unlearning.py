@@ -78,12 +78,17 @@ def privleak_ci(
     n_boot: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
+    forget_groups: ArrayLike | None = None,
+    holdout_groups: ArrayLike | None = None,
 ) -> tuple[float, float, int]:
     """Paired percentile bootstrap ``(1 − alpha)`` CI of PrivLeak: each replicate resamples the
     forget texts (n₁ of them, with replacement) and the holdout texts (n₀) once, and scores the
     same resampled texts under both models (A_u and A_r move together, as they share the texts).
-    Replicates whose A_r is 1 (PrivLeak undefined) are left out. Returns ``(lo, hi, n_used)``;
-    ``(nan, nan, n_used)`` when fewer than half the replicates are usable."""
+    With ``forget_groups`` and ``holdout_groups`` (a person per text, say) a replicate resamples
+    groups instead — G₁ forget groups and G₀ holdout groups with replacement, each bringing all its
+    texts (cluster bootstrap): texts of one person are alike, so resampling texts understates the
+    spread. Replicates whose A_r is 1 (PrivLeak undefined) are left out. Returns
+    ``(lo, hi, n_used)``; ``(nan, nan, n_used)`` when fewer than half the replicates are usable."""
     fu, hu = np.asarray(forget_scores_u, np.float64).ravel(), np.asarray(holdout_scores_u, np.float64).ravel()
     fr, hr = np.asarray(forget_scores_r, np.float64).ravel(), np.asarray(holdout_scores_r, np.float64).ravel()
     if fu.shape != fr.shape or hu.shape != hr.shape:
@@ -92,11 +97,13 @@ def privleak_ci(
         raise MnemoscopeError(f"privleak_ci: need at least 2 forget and 2 holdout texts, got {fu.size} and {hu.size}")
     if not 0.0 < alpha < 1.0 or int(n_boot) < 1:
         raise MnemoscopeError(f"privleak_ci: need 0 < alpha < 1 and n_boot ≥ 1, got {alpha}, {n_boot}")
+    if (forget_groups is None) != (holdout_groups is None):
+        raise MnemoscopeError("privleak_ci: give groups for both the forget and the holdout texts, or for neither")
+    draw_f, draw_h = _resampler(fu.size, forget_groups, "forget"), _resampler(hu.size, holdout_groups, "holdout")
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(int(n_boot)):
-        i = rng.integers(0, fu.size, fu.size)
-        j = rng.integers(0, hu.size, hu.size)
+        i, j = draw_f(rng), draw_h(rng)
         a_r = _auc_forget_vs_holdout(fr[i], hr[j])
         if a_r < 1.0:
             values.append(privleak(_auc_forget_vs_holdout(fu[i], hu[j]), a_r))
@@ -104,6 +111,20 @@ def privleak_ci(
         return float("nan"), float("nan"), len(values)
     lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi), len(values)
+
+
+def _resampler(n: int, groups: ArrayLike | None, what: str):
+    """rng → indices of one bootstrap sample: n texts with replacement, or (with ``groups``, one
+    per text) as many groups as there are, with replacement, each with all its texts."""
+    if groups is None:
+        return lambda rng: rng.integers(0, n, n)
+    g = np.asarray(groups, dtype=object).astype(str)
+    if g.size != n:
+        raise MnemoscopeError(f"privleak_ci: {g.size} {what} groups for {n} {what} texts")
+    members = [np.flatnonzero(g == name) for name in sorted(set(g))]
+    if len(members) < 2:
+        raise MnemoscopeError(f"privleak_ci: a cluster bootstrap needs at least 2 {what} groups, got {len(members)}")
+    return lambda rng: np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
 
 
 def relearn_recovery(steps: ArrayLike, knowmem: ArrayLike) -> dict[str, float]:

@@ -67,3 +67,25 @@ def _parquet_records(path: Path, field: str) -> list[dict]:
 
 def load_texts(path: str | Path, field: str = "text") -> list[str]:
     return [rec[field] for rec in load_records(path, field)]
+
+
+def load_texts_and_groups(path: str | Path, field: str = "text") -> tuple[list[str], list[str] | None]:
+    """Texts and their optional ``group`` (a string or an integer: a person, a document, a canary's
+    copies; the unit a cluster bootstrap resamples). None when no record has one; a file where
+    some records have a group and others not is an error naming the first record without one."""
+    records = load_records(path, field)
+    has = ["group" in rec and rec["group"] is not None for rec in records]
+    if not any(has):
+        return [rec[field] for rec in records], None
+    if not all(has):
+        i = has.index(False) + 1
+        raise MnemoscopeError(f"{path}: record {i} has no 'group' while others have one; give every record a group "
+                              "or none")
+    groups = []
+    for i, rec in enumerate(records, 1):
+        value = rec["group"]
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
+            raise MnemoscopeError(f"{path}: record {i}: field 'group' must be a non-empty string or an integer, "
+                                  f"got {value!r}")
+        groups.append(str(value))
+    return [rec[field] for rec in records], groups

@@ -42,6 +42,8 @@ from mnemoscope.families import (
     untargeted,
 )
 from mnemoscope.families.base import Context, Result
+from mnemoscope.families.blind import blind_baseline
+from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.membership import membership_metrics
 from mnemoscope.lab.tiny import build_model
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
@@ -261,6 +263,10 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
             pair = pd.concat([samples[samples["dose"] == dose], controls])
             metrics.update(membership_metrics(pair["label"].to_numpy(), pair[list(frame.columns)],
                                               suffix=f"@dose={dose}", n_boot=cfg["audit"]["n_boot"], seed=seed))
+        blind = blind_baseline(list(samples["text"]), (samples["dose"] > 0).to_numpy(), n_boot=cfg["audit"]["n_boot"],
+                               seed=seed)  # can the canaries be told from the controls without the model?
+        metrics.update(blind.metrics)
+        notes.update(blind.notes)
 
     tables = {"samples": samples, "untargeted_spans": spans.drop(columns=["span_ids"]), "acr": acr_rows.drop(
         columns=["prompt_ids"]), "provenance": pd.concat(prov_rows, ignore_index=True)}
@@ -275,7 +281,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
 
 def summary(out: Path) -> str:
     """The CLI's closing table: by dose, exact / approximate / untargeted with and without MemFree, ACR;
-    then the provenance p-values."""
+    then the provenance p-values and the blind baseline (canaries vs controls without the model)."""
     metrics = json.loads((Path(out) / "metrics.json").read_text())
 
     def g(key, digits=2):
@@ -294,7 +300,7 @@ def summary(out: Path) -> str:
     for suspect in ("derived", "independent"):
         lines.append(f"provenance {suspect:<11} rho {g(f'provenance/rho@suspect={suspect}', 3)}  "
                      f"p {metrics.get(f'provenance/p_value@suspect={suspect}', '-')}")
-    return "\n".join(lines)
+    return "\n".join(lines + blind_headline(metrics))
 
 
 # -------------------------------------------------------------------- helpers

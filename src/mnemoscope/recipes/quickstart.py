@@ -17,6 +17,8 @@ from mnemoscope.config import resolve
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
+from mnemoscope.families.blind import blind_baseline
+from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.membership import ATTACKS, membership_metrics, score_texts
 from mnemoscope.lab.tiny import build_model, count_parameters
@@ -91,6 +93,10 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
             axis=1,
         )
         run.metrics.update(dose_metrics(samples, n_boot=a["n_boot"], seed=seed))
+        blind = blind_baseline(texts, samples["label"].to_numpy(), n_boot=a["n_boot"], seed=seed)  # no model
+        run.metrics.update(blind.metrics)
+        for key, why in blind.notes.items():
+            run.note(key, why)
 
     curves = pd.DataFrame(history)
     curves["injected_tokens"] = [data.injected_tokens_with_loss(s) for s in curves["step"]]
@@ -122,7 +128,7 @@ def dose_metrics(samples: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, 
 
 
 def summary(out: Path) -> str:
-    """The dose table printed when the run ends."""
+    """The dose table printed when the run ends, then the blind baseline (and its verdict)."""
     metrics = json.loads((Path(out) / "metrics.json").read_text())
     doses = sorted({int(k.split("@dose=")[1]) for k in metrics if "@dose=" in k})
     lines = [f"{'dose':>5} {'exact extraction':>17} {'memorization':>13} {'AUC min_k_pp':>13} {'AUC loss':>9}"]
@@ -132,5 +138,5 @@ def summary(out: Path) -> str:
             return "-" if v is None else f"{v:.2f}"
         lines.append(f"{d:>5} {g(f'extraction/exact/rate@dose={d}'):>17} {g(f'extraction/memorization/mean@dose={d}'):>13} "
                      f"{g(f'mia/min_k_pp/auc@dose={d}'):>13} {g(f'mia/loss/auc@dose={d}'):>9}")
-    return "\n".join(lines)
+    return "\n".join(lines + blind_headline(metrics))
 

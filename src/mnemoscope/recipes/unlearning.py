@@ -1,7 +1,7 @@
 """Unlearning: write a fictional world into a tiny model, then remove part of it and check.
 
-Read top to bottom: world (forget / retain / holdout people, ≥ 50 texts each for forget and
-holdout) → tokenizer (trained on every person alike) → data stream → train on everything →
+Read top to bottom: world (forget / retain / holdout people, 30 forget and 30 holdout people by
+default; the CIs resample people) → tokenizer (trained on every person alike) → data stream → train on everything →
 retrain from scratch on the same stream minus the forget documents (the gold standard) → for
 each method, a small sweep (learning rate × steps; a shorter run is a prefix of a longer one,
 so the steps axis is read off each run's evaluation points) with the stopping rule "first point
@@ -33,6 +33,8 @@ from mnemoscope.engine import Engine, load_model
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.families.blind import blind_baseline
+from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.lab.tiny import (
     Preset,
     build_model,
@@ -73,9 +75,11 @@ DEFAULTS = {
     "seed": 0,
     "scale": 1,  # multiplies the number of people and background documents
     "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048, "device": "auto"},
-    # 13 forget people (52 forget texts) against 13 holdout people (52 holdout texts, never trained), so
-    # PrivLeak's AUC resolves differences between methods; 6 majors, so the residue probe has classes to read
-    "world": {"n_people": 60, "forget_fraction": 0.22, "holdout_fraction": 0.22, "never_seen_fraction": 0.0,
+    # 30 forget people (120 forget texts) against 30 holdout people (never trained): the retrained model's
+    # forget-vs-holdout AUC moved 0.67 / 0.53 / 0.33 over seeds with 13 a side (a person's texts are alike,
+    # so people are the unit); 30 a side narrows that spread by √(13/30) (docs/unlearning.md, "How many
+    # people"); 6 majors, so the residue probe has classes to read
+    "world": {"n_people": 100, "forget_fraction": 0.3, "holdout_fraction": 0.3, "never_seen_fraction": 0.0,
               "n_cities": 60, "n_universities": 30, "n_companies": 30, "n_majors": 6},
     "corpus": {"n_docs": 200, "n_ppl_docs": 40},
     "train": {"epochs": 20, "batch_size": 16, "seq_len": 128, "lr": 3e-3, "warmup": 20},
@@ -204,6 +208,8 @@ def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str]
         forget_qa=_qa_items(world, forget), retain_qa=_qa_items(world, retain_eval),
         forget_texts=[d["text"] for d in world.documents if d.get("person_id") in forget],
         holdout_texts=[d["text"] for d in world.documents if d.get("person_id") in holdout],
+        forget_groups=[d["person_id"] for d in world.documents if d.get("person_id") in forget],  # CIs resample people
+        holdout_groups=[d["person_id"] for d in world.documents if d.get("person_id") in holdout],
         holdout_qa=_qa_items(world, holdout), ppl_texts=ppl,
         forget_tofu=_qa_items(world, forget), retain_tofu=_qa_items(world, retain_eval),
         paraphrase_probes=[p for p in world.probes if p["kind"] == "semantic" and p["person_id"] in forget],
@@ -376,8 +382,14 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
 
     metrics: dict[str, float] = {"model/parameters": count_parameters(original),
                                  "train/final_loss": float(np.mean([h["loss"] for h in history[-10:]])),
-                                 "data/forget_texts": len(data.forget_texts), "data/holdout_texts": len(data.holdout_texts)}
+                                 "data/forget_texts": len(data.forget_texts), "data/holdout_texts": len(data.holdout_texts),
+                                 "data/forget_people": len(forget_people), "data/holdout_people": len(holdout_people)}
     not_computed: dict[str, str] = {}
+    blind = blind_baseline(data.forget_texts + data.holdout_texts,  # PrivLeak's sets told apart without a model?
+                           [1] * len(data.forget_texts) + [0] * len(data.holdout_texts),
+                           groups=data.forget_groups + data.holdout_groups, n_boot=cfg["eval"]["n_boot"], seed=seed)
+    metrics.update(blind.metrics)
+    not_computed.update(blind.notes)
     events: dict[str, str] = {}  # what happened to a method (stopping rule, divergence), by its steps_run key
     frames: list[pd.DataFrame] = []
     probe_frames: list[pd.DataFrame] = []
@@ -568,7 +580,8 @@ def _tokenizer(out: Path, texts: list[str], cfg: dict):
 
 def summary(out: Path) -> str:
     """The CLI's closing table: per model, PrivLeak [95% CI], KnowMem on F and R, the sweep's best
-    point, relearning recovery and the residue probe's accuracy."""
+    point, relearning recovery and the residue probe's accuracy; the retrained model's forget-vs-holdout
+    AUC with its people-level CI, and the blind baseline on the forget and holdout texts."""
     metrics = json.loads((Path(out) / "metrics.json").read_text())
     names = [k.split("/")[1] for k in metrics if k.startswith("unlearn/") and k.endswith("/knowmem_forget")
              and k.count("/") == 2 and k.split("/")[1] != "reference"]
@@ -590,7 +603,10 @@ def summary(out: Path) -> str:
                      f"{'-' if lr is None else f'{lr:g}':>8} {g(p + 'best/step', 0):>4}"
                      + "".join(f" {g(p + f'relearn/recovery@facts={f}'):>8}" for f in facts)
                      + f" {g(p + 'residue/accuracy', 2):>7}")
-    return "\n".join(lines)
+    a_r = [metrics.get(f"unlearn/retrain/mia_auc{s}") for s in ("", "/ci_lo", "/ci_hi")]
+    if None not in a_r:
+        lines.append(f"retrained model's forget-vs-holdout AUC {a_r[0]:.3f} [{a_r[1]:.3f}, {a_r[2]:.3f}] (CI over people)")
+    return "\n".join(lines + blind_headline(metrics, attacks=r"unlearn/(original)/mia_auc"))
 
 
 # --------------------------------------------------------------------------- user models

@@ -14,6 +14,8 @@ verbmem_forget        MUSE VerbMem on F (×100 ROUGE-L F1 of continuations)   �
 knowmem_forget        MUSE KnowMem on F's QA (×100)                          ≈ retrained, low
 knowmem_retain        KnowMem on R's QA (utility)                            high (≈ original)
 mia_auc               AUC of Min-40% Prob, F (member) vs holdout             ≈ retrained's
+mia_auc/ci_lo, ci_hi  its 95% bootstrap CI, over people when the texts have   —
+                      them (``forget_groups``/``holdout_groups``), else texts
 mia_auc_retrained     the same AUC under the retrained model                 ≈ 0.5
 privleak              MUSE's: (A_r − A_u)/(1 − A_r) × 100 (MUSE's AUC = 1−A)  near 0; < 0 under-,
                                                                              > 0 over-unlearning
@@ -44,7 +46,7 @@ from mnemoscope.families.membership import membership_metrics, score_texts
 from mnemoscope.families.tofu import tofu
 from mnemoscope.families.verbmem import verbmem
 from mnemoscope.metrics import knowledge as km
-from mnemoscope.metrics.roc import roc_auc
+from mnemoscope.metrics.roc import bootstrap_auc_ci, roc_auc
 from mnemoscope.metrics.unlearning import privleak, privleak_ci
 
 PRIVLEAK_K = 0.4  # MUSE: Min-40% Prob
@@ -63,6 +65,9 @@ class EvalData:
     retain_qa: list[dict] = field(default_factory=list)
     forget_texts: list[str] = field(default_factory=list)
     holdout_texts: list[str] = field(default_factory=list)
+    # the person (or document) of each forget / holdout text: PrivLeak's and mia_auc's CIs resample these
+    forget_groups: list[str] | None = None
+    holdout_groups: list[str] | None = None
     holdout_qa: list[dict] = field(default_factory=list)
     ppl_texts: list[str] = field(default_factory=list)
     forget_tofu: list[dict] = field(default_factory=list)
@@ -205,6 +210,16 @@ def reference_from_holdout(engine: Engine, data: EvalData) -> Reference:
     return Reference("holdout", knowmem_mean(engine, data.holdout_qa, data))
 
 
+def _mia_auc_ci(f_scores: np.ndarray, h_scores: np.ndarray, data: EvalData) -> tuple[float, float]:
+    """95% bootstrap CI of the forget-vs-holdout AUC: over people (``data.forget_groups`` /
+    ``holdout_groups``) when the texts carry them, else over texts (``metrics.roc.bootstrap_auc_ci``)."""
+    y = np.concatenate([np.ones(f_scores.size, dtype=int), np.zeros(h_scores.size, dtype=int)])
+    groups = None
+    if data.forget_groups is not None and data.holdout_groups is not None:
+        groups = [f"forget:{g}" for g in data.forget_groups] + [f"holdout:{g}" for g in data.holdout_groups]
+    return bootstrap_auc_ci(y, np.concatenate([f_scores, h_scores]), n_boot=data.n_boot, seed=data.seed, groups=groups)
+
+
 def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tuple[dict[str, float], pd.DataFrame, dict[str, str]]:
     """MUSE's six-way metrics that apply to one model (scalability and sustainability are runs
     over several forget sets, see the recipe) plus TOFU's. Returns (metrics, per-item samples,
@@ -237,6 +252,7 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
         f_scores = min_k_scores(engine, data.forget_texts, rounding=data.min_k_rounding)
         h_scores = min_k_scores(engine, data.holdout_texts, rounding=data.min_k_rounding)
         metrics["mia_auc"] = auc_forget_vs_holdout(f_scores, h_scores)
+        metrics["mia_auc/ci_lo"], metrics["mia_auc/ci_hi"] = _mia_auc_ci(f_scores, h_scores, data)
         if reference is not None and reference.mia_forget is not None:
             auc_r = auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)
             metrics["mia_auc_retrained"] = auc_r
@@ -246,7 +262,8 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
                 notes["privleak"] = str(exc)
             else:
                 lo, hi, used = privleak_ci(f_scores, h_scores, reference.mia_forget, reference.mia_holdout,
-                                           n_boot=data.n_boot, seed=data.seed)
+                                           n_boot=data.n_boot, seed=data.seed, forget_groups=data.forget_groups,
+                                           holdout_groups=data.holdout_groups)
                 metrics["privleak/ci_lo"], metrics["privleak/ci_hi"] = lo, hi
                 if not math.isfinite(lo):
                     notes["privleak/ci_lo"] = notes["privleak/ci_hi"] = (

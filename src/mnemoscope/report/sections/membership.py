@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from mnemoscope.metrics.blind import BASELINES, verdict
 from mnemoscope.metrics.roc import roc_auc, roc_curve_points
 from mnemoscope.report import plots
 from mnemoscope.report.html import (
@@ -74,18 +75,36 @@ def run_fprs(run: RunData) -> list[float]:
     return sorted(found)
 
 
+def blind_rows(run: RunData) -> list[tuple[str, str]]:
+    """(metric prefix, row label) of the blind baselines the run computed, in ``BASELINES`` order."""
+    return [(f"blind/{name}", f"blind baseline: {title} (no model)") for name, title in BASELINES.items()
+            if run.metric(f"blind/{name}/auc") is not None]
+
+
 def _membership_table(run: RunData, attacks: list[str]) -> Markup:
+    """One row per attack, opened by the blind baselines (what the sets say without the model)."""
     fprs = run_fprs(run)
     columns = ["attack", "ROC-AUC [95% CI]"] + [f"TPR @ FPR {_fpr_label(f)}" for f in fprs]
-    rows = []
-    for a in attacks:
-        row: list[object] = [a, fmt_auc(run.metric(f"mia/{a}/auc"), run.metric(f"mia/{a}/auc/ci_lo"),
-                                        run.metric(f"mia/{a}/auc/ci_hi"))]
+    rows, classes = [], []
+    for prefix, label in blind_rows(run) + [(f"mia/{a}", a) for a in attacks]:
+        row: list[object] = [label, fmt_auc(run.metric(f"{prefix}/auc"), run.metric(f"{prefix}/auc/ci_lo"),
+                                            run.metric(f"{prefix}/auc/ci_hi"))]
         for f in fprs:
-            key = f"mia/{a}/tpr@fpr={f:g}"
+            key = f"{prefix}/tpr@fpr={f:g}"
             row.append(fmt_tpr(run.metric(key), run.flagged(f"{key}/underpowered"), f))
         rows.append(row)
-    return html_table(columns, rows, numeric=range(1, len(columns)))
+        classes.append("blind" if prefix.startswith("blind/") else "")
+    return html_table(columns, rows, numeric=range(1, len(columns)), row_classes=classes)
+
+
+def blind_verdict_html(run: RunData) -> Markup:
+    """The blind baseline's verdict as a paragraph (a warning when the attack AUCs cannot be read
+    as membership), or nothing."""
+    said = verdict(run.metrics)
+    if not said:
+        return Markup("")
+    kind = "error" if said.startswith("WARNING") else "caption"
+    return Markup('<p class="{}"><strong>{}</strong></p>').format(kind, said)
 
 
 def _dose_table(run: RunData, doses: list, attacks: list[str]) -> Markup:
@@ -136,7 +155,10 @@ def section_summary(run: RunData) -> Markup | None:
             who += f" ({int(n_pos):,} vs {int(n_neg):,})"
         parts.append(Markup('<h3>Membership inference</h3><p class="caption">{}; score oriented so that higher = '
                             'member. TPR at an FPR below 1/(number of non-members) cannot be measured and is '
-                            'marked underpowered.</p>').format(who))
+                            'marked underpowered. The first rows are blind baselines: classifiers that never see '
+                            'the model (cross-validated), so an attack is worth reading only above them.</p>'
+                            ).format(who))
+        parts.append(blind_verdict_html(run))
         parts.append(_membership_table(run, attacks))
     by_set = [(label, run.metric(f"extraction/exact/rate@set={name}"),
                run.metric(f"extraction/memorization/mean@set={name}"))

@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from mnemoscope.metrics.blind import BASELINES, verdict
 from mnemoscope.report import plots
 from mnemoscope.report.html import (
     RunData,
     figure_html,
+    fmt_auc,
     fmt_value,
     html_table,
     register_section,
@@ -54,10 +56,11 @@ def _notes(run: RunData) -> dict:
 
 def _cell(run: RunData, name: str, key: str, digits: int = 2) -> str:
     value = fmt_value(run.metric(f"unlearn/{name}/{key}"), digits)
-    if key == "privleak":
-        lo, hi = run.metric(f"unlearn/{name}/privleak/ci_lo"), run.metric(f"unlearn/{name}/privleak/ci_hi")
+    if key in ("privleak", "mia_auc"):
+        lo, hi = run.metric(f"unlearn/{name}/{key}/ci_lo"), run.metric(f"unlearn/{name}/{key}/ci_hi")
         if lo is not None and hi is not None:
-            value += f" [{fmt_value(lo, 1)}, {fmt_value(hi, 1)}]"
+            digits = 1 if key == "privleak" else 2
+            value += f" [{fmt_value(lo, digits)}, {fmt_value(hi, digits)}]"
     return value
 
 
@@ -68,6 +71,20 @@ def _table(run: RunData, names: list[str], columns) -> Markup:
 
 def _facts(run: RunData) -> list[str]:
     return sorted({k.split("@facts=")[1] for k in run.metrics if "/relearn/recovery@facts=" in k}, key=int)
+
+
+def _blind(run: RunData) -> Markup:
+    """The blind baseline on PrivLeak's sets (forget vs holdout texts, no model) and its verdict
+    against the original model's forget-vs-holdout AUC."""
+    rows = [[title, fmt_auc(*(run.metric(f"blind/{name}/auc{s}") for s in ("", "/ci_lo", "/ci_hi")))]
+            for name, title in BASELINES.items() if run.metric(f"blind/{name}/auc") is not None]
+    if not rows:
+        return Markup("")
+    said = verdict(run.metrics, attacks=r"unlearn/(original)/mia_auc")
+    note = Markup('<p class="{}">{}</p>').format("error" if said.startswith("WARNING") else "caption", said) \
+        if said else Markup('<p class="caption">The blind baseline does not tell the sets apart.</p>')
+    return Markup("<h3>Blind baseline: forget vs holdout texts without the model</h3>") + html_table(
+        ["blind baseline", "AUC [95% CI]"], rows, numeric=[1]) + note
 
 
 def section_unlearning(run: RunData) -> Markup | None:
@@ -81,14 +98,17 @@ def section_unlearning(run: RunData) -> Markup | None:
     if any(run.metric(f"unlearn/{n}/best/lr") is not None for n in names):
         columns += [("best/lr", "best lr"), ("best/step", "best step")]
     n_f, n_h = run.metric("data/forget_texts"), run.metric("data/holdout_texts")
+    p_f, p_h = run.metric("data/forget_people"), run.metric("data/holdout_people")
+    unit = (Markup("over the people ({} forget, {} holdout: a person's texts are alike, so people are the unit)")
+            .format(fmt_value(p_f, 0), fmt_value(p_h, 0)) if p_f and p_h else Markup("over the texts"))
     texts = (Markup(" PrivLeak's AUC compares {} forget texts with {} holdout texts; [95% CI] by paired bootstrap "
-                    "over the texts.").format(fmt_value(n_f, 0), fmt_value(n_h, 0)) if n_f and n_h else Markup(""))
+                    "{}.").format(fmt_value(n_f, 0), fmt_value(n_h, 0), unit) if n_f and n_h else Markup(""))
     parts = [Markup('<p class="caption">Reference: <b>{}</b>. ↓ lower is better, ↑ higher is better; the goal on F is '
                     'the retrained model\'s level, not zero. PrivLeak (MUSE\'s sign) near 0 is good: &lt; 0 under-unlearning '
                     '(a model that was not unlearned scores about −100), &gt; 0 over-unlearning.{} Stop step: first '
                     'evaluation where the stopping rule was met; best lr/step: the sweep point chosen for the '
                     'method (the stop point with the most utility).</p>').format(ref, texts),
-             _table(run, names, columns)]
+             _table(run, names, columns), _blind(run)]
     missing = notes.get("not_computed", {})
     if missing:
         rows = [[k, v] for k, v in sorted(missing.items())]

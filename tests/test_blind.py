@@ -1,0 +1,202 @@
+"""Blind baselines (Das, Zhang & Tramèr 2024): telling members from non-members without the model."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+
+from mnemoscope.cli import main
+from mnemoscope.errors import MnemoscopeError
+from mnemoscope.families.blind import Settings, blind_baseline, headline
+from mnemoscope.metrics.blind import (
+    ANY_FOUR_DIGITS,
+    _best_rule,
+    _rule,
+    bag_of_words_scores,
+    date_scores,
+    latest_years,
+    verdict,
+)
+from mnemoscope.metrics.roc import roc_auc
+
+WORDS = ("the a of and to in is was for on with as by at from that this it be are river bank city house garden "
+         "music story school road market window").split()
+RIVER = "river boat fish water shore current bridge".split()
+MONEY = "stock price trade profit share market loan".split()
+
+
+def _texts(rng, n, extra=(), share=0.0):
+    """n texts of 14 common words; with ``extra``, each word is from ``extra`` with probability ``share``."""
+    out = []
+    for _ in range(n):
+        words = [rng.choice(extra) if extra and rng.random() < share else rng.choice(WORDS) for _ in range(14)]
+        out.append(" ".join(words))
+    return out
+
+
+ATTACKS = {"mia/loss/auc": 0.62, "mia/loss/auc/ci_lo": 0.55, "mia/loss/auc/ci_hi": 0.69}
+
+
+def test_a_topic_shift_is_flagged():
+    rng = np.random.default_rng(0)
+    members, nonmembers = _texts(rng, 60, RIVER, 0.3), _texts(rng, 60, MONEY, 0.3)
+    result = blind_baseline(members + nonmembers, [1] * 60 + [0] * 60, n_boot=200)
+    assert result.metrics["blind/bow/auc/ci_lo"] > 0.9
+    said = verdict({**result.metrics, **ATTACKS})
+    assert said.startswith("WARNING") and "cannot be read as membership" in said
+    assert said in headline({**result.metrics, **ATTACKS})
+    assert result.metrics["blind/date/auc"] is None  # no years in these texts: a note, not a number
+    assert "write a year" in result.notes["blind/date/auc"]
+
+
+def test_a_year_shift_is_flagged_by_the_date_detector():
+    rng = np.random.default_rng(1)
+    body = _texts(rng, 80)
+    years = [int(y) for y in rng.integers(1990, 2020, 40)] + [int(y) for y in rng.integers(2021, 2024, 40)]
+    texts = [f"{t} in {y}" for t, y in zip(body, years)]
+    result = blind_baseline(texts, [1] * 40 + [0] * 40, n_boot=200)
+    assert result.metrics["blind/date/auc/ci_lo"] > 0.9 and result.metrics["blind/date/share_with_year"] == 1.0
+    assert verdict({**result.metrics, **ATTACKS}).startswith("WARNING")
+
+
+def test_a_random_split_is_not_flagged():
+    rng = np.random.default_rng(2)
+    texts = _texts(rng, 120, RIVER + MONEY, 0.2)
+    labels = rng.permutation([1] * 60 + [0] * 60)
+    result = blind_baseline(texts, labels, n_boot=200)
+    assert result.metrics["blind/bow/auc/ci_lo"] <= 0.5 <= result.metrics["blind/bow/auc/ci_hi"]
+    assert verdict({**result.metrics, **ATTACKS}) is None
+    assert headline({**result.metrics, **ATTACKS})[0].startswith("blind baseline (bag of words")
+
+
+def test_verdict_cautions_when_the_attacks_are_well_above_the_blind_baseline():
+    metrics = {"blind/bow/auc": 0.6, "blind/bow/auc/ci_lo": 0.55, "blind/bow/auc/ci_hi": 0.65,
+               "mia/min_k/auc": 0.95, "mia/min_k/auc/ci_lo": 0.9, "mia/min_k/auc/ci_hi": 0.98, **ATTACKS}
+    said = verdict(metrics)
+    assert said.startswith("Caution") and "min_k" in said
+    assert verdict({k: v for k, v in metrics.items() if k.startswith("blind/")}).startswith("The member")
+    assert verdict({"blind/bow/auc": None}) is None
+
+
+def test_out_of_fold_scores_match_sklearn_cross_val_predict():
+    rng = np.random.default_rng(3)
+    texts = _texts(rng, 40, RIVER, 0.2) + _texts(rng, 40, MONEY, 0.1)
+    y = np.array([1] * 40 + [0] * 40)
+    ours = bag_of_words_scores(texts, y, folds=4, ngram_max=2, seed=7)
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=1000))
+    ref = cross_val_predict(pipe, np.array(texts, dtype=object), y,
+                            cv=StratifiedKFold(4, shuffle=True, random_state=7), method="predict_proba")[:, 1]
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    result = blind_baseline(texts, y, settings=Settings(folds=4), n_boot=50, seed=7)
+    assert result.metrics["blind/bow/auc"] == pytest.approx(roc_auc_score(y, ref))
+
+
+def test_grouped_texts_keep_each_group_on_one_side_of_every_split():
+    rng = np.random.default_rng(4)
+    texts = _texts(rng, 60, RIVER, 0.1)
+    y = np.array([1] * 30 + [0] * 30)
+    groups = np.array([f"p{i // 3}" for i in range(60)])
+    ours = bag_of_words_scores(texts, y, folds=5, seed=1, groups=groups)
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=1000))
+    ref = cross_val_predict(pipe, np.array(texts, dtype=object), y, groups=groups,
+                            cv=StratifiedGroupKFold(5, shuffle=True, random_state=1), method="predict_proba")[:, 1]
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+    result = blind_baseline(texts, y, groups=list(groups), n_boot=50)
+    assert result.metrics["blind/bow/n_member_groups"] == 10
+    assert "resample groups" in result.notes["blind/*/auc/ci_lo"]
+
+
+def test_fewer_texts_than_folds_is_a_note_not_a_crash():
+    texts = ["alpha beta in 1999", "gamma delta in 1998", "epsilon in 2022", "zeta eta in 2023"]
+    result = blind_baseline(texts, [1, 1, 0, 0], n_boot=20)
+    assert result.metrics["blind/bow/auc"] is None and result.metrics["blind/date/auc"] is None
+    assert "5-fold cross-validation needs at least 5 member and 5 non-member texts, got 2 and 2" in \
+        result.notes["blind/bow/auc"]
+    assert "blind.cutoff_year" in result.notes["blind/date/auc"]
+    # a given cutoff needs no fitting: Das et al.'s rule runs on any number of texts
+    ruled = blind_baseline(texts, [1, 1, 0, 0], settings=Settings(cutoff_year=2020), n_boot=20)
+    assert ruled.metrics["blind/date/auc"] == 1.0
+    with pytest.raises(MnemoscopeError, match="at least 3 member"):
+        bag_of_words_scores(texts, [1, 1, 0, 0], folds=3)
+
+
+def _das_date_rule(texts, cutoff):
+    """Das et al.'s date detector written out: every run of four digits, the largest one; 1 when it
+    is before the cutoff, 0 when not, 0.5 when the text has none."""
+    out = []
+    for text in texts:
+        found = [int(m) for m in re.findall("[0-9][0-9][0-9][0-9]", text)]
+        out.append(0.5 if not found else (1.0 if max(found) < cutoff else 0.0))
+    return np.array(out)
+
+
+def test_date_rule_with_a_cutoff_is_das_et_al_s():
+    texts = ["born 1987, moved in 2019", "no year here", "in 2024", "code 123456 and 1999", "2023 and 1800", "x"]
+    years = latest_years(texts, ANY_FOUR_DIGITS)
+    np.testing.assert_array_equal(date_scores(years, [1, 1, 1, 0, 0, 0], cutoff=2023), _das_date_rule(texts, 2023))
+    # ours (standalone years) skips digits inside longer numbers
+    assert latest_years(["code 123456 and 1999"])[0] == 1999
+    assert latest_years(["code 567890 and 1999"], ANY_FOUR_DIGITS)[0] == 5678
+
+
+def test_fitted_cutoff_is_the_best_rule_by_brute_force():
+    rng = np.random.default_rng(5)
+    years = rng.integers(1980, 2024, 50).astype(float)
+    years[rng.random(50) < 0.2] = np.nan
+    labels = (rng.random(50) < 0.5).astype(int)
+    cutoff, older = _best_rule(years, labels)
+    brute = max(roc_auc(labels, _rule(years, c + 1.0, o)) for c in np.unique(years[~np.isnan(years)])
+                for o in (True, False))
+    assert roc_auc(labels, _rule(years, cutoff, older)) == pytest.approx(brute)
+
+
+def test_the_audit_opens_its_membership_table_with_the_blind_baseline(tmp_path, saved_model_dir):
+    rng = np.random.default_rng(6)
+    for name, topic in (("members", RIVER), ("nonmembers", MONEY)):
+        rows = [{"text": t, "group": f"{name}-{i // 2}"} for i, t in enumerate(_texts(rng, 20, topic, 0.4))]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    assert main(["audit", "--model", str(saved_model_dir), "--members", str(tmp_path / "members.jsonl"),
+                 "--nonmembers", str(tmp_path / "nonmembers.jsonl"), "--out", str(out), "--device", "cpu",
+                 "--set", "audit.n_boot=100", "--set", "audit.extraction=false"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    notes = json.loads((out / "notes.json").read_text())
+    assert metrics["blind/bow/auc/ci_lo"] > 0.5 and metrics["mia/loss/n_member_groups"] == 10
+    assert "resample groups (10 member and 10 non-member groups)" in notes["mia/*/auc/ci_lo"]
+    assert len(pd.read_parquet(out / "family_samples" / "blind.parquet")) == 40
+    html = (out / "report.html").read_text()
+    table = html[html.index("<h3>Membership inference</h3>"):]
+    assert table.index("blind baseline: bag of words (no model)") < table.index(">loss<")
+    assert "differ without the model" in html
+
+
+def test_a_group_field_in_one_set_only_is_refused(tmp_path, saved_model_dir, capsys):
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"text": f"t {i}", "group": "a"}) + "\n" for i in range(3)))
+    (tmp_path / "n.jsonl").write_text("".join(json.dumps({"text": f"u {i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "run"
+    assert main(["audit", "--model", str(saved_model_dir), "--members", str(tmp_path / "m.jsonl"),
+                 "--nonmembers", str(tmp_path / "n.jsonl"), "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "m.jsonl gives each text a 'group' and" in err and "n.jsonl does not" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("folds", 1, "blind.folds must be ≥ 2"),
+    ("ngram_max", 0, "blind.ngram_max must be ≥ 1"),
+    ("years", "iso", "blind.years 'iso': use standalone"),
+])
+def test_bad_blind_settings_are_refused_in_one_line(key, value, match):
+    from mnemoscope.families.blind import DEFAULTS, settings_from
+
+    with pytest.raises(MnemoscopeError, match=match):
+        settings_from({**DEFAULTS["blind"], key: value})
