@@ -225,7 +225,7 @@ def _plan_order(inputs: Inputs, engine: Backend, seed: int) -> dict | str:
         raise MnemoscopeError(f"contamination.order_stride must be in [1, {context - 1}] for a context of {context}")
     pieces = engine.text_ids([it.text + "\n" for it in inputs.items])
     rng = random.Random(seed)
-    sequences = []  # (shard, canonical?, windows)
+    sequences = []  # (shard, canonical?, windows, item order)
     start = 0
     for shard, size in enumerate(shard_sizes(n, shards)):
         idx = list(range(start, start + size))
@@ -233,7 +233,7 @@ def _plan_order(inputs: Inputs, engine: Backend, seed: int) -> dict | str:
         orders = [idx] + [rng.sample(idx, size) for _ in range(s["order_permutations"])]
         for j, order in enumerate(orders):
             ids = [t for i in order for t in pieces[i]]
-            sequences.append((shard, j == 0, sequence_windows(ids, engine.prefix_ids(), context, stride)))
+            sequences.append((shard, j == 0, sequence_windows(ids, engine.prefix_ids(), context, stride), order))
     return {"sequences": sequences, "shards": shards, "context": context, "stride": stride}
 
 
@@ -387,11 +387,11 @@ def _guided(plan: Plan, engine: Backend, ctx: Context, result: Result, samples: 
 
 def _order(plan: Plan, engine: Backend, ctx: Context, result: Result) -> None:
     o, s = plan.order, plan.inputs.settings
-    windows = [w for _, _, ws in o["sequences"] for w in ws]
+    windows = [w for _, _, ws, _ in o["sequences"] for w in ws]
     scored = iter(engine.score_encoded(windows))
     canonical = np.zeros(o["shards"])
     permuted: list[list[float]] = [[] for _ in range(o["shards"])]
-    for shard, is_canonical, ws in o["sequences"]:
+    for shard, is_canonical, ws, _ in o["sequences"]:
         total = float(sum(float(np.sum(next(scored).logprobs, dtype=np.float64)) for _ in ws))
         if is_canonical:
             canonical[shard] = total
