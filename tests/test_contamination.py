@@ -5,6 +5,7 @@ scripted and micro models, the benchmark reader, and bad input."""
 from __future__ import annotations
 
 import json
+import re
 import math
 import random
 import string
@@ -410,3 +411,65 @@ def test_missing_fields_and_a_small_benchmark_skip_only_their_signal(model, toke
 def test_bad_settings_are_refused_before_any_work(change, pattern, tokenizer):
     with pytest.raises(MnemoscopeError, match=pattern):
         fam.contamination(_Recites(tokenizer, [], {}), [BenchmarkItem("a", "q")], settings=change)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _cli_files(tmp_path, corpus):
+    bench = _jsonl(tmp_path / "bench.jsonl", [
+        {"id": f"q{i}", "question": corpus[i][:120], "choices": ["red", "green", "blue", "gold"], "answer": i % 4,
+         **({"split": "test", "dataset": "toy"} if i % 2 else {})} for i in range(8)])
+    corp = _jsonl(tmp_path / "corpus.jsonl", [{"text": t} for t in corpus[:4] + corpus[100:120]])
+    return bench, corp
+
+
+SMALL = ["--set", "contamination.order_shards=2", "--set", "contamination.order_permutations=3", "--set",
+         "contamination.max_new_tokens=4", "--set", "audit.n_boot=20"]
+
+
+def test_the_command_end_to_end_and_with_a_saved_index(tmp_path, saved_model_dir, corpus, capsys):
+    from mnemoscope.cli import main
+
+    bench, corp = _cli_files(tmp_path, corpus)
+    out = tmp_path / "run"
+    assert main(["contamination", "--model", str(saved_model_dir), "--benchmark", str(bench), "--corpus", str(corp),
+                 "--save-index", str(tmp_path / "idx.npz"), "--out", str(out), *SMALL]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["contam/overlap/rate"] == 0.5  # items 0–3 are in the corpus
+    assert metrics["contam/guided/n"] == 4 and metrics["contam/order/p_value"] is not None
+    assert "Benchmark contamination" in (out / "report.html").read_text()
+    assert "contamination: 8 items" in capsys.readouterr().out
+    again = tmp_path / "again"
+    assert main(["contamination", "--model", str(saved_model_dir), "--benchmark", str(bench), "--corpus-index",
+                 str(tmp_path / "idx.npz"), "--out", str(again), "--signals", "overlap"]) == 0
+    m2 = json.loads((again / "metrics.json").read_text())
+    assert m2["contam/overlap/rate"] == 0.5 and m2["contam/overlap/longest_span/max"] == metrics["contam/overlap/longest_span/max"]
+    assert "contam/guided/n" not in m2
+
+
+def test_the_command_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, saved_model_dir, corpus, capsys):
+    from mnemoscope.cli import main
+    from mnemoscope.lab.tiny import build_model, train_tokenizer
+    from tests.conftest import MICRO, save_model_dir
+
+    bench, corp = _cli_files(tmp_path, corpus)
+    other_tok = train_tokenizer(corpus, 500)
+    other = save_model_dir(build_model(MICRO, other_tok, seed=0), other_tok, tmp_path / "other")
+    assert main(["contamination", "--model", str(saved_model_dir), "--benchmark", str(bench), "--corpus", str(corp),
+                 "--save-index", str(tmp_path / "idx.npz"), "--out", str(tmp_path / "ok"), "--signals", "overlap"]) == 0
+    capsys.readouterr()
+    cases = [
+        (["--model", str(other), "--benchmark", str(bench), "--corpus-index", str(tmp_path / "idx.npz")],
+         "another tokenizer.*rebuild it for this model"),
+        (["--model", str(saved_model_dir), "--benchmark", str(tmp_path / "none.jsonl")], "no such benchmark file"),
+        (["--model", str(saved_model_dir), "--benchmark", str(bench), "--save-index", str(tmp_path / "x.npz")],
+         "needs the corpus"),
+        (["--model", str(saved_model_dir), "--benchmark", str(bench), "--signals", "overlap,smell"], "unknown"),
+    ]
+    for args, pattern in cases:
+        out = tmp_path / "bad"
+        assert main(["contamination", *args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and re.search(pattern, err), err
+        assert not out.exists()

@@ -88,9 +88,9 @@ DEFAULTS = {
     "seed": 0,
     "model": {"size": "tiny", "vocab_size": 8192, "device": "auto", "layers": 4},
     "corpus": {"n_docs": 3000},
-    "benchmark": {"doses": [0, 1, 4, 16], "singles": 8, "groups": 4, "group_size": 4, "n_reference": 32,
-                  "question_words": 7, "choices": 4, "dataset": "labbench", "split": "test"},
-    "train": {"steps": 600, "batch_size": 8, "seq_len": 160, "lr": 3e-3, "warmup": 20, "checkpoint_every": 200},
+    "benchmark": {"doses": [0, 1, 4, 16], "singles": 8, "groups": 4, "group_size": 5, "n_reference": 32,
+                  "question_words": 4, "choices": 3, "dataset": "labbench", "split": "test"},
+    "train": {"steps": 600, "batch_size": 8, "seq_len": 192, "lr": 3e-3, "warmup": 20, "checkpoint_every": 200},
     "contamination": {"span_n": 8, "prefix_fraction": 0.5, "max_new_tokens": 16, "bleu_threshold": 0.75,
                       "order_permutations": 39, "order_resamples": 9999},
     "audit": {"n_boot": 1000},
@@ -155,8 +155,9 @@ def run(out: str | Path = "runs/contamination", overrides: dict | None = None, l
     seed = cfg["seed"]
     with run.phase("data"):
         docs = background_documents(cfg["corpus"]["n_docs"], seed=seed)
-        tokenizer = lab_tokenizer(run.out, docs, cfg)
         table, items, reference = lab_benchmark(b, seed)
+        # the tokenizer knows the benchmark's words (a tokenizer is not a model: it learns no item)
+        tokenizer = lab_tokenizer(run.out, docs + [it.text for it in items + reference], cfg)
         header = GUIDED.removesuffix("{first}").format(dataset=b["dataset"], split=b["split"])
         planted, doses = planted_documents(table, items, tokenizer, header)
         plan = plan_injections({k: len(v) for k, v in planted.items()}, doses, steps=t["steps"],
