@@ -106,7 +106,7 @@ def _check_settings(s: dict) -> tuple[str, ...]:
         raise MnemoscopeError(f"contamination.attack '{s['attack']}': use one of {', '.join(ATTACKS)}")
     checks = [("span_n", s["span_n"] >= 2, "≥ 2"), ("n_perturb", s["n_perturb"] >= 1, "≥ 1"),
               ("alpha", 0 < s["alpha"] < 1, "in (0, 1)"), ("prefix_fraction", 0 < s["prefix_fraction"] < 1, "in (0, 1)"),
-              ("max_new_tokens", s["max_new_tokens"] >= 1, "≥ 1"), ("order_shards", s["order_shards"] >= 2, "≥ 2"),
+              ("max_new_tokens", s["max_new_tokens"] >= 1, "≥ 1"), ("order_shards", s["order_shards"] >= 1, "≥ 1"),
               ("order_permutations", s["order_permutations"] >= 1, "≥ 1"),
               ("order_resamples", s["order_resamples"] >= 1, "≥ 1"), ("order_context", s["order_context"] >= 0, "≥ 0"),
               ("order_stride", s["order_stride"] >= 0, "≥ 0")]
@@ -218,7 +218,7 @@ def _plan_order(inputs: Inputs, engine: Backend, seed: int) -> dict | str:
     n, shards = len(inputs.items), s["order_shards"]
     if n < 2 * shards:
         return (f"the benchmark has {n} items; the order test needs at least 2 per shard, i.e. ≥ {2 * shards} for "
-                f"contamination.order_shards = {shards} (lower it, down to 2, for a small benchmark)")
+                f"contamination.order_shards = {shards} (lower it for a small benchmark)")
     context = s["order_context"] or engine.max_length
     stride = s["order_stride"] or (context // 2 if context else 0)
     if context is not None and not 0 < stride <= context - 1:
@@ -404,7 +404,9 @@ def _order(plan: Plan, engine: Backend, ctx: Context, result: Result) -> None:
     m["contam/order/shards"] = float(o["shards"])
     m["contam/order/permutations"] = float(s["order_permutations"])
     if not math.isfinite(m["contam/order/p_value_t"]):
-        result.note("contam/order/p_value_t", "order test: every shard gave the same difference; the t-test is undefined")
+        why = ("one shard: the t-test needs ≥ 2" if o["shards"] == 1 else
+               "every shard gave the same difference")
+        result.not_computed("contam/order/p_value_t", f"order test: {why}; the t-test is undefined (p_value is exact)")
 
 
 def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
