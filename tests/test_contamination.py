@@ -473,3 +473,23 @@ def test_the_command_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, 
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and re.search(pattern, err), err
         assert not out.exists()
+
+
+def test_report_section_lists_each_signal_and_the_items_tripping_several(tmp_path):
+    import pandas as pd
+
+    from mnemoscope.report.html import RunData
+    from mnemoscope.report.sections.contamination import section_contamination
+
+    (tmp_path / "family_samples").mkdir()
+    items = pd.DataFrame({"id": ["a", "b", "c"], "text": ["t1", "t2", "t3"],
+                          "flag/overlap": [True, True, False], "flag/membership": [True, False, False],
+                          "flag/guided": pd.array([pd.NA, True, False], dtype="boolean"), "flags": [2, 2, 0]})
+    items.to_parquet(tmp_path / "family_samples" / "contamination.parquet")
+    (tmp_path / "notes.json").write_text(json.dumps({"contam/order/p_value": "order: skipped: too few items"}))
+    metrics = {"contam/items/n": 3, "contam/overlap/rate": 0.67, "contam/membership/flagged/rate": 0.33,
+               "contam/membership/reference_n": 0, "contam/guided/rouge_l/diff": 0.2, "contam/order/p_value": None}
+    html = str(section_contamination(RunData(tmp_path, metrics, pd.DataFrame())))
+    assert "Items tripping more than one signal (2 of 3)" in html and "overlap, membership" in html
+    assert "order: skipped: too few items" in html and "no reference set" in html
+    assert section_contamination(RunData(tmp_path, {"mia/loss/auc": 0.5}, pd.DataFrame())) is None

@@ -421,7 +421,7 @@ def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
         samples = _overlap(plan, result, samples)
         if plan.inputs.settings["save_index"]:
             plan.overlap.save(plan.inputs.settings["save_index"])
-    if plan.perturbed is not None or plan.inputs.reference is not None and "membership" in plan.inputs.signals:
+    if "membership" in plan.inputs.signals:
         samples = _membership(plan, engine, ctx, result, samples)
     if plan.guided is not None:
         samples = _guided(plan, engine, ctx, result, samples)

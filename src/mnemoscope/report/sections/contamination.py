@@ -82,7 +82,7 @@ def _multi_table(items: pd.DataFrame) -> Markup:
     flags = [c for c in items if c.startswith("flag/")]
     if multi.empty:
         return Markup("<p>No item trips more than one signal.</p>")
-    rows = [[str(r["id"]), int(r["flags"]), ", ".join(f.split("/")[1] for f in flags if r[f] is True or r[f] == 1),
+    rows = [[str(r["id"]), int(r["flags"]), ", ".join(f.split("/")[1] for f in flags if pd.notna(r[f]) and bool(r[f])),
              str(r["text"])[:80]] for _, r in multi.head(25).iterrows()]
     return Markup("<h3>Items tripping more than one signal ({} of {})</h3>").format(len(multi), len(items)) + \
         html_table(["item", "signals", "which", "text"], rows, numeric=[1], text=[3])
