@@ -105,11 +105,12 @@ def _check_settings(s: dict) -> tuple[str, ...]:
     if s["attack"] not in ATTACKS:
         raise MnemoscopeError(f"contamination.attack '{s['attack']}': use one of {', '.join(ATTACKS)}")
     checks = [("span_n", s["span_n"] >= 2, "≥ 2"), ("n_perturb", s["n_perturb"] >= 1, "≥ 1"),
-              ("alpha", 0 < s["alpha"] < 1, "in (0, 1)"), ("prefix_fraction", 0 < s["prefix_fraction"] < 1, "in (0, 1)"),
+              ("alpha", 0 < s["alpha"] < 1, "in (0, 1)"),
+              ("prefix_fraction", 0 < s["prefix_fraction"] < 1, "in (0, 1)"),
               ("max_new_tokens", s["max_new_tokens"] >= 1, "≥ 1"), ("order_shards", s["order_shards"] >= 1, "≥ 1"),
               ("order_permutations", s["order_permutations"] >= 1, "≥ 1"),
-              ("order_resamples", s["order_resamples"] >= 1, "≥ 1"), ("order_context", s["order_context"] >= 0, "≥ 0"),
-              ("order_stride", s["order_stride"] >= 0, "≥ 0")]
+              ("order_resamples", s["order_resamples"] >= 1, "≥ 1"),
+              ("order_context", s["order_context"] >= 0, "≥ 0"), ("order_stride", s["order_stride"] >= 0, "≥ 0")]
     for key, ok, rule in checks:
         if not ok:
             raise MnemoscopeError(f"contamination.{key} must be {rule}, got {s[key]}")
@@ -191,8 +192,8 @@ def _plan_guided(inputs: Inputs, engine: Backend, item_ids: list[list[int]]) -> 
             header = template.removesuffix("{first}").format(dataset=it.dataset, split=it.split)
             prompts[cond].append(engine.prefix_ids() + (engine.text_ids(header) if header else []) + ids[:cut])
     for cond in prompts:
-        check_generation(engine, prompts[cond], s["max_new_tokens"], f"{cond} prompt of item", "contamination.max_new_tokens",
-                         [inputs.items[i].id for i in kept])
+        check_generation(engine, prompts[cond], s["max_new_tokens"], f"{cond} prompt of item",
+                         "contamination.max_new_tokens", [inputs.items[i].id for i in kept])
     return {"kept": kept, "prompts": prompts, "rest": rest}
 
 
@@ -280,12 +281,15 @@ def _overlap(plan: Plan, result: Result, samples: pd.DataFrame) -> pd.DataFrame:
     table = plan.overlap.lookup([it.text for it in plan.inputs.items], plan.item_ids)
     seconds = time.perf_counter() - t0
     short = int((table["overlap/ngrams"] == 0).sum())
-    if short:
-        result.note("contam/overlap/rate", f"overlap: {short} item(s) have fewer than 13 words, so no 13-gram: "
-                                           "never contaminated under lm-eval's definition (their longest span still counts)")
     m = result.metrics
     m["contam/overlap/rate"] = float(table["overlap/lm_eval"].mean())
-    m["contam/overlap/ngram_fraction/mean"] = float(np.nanmean(table["overlap/ngram_fraction"])) if short < len(table) else None
+    if short:
+        result.note("contam/overlap/rate", f"overlap: {short} item(s) have fewer than 13 words, so no 13-gram: never "
+                                           "contaminated under lm-eval's definition (their longest span still counts)")
+    if short < len(table):
+        m["contam/overlap/ngram_fraction/mean"] = float(np.nanmean(table["overlap/ngram_fraction"]))
+    else:
+        result.not_computed("contam/overlap/ngram_fraction/mean", "overlap: no item has 13 words")
     m["contam/overlap/longest_span/mean"] = float(table["overlap/longest_span"].mean())
     m["contam/overlap/longest_span/max"] = float(table["overlap/longest_span"].max())
     m["contam/overlap/corpus_docs"] = float(plan.overlap.n_docs)
@@ -324,7 +328,10 @@ def _membership(plan: Plan, engine: Backend, ctx: Context, result: Result, sampl
             margins.append(x - mine.mean() if mine.size else math.nan)
         out["membership/p_value"], out["membership/margin"] = pvals, margins
         out["membership/copies"] = [len(c) for c in plan.perturbed]
-        result.metrics["contam/membership/margin/mean"] = float(np.nanmean(margins)) if np.isfinite(margins).any() else None
+        if np.isfinite(margins).any():
+            result.metrics["contam/membership/margin/mean"] = float(np.nanmean(margins))
+        else:
+            result.not_computed("contam/membership/margin/mean", "membership: no item has a perturbed copy")
         result.metrics["contam/membership/reference_n"] = 0.0
         result.note("contam/membership/flagged/rate", _NO_REFERENCE)
         resolution = 1 / (1 + max((len(c) for c in plan.perturbed), default=0))
