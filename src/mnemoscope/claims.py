@@ -256,3 +256,18 @@ register(Claim(
             minus="mechanisms/recipe/to_memory@intervention=scale,direction=random")),
     scale="With the default mode cue the switch lives at the embeddings and block 0; without it "
           "(task.recall_marker=\"\") there is no single direction to find at this scale."))
+
+register(Claim(
+    "contamination", "Golchin & Surdeanu 2024 (guided completion); Oren et al. 2024 (order test); "
+    "lm-evaluation-harness decontamination",
+    "A benchmark planted in training is caught more often than never-planted items of the same benchmark: "
+    "guided completion recites planted items when the prompt names their dataset and split, membership scores "
+    "them above a held-out reference, and the order test rejects for items seen in their canonical order.",
+    (Effect("contam/guided/detect@dose=16", "guided-completion detection, dose 16 − never planted",
+            minus="contam/guided/detect@dose=0"),
+     Effect("contam/membership/detect@dose=16", "membership detection (p ≤ 0.05), dose 16 − never planted",
+            minus="contam/membership/detect@dose=0"),
+     Effect("contam/order/power@dose=16", "order-test power (p ≤ 0.05), dose 16 − never planted",
+            minus="contam/order/power@dose=0")),
+    scale="Overlap is exact by construction (the corpus is known). A single item planted once is rarely "
+          "recited by a ~5 M-parameter model; the papers' settings are pretrained LLMs and full benchmarks."))

@@ -5,6 +5,7 @@
     mnemoscope audit --model PATH_OR_ID --members FILE --nonmembers FILE [--out DIR]
     mnemoscope audit --model PATH_OR_ID --config audit.yaml [--out DIR]
     mnemoscope unlearn --model M --forget F --retain R --method NAME [--retrained RM] [--out DIR]
+    mnemoscope contamination --model M --benchmark FILE [--corpus C | --corpus-index I.npz] [--reference R]
     mnemoscope report RUN_DIR
     mnemoscope analyze wemath FILE
     mnemoscope compare RUN_OR_FOLDER ... [--metrics PATTERN ...] [--format md|csv|json] [--html FILE]
@@ -107,6 +108,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="override any setting, e.g. --set unlearn.hparams... (see docs/unlearning.md); repeatable")
     u.add_argument("--track", choices=TRACKERS, help="also log the run to wandb or mlflow")
 
+    ct = sub.add_parser("contamination", argument_default=argparse.SUPPRESS,
+                        help="did the model see this benchmark? overlap, membership, guided completion, order test")
+    ct.add_argument("--model", required=True, help="local directory (save_pretrained) or hub id")
+    ct.add_argument("--benchmark", required=True,
+                    help="items: .jsonl / .parquet (question, choices, answer[, split, dataset]) or an lm-eval "
+                         "samples_<task>_<date>.jsonl export; file order is the canonical order")
+    ct.add_argument("--corpus", help="the training corpus (.jsonl 'text', .txt, .parquet) for the overlap signal")
+    ct.add_argument("--corpus-index", help="a corpus index saved by --save-index (same tokenizer) instead of --corpus")
+    ct.add_argument("--save-index", help="save the corpus index built from --corpus to this .npz")
+    ct.add_argument("--reference", help="items drawn like the benchmark but never released (membership baseline); "
+                                        "without it each item is compared with perturbed copies of itself")
+    ct.add_argument("--dataset", help="dataset name for items without one (guided completion)")
+    ct.add_argument("--split", help="split for items without one (guided completion)")
+    ct.add_argument("--signals", help="comma-separated subset of overlap,membership,guided,order (default: all)")
+    ct.add_argument("--out", default="runs/contamination-check")
+    ct.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
+    ct.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    ct.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off by default)")
+    ct.add_argument("--allow-pickle", action="store_true", help="load .bin/.pt weights (can run arbitrary code)")
+    ct.add_argument("--seed", type=int)
+    ct.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any setting, e.g. --set contamination.order_shards=20 (repeatable)")
+
     rep = sub.add_parser("report", help="(re)build report.html for a run directory")
     rep.add_argument("run_dir")
 
@@ -181,6 +205,21 @@ def main(argv: list[str] | None = None) -> int:
             if track:
                 print(f"tracked: {tracking.log_run(track, out)}")
             return 0
+        elif command == "contamination":
+            from mnemoscope.recipes import contamination as module
+
+            flags = {"seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
+                     "trust_remote_code": "model.trust_remote_code", "allow_pickle": "model.allow_pickle",
+                     "benchmark": "contamination.benchmark", "corpus": "contamination.corpus",
+                     "corpus_index": "contamination.corpus_index", "save_index": "contamination.save_index",
+                     "reference": "contamination.reference", "dataset": "contamination.dataset",
+                     "split": "contamination.split"}
+            overrides = {key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)}
+            if hasattr(args, "signals"):
+                overrides["contamination.signals"] = [x.strip() for x in args.signals.split(",") if x.strip()]
+            overrides.update(parse_overrides(args.overrides))
+            with recording_failure(Path(args.out), command_line):
+                out = module.run_user(args.out, overrides)
         elif command == "analyze":
             from mnemoscope.analyze import analyze_wemath, format_wemath
 

@@ -44,6 +44,9 @@ HEADLINES = {
     "acquisition": ["acquisition/retainability/decay_a@group=*,probe=memorization"],
     "unlearning": ["unlearn/*/knowmem_forget", "unlearn/*/knowmem_retain"],
     "unlearn": ["unlearn/*/knowmem_forget", "unlearn/*/knowmem_retain"],
+    "contamination": ["contam/*/detect@dose=*", "contam/order/power@dose=*"],
+    "contamination-check": ["contam/overlap/rate", "contam/membership/flagged/rate", "contam/guided/rouge_l/diff",
+                            "contam/order/p_value"],
 }
 FALLBACK_HEADLINES = ["train/final_loss"]
 MISSING = object()  # a key the run does not have (distinct from a null value)

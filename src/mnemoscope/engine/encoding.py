@@ -55,6 +55,17 @@ def text_ids(tokenizer, texts):
 
 
 
+def tokenizer_fingerprint(tokenizer) -> str:
+    """SHA-256 of the tokenizer's vocabulary (token → id, sorted) and its special tokens: two
+    tokenizers with the same fingerprint turn every text into the same ids."""
+    import hashlib
+    import json
+
+    vocab = sorted(tokenizer.get_vocab().items())
+    special = sorted((str(k), str(v)) for k, v in tokenizer.special_tokens_map.items())
+    return hashlib.sha256(json.dumps([vocab, special], ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def split_context(context: str, target: str) -> tuple[str, str]:
     """Move trailing whitespace of the context onto the target."""
     stripped = context.rstrip()

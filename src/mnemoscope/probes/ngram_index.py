@@ -85,6 +85,19 @@ class NGramIndex:
         self.hashes = h[valid][order]
         self.positions = valid[order]
 
+    @classmethod
+    def from_arrays(cls, tokens: np.ndarray, doc_starts: np.ndarray, hashes: np.ndarray, positions: np.ndarray,
+                    n: int) -> NGramIndex:
+        """An index rebuilt from the arrays of a saved one (``tokens``, ``doc_starts``, ``hashes``,
+        ``positions``), without sorting again; lookups are still verified against ``tokens``."""
+        index = cls.__new__(cls)
+        index.n = int(n)
+        index.tokens = np.asarray(tokens, dtype=np.int64)
+        index.doc_starts = np.asarray(doc_starts, dtype=np.int64)
+        index.hashes = np.asarray(hashes, dtype=np.uint64)
+        index.positions = np.asarray(positions, dtype=np.int64)
+        return index
+
     def __len__(self) -> int:
         return int(self.hashes.size)
 

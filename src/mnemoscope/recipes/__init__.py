@@ -13,6 +13,7 @@ RECIPES = {
     "sort": "mnemoscope.recipes.sort",
     "extraction": "mnemoscope.recipes.extraction",
     "mechanisms": "mnemoscope.recipes.mechanisms",
+    "contamination": "mnemoscope.recipes.contamination",
 }
 
 

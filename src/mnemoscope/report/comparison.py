@@ -93,6 +93,12 @@ SERIES: dict[str, list[Series]] = {
                ("paraphrase", "duplicate", "once")),
     ],
 }
+SERIES["contamination"] = [
+    Series("Overlap (lm-eval 13-gram) detection by dose", "contam/overlap/detect@dose={x}", "dose"),
+    Series("Membership detection by dose (p ≤ 0.05 vs reference)", "contam/membership/detect@dose={x}", "dose"),
+    Series("Guided-completion detection by dose", "contam/guided/detect@dose={x}", "dose"),
+    Series("Order test power by dose", "contam/order/power@dose={x}", "dose"),
+]
 TRADEOFF_RECIPES = ("unlearning", "unlearn")
 
 
