@@ -282,3 +282,32 @@ def restoration(metrics: Mapping[str, float], names: Sequence[str]) -> tuple[dic
                                   f"({key} {before:.4g}), so nothing was removed to restore" if before == original else
                                   "undefined: a score it needs was not computed")
     return values, notes
+
+
+# --------------------------------------------------------------------------- the recipes' inputs
+
+
+@dataclass
+class Inputs:
+    """What the attacks read besides the evaluation data: benign fine-tuning examples per source,
+    each forget QA item's neighbours, and retain texts for VerbMem on R."""
+
+    benign: dict[str, list] = field(default_factory=dict)
+    near: list[list[int]] = field(default_factory=list)
+    retain_texts: list[str] = field(default_factory=list)
+
+
+def lab_inputs(world, retain_people: set[str], retain_eval: set[str], background: Sequence[str],
+               forget_qa: Sequence[Mapping], seed: int) -> Inputs:
+    """The lab's: benign sources ``retain`` (every retain person's documents) and ``background``
+    (the background corpus, both trained on and holding no forget fact); each forget question's
+    neighbours are the same person's other forget questions; VerbMem on R reads the evaluated
+    retain people's documents."""
+    from mnemoscope.unlearn.runner import text_examples
+
+    person = {q["id"]: q["person_id"] for q in world.qa}
+    docs = [d for d in world.documents if d.get("person_id") is not None]
+    return Inputs(benign={"retain": text_examples([d["text"] for d in docs if d["person_id"] in retain_people]),
+                          "background": text_examples(list(background))},
+                  near=neighbours(len(forget_qa), [person[q["id"]] for q in forget_qa], seed),
+                  retain_texts=[d["text"] for d in docs if d["person_id"] in retain_eval])
