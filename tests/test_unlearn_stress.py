@@ -65,6 +65,10 @@ def test_restoration_by_hand_and_null_with_a_note():
     assert "nothing was removed" in notes["unlearn/ga/restored/quant@int4-group/verbmem_forget"]
     assert not any(k.startswith("unlearn/original/restored") for k in values)
     assert set(notes) == {"unlearn/ga/restored/quant@int4-group/verbmem_forget"}
+    table = S.summary({**metrics, **values}).splitlines()  # the CLI's closing table
+    assert table[-2].split() == ["model", "int4-group", "relearn-1", "benign-retain"]
+    assert table[-1].split() == ["ga", "0.75", "0.40", "0.25"]
+    assert S.summary(metrics) == ""
 
 
 def test_settings_refuse_bad_values_in_one_line():

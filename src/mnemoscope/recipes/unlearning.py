@@ -610,7 +610,7 @@ def summary(out: Path) -> str:
                      f"{'-' if lr is None else f'{lr:g}':>8} {g(p + 'best/step', 0):>4}"
                      + "".join(f" {g(p + f'relearn/recovery@facts={f}'):>8}" for f in facts)
                      + f" {g(p + 'residue/accuracy', 2):>7}")
-    return "\n".join(lines)
+    return "\n".join(lines) + stress.summary(metrics)
 
 
 # --------------------------------------------------------------------------- user models

@@ -311,3 +311,27 @@ def lab_inputs(world, retain_people: set[str], retain_eval: set[str], background
                           "background": text_examples(list(background))},
                   near=neighbours(len(forget_qa), [person[q["id"]] for q in forget_qa], seed),
                   retain_texts=[d["text"] for d in docs if d["person_id"] in retain_eval])
+
+
+def short_route(route: str) -> str:
+    """A route's column title: ``quant@int4-group`` → ``int4-group``, ``relearn@facts=1`` → ``relearn-1``."""
+    return route.split("@", 1)[1] if route.startswith("quant@") else (
+        "relearn-" + route.split("=", 1)[1] if route.startswith("relearn@") else route.replace("_", "-"))
+
+
+def summary(metrics: Mapping[str, float | None]) -> str:
+    """The CLI's table of knowledge restored (KnowMem on F) per model and attack; "" without any."""
+    keys = [k for k in metrics if re.fullmatch(r"unlearn/[^/]+/restored/[^/]+/knowmem_forget", k)]
+    if not keys:
+        return ""
+    names = list(dict.fromkeys(k.split("/")[1] for k in keys))
+    routes = sorted(dict.fromkeys(k.split("/")[3] for k in keys),
+                    key=lambda r: (not r.startswith("quant@"), not r.startswith("relearn@"), r))
+    titles = [short_route(r) for r in routes]
+    lines = ["", "", "knowledge restored by each attack (KnowMem on F; 0 = none, 1 = the original's level)",
+             f"{'model':<12}" + "".join(f" {t:>6}" for t in titles)]
+    for n in names:
+        cells = [metrics.get(f"unlearn/{n}/restored/{r}/knowmem_forget") for r in routes]
+        lines.append(f"{n:<12}" + "".join(f" {'-' if v is None else f'{v:.2f}':>{max(6, len(t))}}"
+                                          for v, t in zip(cells, titles)))
+    return "\n".join(lines)
