@@ -56,6 +56,7 @@ from mnemoscope.recipes.common import finish_run
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
+from mnemoscope.unlearn import stress
 from mnemoscope.unlearn.methods import METHODS, get_method
 from mnemoscope.unlearn.runner import (
     QA_TEMPLATE,
@@ -105,6 +106,8 @@ DEFAULTS = {
     "eval": {"n_retain_people": 6, "knowmem_tokens": 12, "verbmem_tokens": 48, "n_boot": 200,
              "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False,
              "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": ""},
+    # quantization, benign and in-context relearning of every model (unlearn/stress.py, docs/unlearning.md)
+    "stress": stress.LAB_DEFAULTS,
 }
 STOP_KEYS = ("knowmem_forget", "mia_auc")
 
@@ -328,6 +331,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     if taught & set(rb["test_attributes"]) or not (taught | set(rb["test_attributes"])) <= set(ATTRIBUTES):
         raise MnemoscopeError(f"robustness: relearn_attributes and test_attributes must be disjoint attributes of "
                               f"{', '.join(ATTRIBUTES)} (the test measures what was not relearned)")
+    conf = stress.settings(cfg["stress"], cfg["model"]["device"], ("retain", "background"))
     run = rundir.Run(out, cfg, "unlearning")
     out = run.out
     seed, scale = cfg["seed"], max(1, int(cfg["scale"]))
@@ -364,6 +368,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         attr = rb["residue_attribute"]
         residue_sets = ([residue_items(world, people, attr) for people in (retain_people, forget_people, holdout_people)]
                         if attr else None)
+        attacks = stress.lab_inputs(world, retain_people, retain_eval, background, data.forget_qa, seed)
 
     m = cfg["model"]
     preset = Preset(hidden=m["hidden"], layers=m["layers"], heads=m["heads"], intermediate=m["intermediate"],
@@ -395,6 +400,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     probe_frames: list[pd.DataFrame] = []
     curves: list[dict] = []
     relearn_rows: list[dict] = []
+    stress_rows: list[dict] = []
     e = cfg["eval"]
 
     def evaluate_model(name: str, model, reference) -> dict:
@@ -421,6 +427,10 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
             scores = utility(model, tokenizer, e["lm_eval_tasks"], limit=e["lm_eval_limit"],
                              include_path=e["lm_eval_include"], seed=seed)
             values.update({f"utility/{k}": v for k, v in scores.items()})
+        with run.phase("quantize"):
+            quant, qnotes = stress.quantized_eval(model, tokenizer, data, reference, conf.modes, attacks.retain_texts)
+        values.update(quant)
+        notes.update(qnotes)
         metrics.update(_prefixed(name, values))
         not_computed.update({f"unlearn/{name}/{k}": r for k, r in notes.items()})
         frames.append(samples.assign(model=name))
@@ -449,6 +459,13 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
             metrics.update({f"unlearn/{name}/relearn/{k}@facts={facts}": v for k, v in rec.items()})
             for p in curve[1:]:
                 metrics[f"unlearn/{name}/relearn/knowmem@facts={facts},step={p['step']}"] = p["knowmem"]
+        with run.phase("stress_relearn"):  # benign and in-context relearning
+            routes, rnotes, rows = stress.relearn_routes(model, tokenizer, data, conf, attacks.benign, attacks.near,
+                                                         out / "stress" / name, batch_size=u["batch_size"],
+                                                         max_length=t["seq_len"])
+        metrics.update(_prefixed(name, routes))
+        not_computed.update(_prefixed(name, rnotes))
+        stress_rows.extend({"model": name, **r} for r in rows)
 
     with run.phase("relearn"):
         relearn("retrain", retrained)
@@ -552,8 +569,12 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
             unlearn_sequence(model, tokenizer, [_examples(world, set(g)) for g in groups], retain_ex,
                              scaled_config(method), out / "sustain" / method, after_request=measure_request)
 
+    restored, rnotes = stress.restoration(metrics, ["retrain", *u["methods"]])
+    metrics.update(restored)
+    not_computed.update(rnotes)
     tables = {"samples": frames, "unlearn_curves": pd.DataFrame(curves), "unlearn_frontier": frontier,
-              "relearn_curves": pd.DataFrame(relearn_rows), "curves": pd.DataFrame(history)}
+              "relearn_curves": pd.DataFrame(relearn_rows), "curves": pd.DataFrame(history),
+              "stress_curves": pd.DataFrame(stress_rows)}
     if probe_frames:
         tables["adversarial_probes"] = pd.concat(probe_frames, ignore_index=True)
     return _finish(run, metrics, {**not_computed, **events}, tables, device, {"reference": reference.kind})
@@ -606,7 +627,7 @@ def summary(out: Path) -> str:
     a_r = [metrics.get(f"unlearn/retrain/mia_auc{s}") for s in ("", "/ci_lo", "/ci_hi")]
     if None not in a_r:
         lines.append(f"retrained model's forget-vs-holdout AUC {a_r[0]:.3f} [{a_r[1]:.3f}, {a_r[2]:.3f}] (CI over people)")
-    return "\n".join(lines + blind_headline(metrics, attacks=r"unlearn/(original)/mia_auc"))
+    return "\n".join(lines + blind_headline(metrics, attacks=r"unlearn/(original)/mia_auc")) + stress.summary(metrics)
 
 
 # --------------------------------------------------------------------------- user models
@@ -626,7 +647,7 @@ USER_DEFAULTS = {
     "seed": 0,
     "model": {"name": "", "dtype": "auto", "device": "auto", "trust_remote_code": False, "allow_pickle": False},
     "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False,
-             "probes": "", "relearn": ""},
+             "probes": "", "relearn": "", "benign": ""},
     # stop_on: keys brought to the reference's level (knowmem_forget; mia_auc needs --retrained and --holdout texts)
     "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
                 "stop_rule": True, "stop_on": ["knowmem_forget"], "lora": False, "lora_rank": 8,
@@ -636,6 +657,9 @@ USER_DEFAULTS = {
              "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False, "chat_template": False,
              "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": "",
              "relearn_steps": [5, 10, 20], "relearn_lr": 1e-5},
+    # quantization, benign relearning (sources: retain = the retain file, benign = data.benign) and
+    # in-context relearning of the original, retrained and unlearned model (unlearn/stress.py)
+    "stress": stress.USER_DEFAULTS,
 }
 
 
@@ -669,7 +693,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     """Unlearn a user's model: one method, the six-way table, robustness, stop rule; adversarial
     probes, a relearning curve and lm-eval tasks when asked."""
     cfg = resolve(USER_DEFAULTS, overrides)
-    d, u, e = cfg["data"], cfg["unlearn"], cfg["eval"]
+    d, u, e, m = cfg["data"], cfg["unlearn"], cfg["eval"], cfg["model"]
     if not cfg["model"]["name"]:
         raise MnemoscopeError("unlearn needs --model PATH_OR_HUB_ID")
     for flag in ("forget", "retain"):
@@ -692,13 +716,13 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
         from mnemoscope.unlearn.lm_eval_bridge import require_lm_eval
 
         require_lm_eval()
+    conf = stress.settings(cfg["stress"], m["device"], ("retain", "benign") if d["benign"] else ("retain",))
     forget, retain = read_unlearn_file(d["forget"]), read_unlearn_file(d["retain"])
     check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
     holdout = read_unlearn_file(d["holdout"]) if d["holdout"] else {"qa": [], "texts": []}
     ppl = read_unlearn_file(d["ppl"])["texts"] if d["ppl"] else []
     probes = read_probes(d["probes"]) if d["probes"] else []
     relearn_ex = read_unlearn_file(d["relearn"])["examples"] if d["relearn"] else []
-    m = cfg["model"]
     load = dict(dtype=m["dtype"], device=m["device"], trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
     loaded = load_model(m["name"], **load)
     tokenizer = loaded.tokenizer
@@ -725,9 +749,13 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                        seed=cfg["seed"], verbmem_pairs=forget["verbmem"], **switches(e), **chat)
     not_computed: dict[str, str] = {}
     metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}
+    attacks = stress.Inputs(benign={"retain": retain_ex, "benign": read_unlearn_file(d["benign"])["examples"] if d["benign"] else []},
+                            near=stress.neighbours(len(data.forget_qa)), retain_texts=retain["texts"])
+    retrained = None
     with run.phase("reference"):
         if d["retrained"]:
-            reference = ev.reference_from_retrained(Engine(load_model(d["retrained"], **load).model, tokenizer), data)
+            retrained = load_model(d["retrained"], **load).model
+            reference = ev.reference_from_retrained(Engine(retrained, tokenizer), data)
         elif data.holdout_qa:
             reference = ev.reference_from_holdout(Engine(loaded.model, tokenizer), data)
         else:
@@ -745,6 +773,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                                                         "forget and --holdout texts; the rule leaves it out")
     frames, probe_frames = [], []
     relearn_rows: list[dict] = []
+    stress_rows: list[dict] = []
 
     def evaluate(name: str, model, ref) -> None:
         engine = Engine(model, tokenizer)
@@ -774,12 +803,23 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                 [p["step"] for p in curve], [p["knowmem"] for p in curve]).items()})
         elif relearn_ex:
             notes["relearn/recovery"] = "the relearning curve measures KnowMem on the forget QA; the forget file has none"
+        with run.phase("quantize"):
+            quant, qnotes = stress.quantized_eval(model, tokenizer, data, ref, conf.modes, attacks.retain_texts)
+        routes, rnotes, rows = stress.relearn_routes(model, tokenizer, data, conf, attacks.benign, attacks.near,
+                                                     out / "stress" / name, batch_size=u["batch_size"],
+                                                     max_length=u["max_length"])
+        values.update({**quant, **routes})
+        notes.update({**qnotes, **rnotes})
+        stress_rows.extend({"model": name, **r} for r in rows)
         metrics.update(_prefixed(name, values))
         not_computed.update({f"unlearn/{name}/{k}": r for k, r in notes.items()})
         frames.append(samples.assign(model=name))
 
     with run.phase("original"):
         evaluate("original", loaded.model, reference)
+    if retrained is not None:
+        with run.phase("retrain"):
+            evaluate("retrain", retrained, reference)
     ucfg = UnlearnConfig(method=method, steps=u["steps"], lr=u["lr"], batch_size=u["batch_size"],
                          max_length=u["max_length"], eval_every=u["eval_every"], seed=cfg["seed"], lora=u["lora"],
                          lora_rank=u["lora_rank"], gradient_checkpointing=u["gradient_checkpointing"], hparams=hp)
@@ -799,7 +839,11 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     with run.phase("evaluate"):
         evaluate(method, res.model, reference)
     not_computed[f"unlearn/{method}/steps_run"] = "; ".join(res.notes)
-    tables = {"samples": frames, "unlearn_curves": pd.DataFrame([{"method": method, **p} for p in res.curve])}
+    restored, rnotes = stress.restoration(metrics, ["retrain", method])
+    metrics.update(restored)
+    not_computed.update(rnotes)
+    tables = {"samples": frames, "unlearn_curves": pd.DataFrame([{"method": method, **p} for p in res.curve]),
+              "stress_curves": pd.DataFrame(stress_rows)}
     if relearn_rows:
         tables["relearn_curves"] = pd.DataFrame(relearn_rows)
     if probe_frames:
