@@ -147,21 +147,35 @@ def test_an_unsupported_head_size_on_a_cpu_is_a_one_line_error(saved_model_dir):
 
 
 def test_the_audit_on_vllm_writes_the_numbers_of_the_hf_path(wide, tmp_path):
-    """`mnemoscope audit --backend vllm` on a model saved here: the same membership numbers."""
+    """`mnemoscope audit --backend vllm` on a model saved here, with and without
+    --vllm-distribution: the same per-text scores and AUCs as the HF backend; without the
+    distribution Min-K%++ is null with a note naming the switch, and everything else is there."""
     import json
+
+    import pandas as pd
 
     from mnemoscope.cli import main
 
     members, nonmembers = tmp_path / "m.txt", tmp_path / "n.txt"
     members.write_text("\n".join(TEXTS[:4]) + "\n")
     nonmembers.write_text("\n".join(TEXTS[4:]) + "\n")
-    runs = {}
-    for backend in ("hf", "vllm"):
-        out = tmp_path / backend
-        extra = ["--backend", "vllm", "--vllm-distribution"] if backend == "vllm" else []
+    runs, samples, notes = {}, {}, {}
+    options = {"hf": [], "vllm": ["--backend", "vllm", "--vllm-distribution"], "vllm-lean": ["--backend", "vllm"]}
+    for name, extra in options.items():
+        out = tmp_path / name
         assert main(["audit", "--model", str(wide[0]), "--members", str(members), "--nonmembers", str(nonmembers),
                      "--out", str(out), "--device", "cpu", "--dtype", "float32", "--no-extraction", "--n-boot", "50",
                      *extra]) == 0
-        runs[backend] = json.loads((out / "metrics.json").read_text())
+        runs[name] = json.loads((out / "metrics.json").read_text())
+        notes[name] = json.loads((out / "notes.json").read_text())
+        samples[name] = pd.read_parquet(out / "samples.parquet")
     for attack in ("loss", "zlib", "min_k", "min_k_pp"):
         assert runs["vllm"][f"mia/{attack}/auc"] == pytest.approx(runs["hf"][f"mia/{attack}/auc"], abs=1e-9), attack
+        np.testing.assert_allclose(samples["vllm"][f"score/{attack}"], samples["hf"][f"score/{attack}"],
+                                   rtol=1e-5, atol=1e-4, err_msg=attack)
+    for attack in ("loss", "zlib", "min_k"):  # without the distribution: the same numbers
+        assert runs["vllm-lean"][f"mia/{attack}/auc"] == pytest.approx(runs["hf"][f"mia/{attack}/auc"], abs=1e-9)
+        np.testing.assert_allclose(samples["vllm-lean"][f"score/{attack}"], samples["hf"][f"score/{attack}"],
+                                   rtol=1e-5, atol=1e-4, err_msg=attack)
+    assert runs["vllm-lean"]["mia/min_k_pp/auc"] is None and "score/min_k_pp" not in samples["vllm-lean"]
+    assert "--vllm-distribution" in notes["vllm-lean"]["mia/min_k_pp/auc"]

@@ -103,7 +103,7 @@ def test_mlflow_gets_legal_metric_names_params_and_files(run_dir, monkeypatch):
     assert tracking.log_run("mlflow", run_dir) == "mlflow run r1"
     got = {c[0]: c[1] for c in calls if len(c) > 1}
     assert got["set_experiment"] == "mnemoscope" and got["start_run"] == "qs/seed=0"
-    assert got["log_metrics"] == {"mia/loss/auc:dose-16": 0.8, "n": 3.0, "flag": 1.0}
+    assert got["log_metrics"] == {"mia/loss.auc:dose-16": 0.8, "n": 3.0, "flag": 1.0}
     assert got["log_params"] == {"seed": "0", "model.size": "micro", "train.steps": "10", "train.doses": "[0, 1]"}
     assert got["set_tags"]["mnemoscope.recipe"] == "quickstart"
     assert len([c for c in calls if c[0] == "log_artifact"]) == 5 and calls[-1] == ("end_run",)
@@ -116,6 +116,9 @@ def test_mlflow_keys_use_only_its_alphabet():
                 "capacity/bits_per_person@exposures=3", "weird key+(x)"):
         assert re.fullmatch(r"[\w\-. /:]+", tracking.mlflow_key(key)), key
     assert tracking.mlflow_key("reasoning/accuracy@split=train,phase=after") == "reasoning/accuracy:split-train.phase-after"
+    # one "/" at most: no key is a folder of another in MLflow's folder store
+    assert tracking.mlflow_key("mia/loss/auc/ci_hi@dose=1") == "mia/loss.auc.ci_hi:dose-1"
+    assert tracking.mlflow_key("mia/loss/auc") == "mia/loss.auc" and tracking.mlflow_key("n") == "n"
 
 
 def test_a_tracker_failure_says_the_run_is_safe(run_dir, monkeypatch):

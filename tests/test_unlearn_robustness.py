@@ -283,6 +283,7 @@ DOCS = [{"question": "Anna Berg was born in", "choices": ["Lisbon", "Porto", "th
         {"question": "The library in Cedar keeps", "choices": ["letters", "trains"], "label": 1}]
 
 
+@pytest.mark.lm_eval
 def test_lm_eval_accuracy_equals_our_loglikelihoods(model, tokenizer, tmp_path, monkeypatch):
     pytest.importorskip("lm_eval")
     from mnemoscope.engine.combined import CombinedLogits

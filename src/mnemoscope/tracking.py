@@ -58,9 +58,14 @@ def flat_config(config: dict, prefix: str = "") -> dict[str, object]:
 
 
 def mlflow_key(key: str) -> str:
-    """A metric key in MLflow's alphabet (letters, digits, ``_ - . / :`` and space):
-    ``mia/loss/auc@dose=16`` → ``mia/loss/auc:dose-16``; ``,`` → ``.``; anything else → ``_``."""
+    """A metric key in MLflow's alphabet (letters, digits, ``_ - . / :`` and space), with one
+    ``/`` at most: ``mia/loss/auc@dose=16`` → ``mia/loss.auc:dose-16``; ``,`` → ``.``; anything
+    else → ``_``. MLflow's folder store (./mlruns) keeps a metric as a file at its name's path, so
+    ``mia/loss/auc`` next to ``mia/loss/auc/ci_hi`` would need one path as a file and a folder:
+    only the family stays a folder."""
     key = key.replace("@", ":").replace("=", "-").replace(",", ".")
+    family, _, rest = key.partition("/")
+    key = f"{family}/{rest.replace('/', '.')}" if rest else family
     return re.sub(r"[^\w\-. /:]", "_", key)
 
 

@@ -180,7 +180,7 @@ class VLLMBackend(Backend):
             raise MnemoscopeError(
                 f"{what} needs 'distribution' (the mean and std of log p over the whole vocabulary at every token), "
                 "which the vllm backend computes only when opened with full distributions "
-                "(distribution=True; slow for large vocabularies); or use --backend hf")
+                "(--vllm-distribution, distribution=True; slow for large vocabularies); or use --backend hf")
         super().require(capability, what)
 
     # ------------------------------------------------------------------ score

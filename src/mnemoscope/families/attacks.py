@@ -34,6 +34,7 @@ import pandas as pd
 from mnemoscope.engine import Backend, Sampling
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.families import pac_conrecall
 from mnemoscope.metrics.attacks import (
     GRADNORM_ORIENTATIONS,
     dcpdd_score,
@@ -49,6 +50,7 @@ from mnemoscope.probes.textfile import load_texts
 
 ATTACKS = ("neighbourhood", "gradnorm", "gradnorm_embed", "recall", "dcpdd", "samia")
 RECALL_FORMATS = ("ours", "authors")
+KNOWN = ATTACKS + pac_conrecall.ATTACKS  # pac and conrecall: families.pac_conrecall, run only when named
 DEFAULTS = {"attacks": {
     "names": list(ATTACKS),
     "n_neighbours": 25, "neighbour_swaps": 1,
@@ -57,8 +59,9 @@ DEFAULTS = {"attacks": {
     "dcpdd_corpus": "", "dcpdd_a": 0.01, "dcpdd_max_tokens": 1024,
     "samia_samples": 10, "samia_prefix_ratio": 0.5, "samia_temperature": 1.0, "samia_top_k": 50, "samia_zlib": False,
     "samia_max_new_tokens": 0,
+    **pac_conrecall.DEFAULTS,
 }}
-PATH_KEYS = ("attacks.recall_prefix", "attacks.dcpdd_corpus")
+PATH_KEYS = ("attacks.recall_prefix", "attacks.dcpdd_corpus", *pac_conrecall.PATH_KEYS)
 NEEDS = ("logprobs", "gradients", "sample")
 
 
@@ -83,15 +86,16 @@ class Settings:
     samia_max_new_tokens: int = 0  # 0: as many tokens as the true second half has
     seed: int = 0
     notes: dict[str, str] = field(default_factory=dict)
+    more: pac_conrecall.Settings | None = None  # pac, conrecall
 
 
 def read(cfg: dict, seed: int = 0) -> Settings:
     """Settings from the ``attacks`` section, reading the files it names (one-line errors)."""
     a = cfg["attacks"]
     names = tuple(a["names"])
-    unknown = [n for n in names if n not in ATTACKS]
+    unknown = [n for n in names if n not in KNOWN]
     if unknown:
-        raise MnemoscopeError(f"attacks.names: unknown attack(s) {unknown}; known: {', '.join(ATTACKS)}")
+        raise MnemoscopeError(f"attacks.names: unknown attack(s) {unknown}; known: {', '.join(KNOWN)}")
     p = a["gradnorm_p"]
     p = math.inf if str(p).lower() in ("inf", "infinity") else float(p)
     if p not in (1.0, 2.0, math.inf):
@@ -126,6 +130,8 @@ def read(cfg: dict, seed: int = 0) -> Settings:
             s.dcpdd_corpus = load_texts(a["dcpdd_corpus"])
         else:
             s.notes["mia/dcpdd/auc"] = "not computed: attacks.dcpdd_corpus names no reference corpus file"
+    if set(names) & set(pac_conrecall.ATTACKS):
+        s.more = pac_conrecall.read(a, names, seed)
     return s
 
 
@@ -149,6 +155,8 @@ def check(engine: Backend, texts: list[str], s: Settings) -> None:
     if "samia" in s.names:
         engine.require("sample", "the SaMIA attack")
     engine.check_texts(texts)
+    if s.more is not None:
+        pac_conrecall.check(engine, texts, s.more)
     if "recall" in s.names and s.recall_prefix:
         prefix = _recall_prefix(s)
         for i, t in enumerate(texts):
@@ -206,6 +214,9 @@ def attack_scores(engine: Backend, texts: list[str], s: Settings) -> tuple[pd.Da
     # ---- SaMIA: one sampled generate call
     if "samia" in want:
         frame["score/samia"] = _samia(engine, texts, s, notes)
+    if s.more is not None:  # PAC, Con-ReCall: their own score_encoded call, on the texts' scores above
+        more, more_notes = pac_conrecall.attack_scores(engine, texts, s.more, base)
+        frame, notes = pd.concat([frame, more], axis=1), {**notes, **more_notes}
     return frame, notes
 
 

@@ -37,7 +37,7 @@ from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import attacks, reference
 from mnemoscope.families.base import Context, Result, encode_each
 from mnemoscope.families.extraction import compare_continuations, split_prefixes
-from mnemoscope.metrics.membership import membership_scores
+from mnemoscope.metrics.membership import loss_score, membership_scores, min_k_score, zlib_score
 from mnemoscope.metrics.roc import membership_report, n_groups
 from mnemoscope.probes import formats
 from mnemoscope.probes.textfile import load_texts_and_groups
@@ -74,10 +74,11 @@ def attack_frame(texts: list[str], scored: list[TokenScores], k: float = 0.2, *,
     rows = []
     for text, s in zip(texts, scored):
         row = {"nll": s.nll, "n_scored": s.n_scored, "truncated": s.truncated, "bos": s.bos}
-        scores = membership_scores(s.logprobs, s.mu if s.mu is not None else np.zeros(0),
-                                   s.sigma if s.sigma is not None else np.zeros(0), text, k, rounding=rounding)
-        if s.mu is None:
-            scores.pop("min_k_pp")
+        if s.mu is None or s.sigma is None:  # no distribution: Min-K%++ is not asked for at all
+            scores = {"loss": loss_score(s.logprobs), "zlib": zlib_score(s.logprobs, text),
+                      "min_k": min_k_score(s.logprobs, k, rounding)}
+        else:
+            scores = membership_scores(s.logprobs, s.mu, s.sigma, text, k, rounding=rounding)
         row.update({f"score/{a}": v for a, v in scores.items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -301,12 +302,20 @@ def plan(inputs: Inputs, engine: Backend, ctx: Context) -> Plan:
                 "UTF-8 byte")
     refused = {}
     if "distribution" not in engine.provides:
-        refused["mia/min_k_pp/auc"] = (f"min_k_pp needs per-token distribution statistics, which the {engine.name} "
-                                       "backend does not provide; use --backend hf for it")
+        refused["mia/min_k_pp/auc"] = distribution_refusal(engine)
     if inputs.attacks is not None:
         attacks.check(engine, texts, inputs.attacks)
     extraction = split_prefixes(engine, texts, inputs.prefix_fraction, inputs.max_suffix) if inputs.extraction else None
     return Plan(inputs, items, ref_engine, extraction, refused)
+
+
+def distribution_refusal(engine: Backend) -> str:
+    """Why Min-K%++ is null on a backend without the ``distribution`` capability, and the switch
+    that provides it (``--vllm-distribution`` on the vLLM backend)."""
+    how = ("pass --vllm-distribution (engine.vllm_distribution: exact, slow for large vocabularies) or use "
+           "--backend hf" if engine.name.startswith("vllm") else "use --backend hf")
+    return (f"not computed: min_k_pp needs the mean and std of log p over the whole vocabulary at every token, which "
+            f"the {engine.name} backend does not provide as opened; {how}")
 
 
 def measure(plan: Plan, engine: Backend, ctx: Context) -> Result:
