@@ -18,10 +18,11 @@ from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
 from mnemoscope.families.extraction import extraction_table
-from mnemoscope.families.membership import ATTACKS, membership_metrics, score_texts
+from mnemoscope.families.membership import membership_metrics, score_texts
 from mnemoscope.lab.tiny import build_model, count_parameters
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
+from mnemoscope.recipes import lira, quickstart_lira
 from mnemoscope.recipes.common import finish_lab_run, lab_tokenizer
 from mnemoscope.train.data import InjectedData, pack_background, plan_injections
 from mnemoscope.train.loop import TrainConfig
@@ -43,12 +44,15 @@ DEFAULTS = {
     # tokens are a larger share of its batch (see docs/quickstart.md for the tuning runs).
     "train": {"steps": 500, "batch_size": 8, "seq_len": 64, "lr": 3e-3, "warmup": 20, "checkpoint_every": 100},
     "audit": {"k": 0.2, "prefix_fraction": 0.5, "max_suffix": 32, "n_boot": 1000},
+    # Shadow-model LiRA (recipes.quickstart_lira): off by default; each shadow is one more training run.
+    "lira": dict(lira.DEFAULTS),
 }
 
 
 def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve(DEFAULTS, overrides)
     check_canary_settings(cfg["canaries"])
+    quickstart_lira.check(cfg)
     run = rundir.Run(out, cfg, "quickstart")
     seed = cfg["seed"]
 
@@ -90,7 +94,13 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
             [samples, extraction_table(engine, texts, prefix_fraction=a["prefix_fraction"], max_suffix=a["max_suffix"])],
             axis=1,
         )
+    if cfg["lira"]["shadows"]:
+        with run.phase("shadows"):
+            samples = quickstart_lira.attach(run, cfg, canaries, samples, log)
+    with run.phase("metrics"):
         run.metrics.update(dose_metrics(samples, n_boot=a["n_boot"], seed=seed))
+        if cfg["lira"]["shadows"]:
+            run.metrics.update(quickstart_lira.target_gaps(run.metrics))
 
     curves = pd.DataFrame(history)
     curves["injected_tokens"] = [data.injected_tokens_with_loss(s) for s in curves["step"]]
@@ -103,7 +113,7 @@ def dose_metrics(samples: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, 
     """Membership AUC of each dose's canaries against the dose-0 controls, and extraction rates by dose."""
     metrics: dict[str, float] = {}
     controls = samples[samples["dose"] == 0]
-    score_cols = [f"score/{a}" for a in ATTACKS]
+    score_cols = [c for c in samples.columns if c.startswith("score/")]  # ATTACKS, and LiRA's when run
     members = samples[samples["dose"] > 0]
     both = pd.concat([members, controls])
     metrics.update(membership_metrics(both["label"].to_numpy(), both[score_cols], n_boot=n_boot, seed=seed))
