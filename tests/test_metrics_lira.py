@@ -120,3 +120,108 @@ def test_bad_inputs_are_refused():
         lira_online(np.array([np.inf, 0.0]), SHADOW, KEEP)
     with pytest.raises(MnemoscopeError, match="boolean"):
         lira_offline(PHI, SHADOW, KEEP * 2)
+
+
+# --------------------------------------------------------------------------- reference test
+#
+# The published procedure (tensorflow/privacy, research/mi_lira_2021: score.py turns a model's
+# probabilities into log(p_true + 1e-45) − log(p_wrong + 1e-45); plot.py's generate_ours and
+# generate_ours_offline fit per-example Gaussians on in_size/out_size-truncated shadow samples and
+# sweep roc_curve(answers, −prediction)), written out one example at a time and run on micro
+# models trained here, against mnemoscope's engine → recipes.lira.confidence → metrics.lira.
+
+
+def _train_micro(tokenizer, texts, keep, seed):
+    import torch
+
+    from mnemoscope.lab.tiny import Preset, build_model
+
+    model = build_model(Preset(hidden=32, layers=1, heads=2, intermediate=64, vocab=600, context=64), tokenizer,
+                        seed=seed)
+    rows = [tokenizer(t)["input_ids"] for t, k in zip(texts, keep) if k]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(40):
+        ids = torch.tensor([rows[step % len(rows)]])
+        loss = model(input_ids=ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def _reference_confidence(model, tokenizer, text):
+    """score.py for a sequence: float64 softmax with the max subtracted, p_true = the product of
+    the scored tokens' probabilities, p_wrong = 1 − p_true (every other sequence)."""
+    import torch
+
+    ids = tokenizer(text)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double().numpy()
+    logits = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    p_true = float(np.prod([probs[i, ids[i + 1]] for i in range(len(ids) - 1)]))
+    return math.log(p_true + 1e-45) - math.log((1.0 - p_true) + 1e-45)
+
+
+def _reference_lira(keep, scores, check_keep, check_scores, *, online, fix_variance):
+    """plot.py's generate_ours / generate_ours_offline (one augmentation), member-high scores."""
+    dat_in = [scores[keep[:, j], j] for j in range(scores.shape[1])]
+    dat_out = [scores[~keep[:, j], j] for j in range(scores.shape[1])]
+    in_size, out_size = min(map(len, dat_in)), min(map(len, dat_out))
+    dat_in = np.array([x[:in_size] for x in dat_in])
+    dat_out = np.array([x[:out_size] for x in dat_out])
+    mean_in, mean_out = np.median(dat_in, 1), np.median(dat_out, 1)
+    if online:
+        std_in = np.std(dat_in) if fix_variance else np.std(dat_in, 1)
+        std_out = np.std(dat_in) if fix_variance else np.std(dat_out, 1)
+        pr_in = -norm.logpdf(check_scores, mean_in, std_in + 1e-30)
+        pr_out = -norm.logpdf(check_scores, mean_out, std_out + 1e-30)
+        prediction = pr_in - pr_out
+    else:
+        std_out = np.std(dat_out) if fix_variance else np.std(dat_out, 1)
+        prediction = norm.logpdf(check_scores, mean_out, std_out + 1e-30)
+    return -prediction  # sweep() ranks by −prediction
+
+
+def test_reference_lira_on_micro_models(tokenizer, corpus):
+    from sklearn.metrics import roc_auc_score
+
+    from mnemoscope.engine import Engine
+    from mnemoscope.families.membership import attack_frame
+    from mnemoscope.recipes.lira import confidence
+    from mnemoscope.recipes.shadows import shadow_keep
+
+    texts = [" ".join(doc.split()[:6]) for doc in corpus[:16]]
+    keep = shadow_keep(4, len(texts), seed=0)  # shadows: each text in exactly 2 of 4
+    target_keep = np.random.default_rng(5).permutation(len(texts)) < len(texts) // 2
+    models = [_train_micro(tokenizer, texts, k, seed=j) for j, k in enumerate([*keep, target_keep])]
+
+    frames = [attack_frame(texts, Engine(m, tokenizer).score(texts)) for m in models]
+    ours = np.stack([confidence(f, clamp=True) for f in frames])  # the reference's formula (switch)
+    ref = np.array([[_reference_confidence(m, tokenizer, t) for t in texts] for m in models])
+    assert ours == pytest.approx(ref, rel=1e-4, abs=1e-3)
+    exact = np.stack([confidence(f) for f in frames])  # ours by default: equal above the clamp, exact below
+    above = ref > -90  # far enough above the clamp that its +1e-45 is below the tolerance
+    assert 0 < above.sum() < ref.size
+    assert exact[above] == pytest.approx(ref[above], rel=1e-4, abs=1e-3)
+    clamped = ref < -103.6
+    assert clamped.sum() > 1 and len(np.unique(exact[clamped].round(3))) == clamped.sum()  # ties broken
+
+    for fixed in (False, True):
+        mine = lira_online(ours[4], ours[:4], keep, fix_variance=fixed)
+        theirs = _reference_lira(keep, ref[:4], target_keep, ref[4], online=True, fix_variance=fixed)
+        assert mine == pytest.approx(theirs, rel=1e-3, abs=1e-3)
+        assert roc_auc_score(target_keep, mine) == pytest.approx(roc_auc_score(target_keep, theirs))
+        mine = lira_offline(ours[4], ours[:4], keep, fix_variance=fixed, one_sided=False)
+        theirs = _reference_lira(keep, ref[:4], target_keep, ref[4], online=False, fix_variance=fixed)
+        assert mine == pytest.approx(theirs, rel=1e-3, abs=1e-3)
+
+
+def test_clamped_confidence_is_the_reference_formula():
+    lp = np.array([-1.0, -50.0, -200.0, -300.0, 0.0])
+    p = np.exp(lp)
+    ref = np.log(p + 1e-45) - np.log(1 - p + 1e-45)
+    assert logit_confidence(lp, clamp=True) == pytest.approx(ref, rel=1e-12)
+    assert logit_confidence(lp, clamp=True)[2] == logit_confidence(lp, clamp=True)[3]  # tied below the clamp
+    assert logit_confidence(lp)[2] == pytest.approx(logit_confidence(lp)[3] + 100)  # ours keeps them apart

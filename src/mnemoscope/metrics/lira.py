@@ -35,19 +35,23 @@ SCALE_FLOOR = 1e-30
 _ONE_MINUS_P_FLOOR = 1e-45
 
 
-def logit_confidence(sequence_logprob: ArrayLike) -> np.ndarray:
+def logit_confidence(sequence_logprob: ArrayLike, *, clamp: bool = False) -> np.ndarray:
     """φ = log p − log(1 − p), p = exp(Σ_i log p(t_i | t_<i)) the probability of the whole
     scored sequence (the LM analogue of the probability of the true label).
 
-    Computed in log space: ``log(1 − p) = log(−expm1(log p))``, floored at log(1e-45) as the
-    reference floors ``y_wrong``, so long sequences (log p ≪ −103) keep their exact value
-    (≈ log p) instead of being clamped, and p = 1 gives ≈ 103.6 rather than +inf.
+    Default: computed in log space, ``log(1 − p) = log(−expm1(log p) + 1e-45)``, so long sequences
+    (log p ≪ −103) keep their exact value (≈ log p), and p = 1 gives ≈ 103.6 rather than +inf.
+    ``clamp=True``: the reference's probability-space formula ``log(p + 1e-45) − log(1 − p + 1e-45)``,
+    under which every sequence with log p < −103.6 gets the same φ ≈ −103.6 (ties).
     """
     lp = np.asarray(sequence_logprob, dtype=np.float64)
     if np.isnan(lp).any():
         raise MnemoscopeError("logit_confidence: a sequence log-probability is nan (a text with no scored token?)")
     if (lp > 0).any():
         raise MnemoscopeError("logit_confidence: a sequence log-probability is > 0; pass Σ log p (≤ 0)")
+    if clamp:
+        p = np.exp(lp)
+        return np.log(p + _ONE_MINUS_P_FLOOR) - np.log((1.0 - p) + _ONE_MINUS_P_FLOOR)
     one_minus_p = np.maximum(-np.expm1(lp), 0.0) + _ONE_MINUS_P_FLOOR
     return lp - np.log(one_minus_p)
 

@@ -27,7 +27,7 @@ import pandas as pd
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.lira import lira_offline, lira_online, logit_confidence
 
-DEFAULTS = {"shadows": 0, "workers": 1, "variance": "auto", "offline": "one_sided"}
+DEFAULTS = {"shadows": 0, "workers": 1, "variance": "auto", "offline": "one_sided", "clamp_probability": False}
 OFFLINE_RULES = ("one_sided", "two_sided")
 VARIANCES = ("auto", "global", "per_example")
 # Carlini et al. (§VI-A): with few shadow models a global variance is the better estimate; "auto"
@@ -52,9 +52,11 @@ def check_lira_settings(section: dict) -> None:
         raise MnemoscopeError(f"lira.offline='{section['offline']}': use one of {', '.join(OFFLINE_RULES)}")
 
 
-def confidence(frame: pd.DataFrame) -> np.ndarray:
-    """φ of each row of an ``attack_frame``: logit of exp(Σ log p), Σ log p = −nll × n_scored."""
-    return logit_confidence(-frame["nll"].to_numpy(dtype=float) * frame["n_scored"].to_numpy(dtype=float))
+def confidence(frame: pd.DataFrame, clamp: bool = False) -> np.ndarray:
+    """φ of each row of an ``attack_frame``: logit of exp(Σ log p), Σ log p = −nll × n_scored
+    (``clamp``: the reference's probability-space formula, ``lira.clamp_probability``)."""
+    return logit_confidence(-frame["nll"].to_numpy(dtype=float) * frame["n_scored"].to_numpy(dtype=float),
+                            clamp=clamp)
 
 
 def fixed_variance(section: dict, n_shadows: int) -> bool:
@@ -76,8 +78,8 @@ def lira_columns(phi: np.ndarray, shadow_phi: np.ndarray, keep: np.ndarray, sect
 
 def target_columns(target: pd.DataFrame, shadows: list[pd.DataFrame], keep: np.ndarray, section: dict) -> pd.DataFrame:
     """The target's per-candidate LiRA columns: ``lira/phi``, ``lira/n_in``, ``lira/n_out`` and the scores."""
-    phi = confidence(target)
-    shadow_phi = np.stack([confidence(f) for f in shadows])
+    phi = confidence(target, section["clamp_probability"])
+    shadow_phi = np.stack([confidence(f, section["clamp_probability"]) for f in shadows])
     out = lira_columns(phi, shadow_phi, keep, section)
     out.insert(0, "lira/phi", phi)
     out.insert(1, "lira/n_in", keep.sum(axis=0))
@@ -91,10 +93,11 @@ def pooled_trials(target: pd.DataFrame, labels: np.ndarray, shadows: list[pd.Dat
     None with fewer than ``MIN_POOLED`` shadows."""
     if len(shadows) < MIN_POOLED:
         return None
-    shadow_phi = np.stack([confidence(f) for f in shadows])
+    clamp = section["clamp_probability"]
+    shadow_phi = np.stack([confidence(f, clamp) for f in shadows])
     cheap = [c for c in target.columns if c.startswith("score/") and not c.startswith("score/lira")]
     frames = [pd.concat([target[cheap].reset_index(drop=True),
-                         lira_columns(confidence(target), shadow_phi, keep, section)], axis=1)]
+                         lira_columns(confidence(target, clamp), shadow_phi, keep, section)], axis=1)]
     all_labels = [np.asarray(labels, dtype=int)]
     for j, frame in enumerate(shadows):
         others = np.arange(len(shadows)) != j
@@ -119,8 +122,8 @@ def gaps(metrics: dict, prefix: str, out_prefix: str) -> dict[str, float]:
     return out
 
 
-def shadow_table(shadows: list[pd.DataFrame], keep: np.ndarray, ids: list[str]) -> pd.DataFrame:
+def shadow_table(shadows: list[pd.DataFrame], keep: np.ndarray, ids: list[str], clamp: bool = False) -> pd.DataFrame:
     """Long table of the shadows: shadow, id, keep, lira/phi (the run's ``lira_shadows`` table)."""
-    rows = [pd.DataFrame({"shadow": j, "id": ids, "keep": keep[j], "lira/phi": confidence(f)})
+    rows = [pd.DataFrame({"shadow": j, "id": ids, "keep": keep[j], "lira/phi": confidence(f, clamp)})
             for j, f in enumerate(shadows)]
     return pd.concat(rows, ignore_index=True)

@@ -114,7 +114,7 @@ def attach(run, cfg: dict, canaries, samples: pd.DataFrame, log=print) -> pd.Dat
     samples = samples.copy()
     samples["lira_dose"] = [doses[i] for i in ids]
     samples = pd.concat([samples, lira.target_columns(samples, frames, keep, section)], axis=1)
-    run.add_table("lira_shadows", lira.shadow_table(frames, keep, list(ids)))
+    run.add_table("lira_shadows", lira.shadow_table(frames, keep, list(ids), section["clamp_probability"]))
     n_boot = cfg["audit"]["n_boot"]
     pooled = lira.pooled_trials(samples, samples["label"].to_numpy(), frames, keep, section)
     if pooled is None:
