@@ -50,6 +50,7 @@ from mnemoscope.probes.fictional import (
     WorldConfig,
     make_world,
 )
+from mnemoscope.recipes import ulira
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
@@ -100,6 +101,8 @@ DEFAULTS = {
     "eval": {"n_retain_people": 6, "knowmem_tokens": 12, "verbmem_tokens": 48, "n_boot": 200,
              "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False,
              "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": ""},
+    # per-example audit with shadow models (recipes.ulira): off by default; methods [] = every method
+    "ulira": dict(ulira.DEFAULTS),
 }
 STOP_KEYS = ("knowmem_forget", "mia_auc")
 
@@ -321,6 +324,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     if taught & set(rb["test_attributes"]) or not (taught | set(rb["test_attributes"])) <= set(ATTRIBUTES):
         raise MnemoscopeError(f"robustness: relearn_attributes and test_attributes must be disjoint attributes of "
                               f"{', '.join(ATTRIBUTES)} (the test measures what was not relearned)")
+    ulira.check(cfg["ulira"], u["methods"])
     run = rundir.Run(out, cfg, "unlearning")
     out = run.out
     seed, scale = cfg["seed"], max(1, int(cfg["scale"]))
@@ -456,6 +460,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                              lora=u["lora"], gradient_checkpointing=u["gradient_checkpointing"])
 
     rule = ev.stop_rule(levels) if levels else None
+    ulira_targets: dict[str, np.ndarray] = {}
     longest = max(sw["steps"])
     best: dict[str, tuple[float, int]] = {}
     model = original
@@ -487,6 +492,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
             res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, chosen["lr"], longest, sw["steps"]),
                           out / "unlearn" / method / f"lr{chosen['lr']:g}", evaluate=quick, stop_when=rule, log=log)
             evaluate_model(method, res.model, reference)
+            if ulira.wants(cfg["ulira"], method):
+                ulira_targets[method] = ulira.target_phi(Engine(res.model, tokenizer), world, forget_people, holdout_people)
             relearn(method, res.model)
 
     frontier = pd.DataFrame(curves)
@@ -501,6 +508,16 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     def scaled_config(method: str) -> UnlearnConfig:
         lr, steps = best.get(method, (sw["lr"][0], longest))
         return config_for(method, lr, steps)
+
+    if ulira_targets:
+        with run.phase("ulira"):
+            ctx = {"cfg": cfg, "out": out, "world": world, "docs": docs, "tokenizer": tokenizer, "preset": preset,
+                   "device": device, "forget_people": forget_people, "holdout_people": holdout_people,
+                   "retain_ex": retain_ex, "configs": {m: config_for(m, *best[m]) for m in ulira_targets},
+                   "examples": lambda people: _examples(world, people)}
+            u_metrics, u_notes, tables_ulira = ulira.audit(ctx, ulira_targets, log)
+            metrics.update(u_metrics)
+            not_computed.update(u_notes)
 
     with run.phase("scalability"):
         people = sorted(forget_people)
@@ -541,6 +558,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
 
     tables = {"samples": frames, "unlearn_curves": pd.DataFrame(curves), "unlearn_frontier": frontier,
               "relearn_curves": pd.DataFrame(relearn_rows), "curves": pd.DataFrame(history)}
+    if ulira_targets:
+        tables["ulira"] = tables_ulira
     if probe_frames:
         tables["adversarial_probes"] = pd.concat(probe_frames, ignore_index=True)
     return _finish(run, metrics, {**not_computed, **events}, tables, device, {"reference": reference.kind})

@@ -65,3 +65,39 @@ def section_lira(run: RunData) -> Markup | None:
 
 
 register_section(section_lira, order=7)
+
+
+def section_ulira(run: RunData) -> Markup | None:
+    """U-LiRA (recipes.ulira): each unlearning method's per-example attack next to its PrivLeak."""
+    shadows = run.metric("ulira/shadows")
+    if shadows is None:
+        return None
+    methods = [m.group(1) for k in run.metrics if (m := re.fullmatch(r"ulira/([^/]+)/online/auc", k))]
+    columns = ["method", "PrivLeak [95% CI]", "U-LiRA online AUC [95% CI]", "accuracy (Λ > 0)",
+               "TPR @ FPR 1.0%", "U-LiRA offline AUC [95% CI]"]
+    rows = []
+    for m in methods:
+        p = f"unlearn/{m}/privleak"
+        privleak = fmt_value(run.metric(p))
+        if run.metric(f"{p}/ci_lo") is not None and run.metric(f"{p}/ci_hi") is not None:
+            privleak += f" [{run.metric(f'{p}/ci_lo'):.1f}, {run.metric(f'{p}/ci_hi'):.1f}]"
+        u = f"ulira/{m}"
+        rows.append([m, privleak,
+                     fmt_auc(run.metric(f"{u}/online/auc"), run.metric(f"{u}/online/auc/ci_lo"),
+                             run.metric(f"{u}/online/auc/ci_hi")),
+                     fmt_value(run.metric(f"{u}/online/accuracy")),
+                     fmt_tpr(run.metric(f"{u}/online/tpr@fpr=0.01"), run.flagged(f"{u}/online/tpr@fpr=0.01/underpowered"),
+                             0.01),
+                     fmt_auc(run.metric(f"{u}/offline/auc"), run.metric(f"{u}/offline/auc/ci_lo"),
+                             run.metric(f"{u}/offline/auc/ci_hi"))])
+    body = Markup('<p class="caption">{} shadow models trained like the original on the retain people and a random '
+                  'half of the forget and holdout people, each then unlearned with the method\'s chosen learning '
+                  'rate and steps. Per text, LiRA tells "trained, then unlearned" from "never trained" on the '
+                  'method\'s unlearned model (forget texts vs holdout texts). AUC 0.5 and accuracy 0.5 = nothing '
+                  'left to find; PrivLeak near 0 with a U-LiRA AUC well above 0.5 is the false sense of privacy '
+                  'Hayes et al. (2024) describe.</p>').format(int(shadows))
+    return section_html("Per-example unlearning audit (U-LiRA)",
+                        body + html_table(columns, rows, numeric=range(1, len(columns))))
+
+
+register_section(section_ulira, order=7.5)
