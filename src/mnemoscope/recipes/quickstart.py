@@ -1,7 +1,8 @@
 """Quickstart: write canaries into a tiny model at known doses, then audit it by dose.
 
 Read top to bottom: corpus → tokenizer → canaries → injection plan → train → score + extract
-→ metrics by dose → run directory → report. Expected: extraction rate and membership AUC rise
+→ (with ``lira.shadows``: shadow models and LiRA, ``recipes.quickstart_lira``) → metrics by dose
+→ run directory → report. Expected: extraction rate and membership AUC rise
 with dose (dose 0 = held-out controls from the same generator).
 """
 
@@ -142,5 +143,7 @@ def summary(out: Path) -> str:
             return "-" if v is None else f"{v:.2f}"
         lines.append(f"{d:>5} {g(f'extraction/exact/rate@dose={d}'):>17} {g(f'extraction/memorization/mean@dose={d}'):>13} "
                      f"{g(f'mia/min_k_pp/auc@dose={d}'):>13} {g(f'mia/loss/auc@dose={d}'):>9}")
+    if metrics.get("lira/shadows"):
+        lines += quickstart_lira.summary_lines(metrics)
     return "\n".join(lines)
 

@@ -131,3 +131,18 @@ def attach(run, cfg: dict, canaries, samples: pd.DataFrame, log=print) -> pd.Dat
 def target_gaps(metrics: dict) -> dict[str, float]:
     """Each cheap attack's distance to online LiRA on the target's own candidates."""
     return lira.gaps({k: v for k, v in metrics.items() if "@" not in k}, "mia", "lira/gap")
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """LiRA next to Min-K%++ for the end-of-run summary: AUC and TPR at 1% FPR, on the target
+    and (K ≥ 6) on the pooled trials; "-" where null (underpowered)."""
+    def g(key: str) -> str:
+        v = metrics.get(key)
+        return "-" if v is None else f"{v:.2f}"
+
+    lines = [f"LiRA with {int(metrics['lira/shadows'])} shadows{'':>6} {'AUC':>5} {'TPR@1%FPR':>10} "
+             f"{'pooled AUC':>11} {'pooled TPR@1%FPR':>17}"]
+    for attack in ("lira_online", "lira_offline", "min_k_pp", "loss"):
+        lines.append(f"  {attack:<26} {g(f'mia/{attack}/auc'):>5} {g(f'mia/{attack}/tpr@fpr=0.01'):>10} "
+                     f"{g(f'mia_pooled/{attack}/auc'):>11} {g(f'mia_pooled/{attack}/tpr@fpr=0.01'):>17}")
+    return lines
