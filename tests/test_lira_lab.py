@@ -72,10 +72,11 @@ def test_memory_check_refuses_with_the_estimate():
     ("lira.variance=local", "lira.variance"),
     ("lira.offline=both", "lira.offline"),
     ("lira.workers=0", "lira.workers"),
+    ("lira.workers=4096", "lira.workers=4096"),
 ])
 def test_bad_lira_settings_are_refused_before_the_run_directory(tmp_path, capsys, setting, message):
     out = tmp_path / "run"
-    assert _run(out, setting) == 2
+    assert _run(out, setting, "lira.shadows=4" if "shadows" not in setting else "lira.workers=1") == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
