@@ -202,3 +202,10 @@ def test_lira_rerun_reuses_the_shadows(lira_run, capsys):
     assert _run(lira_run, "lira.shadows=4") == 0
     assert "shadow 2: already complete" in capsys.readouterr().out
     assert json.loads((lira_run / "metrics.json").read_text()) == before
+
+
+def test_available_bytes_on_cpu():
+    from mnemoscope.recipes.shadows import available_bytes
+
+    free = available_bytes("cpu")
+    assert free is None or free > 0

@@ -112,7 +112,7 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
     ``tokenizer``, ``preset``, ``device``, ``forget_people``, ``holdout_people``, ``retain_ex``,
     ``configs`` (method → its chosen ``UnlearnConfig``), ``examples`` (people → unlearning
     examples). ``targets``: method → the φ of ``candidate_texts(forget + holdout)`` under the lab's
-    unlearned model. Returns (metrics, notes, the per-(shadow, method, text) table)."""
+    unlearned model. Returns (metrics, notes, the per-(method, text) table)."""
     from mnemoscope.engine import Engine
     from mnemoscope.lab.tiny import build_model
     from mnemoscope.recipes.unlearning import _train_lab_model, pack_stream, training_order
@@ -132,6 +132,9 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
     t = cfg["train"]
     for j in range(k):
         kept = {p for p, flag in zip(people, keep_people[j]) if flag}
+        if not kept:
+            raise MnemoscopeError(f"ulira: shadow {j} drew no candidate person ({len(people)} forget + holdout people); "
+                                  "use more people (world.n_people) or another ulira.shadows")
         docs = shadow_training_docs(world, ctx["docs"], people, kept)
         tokens = {d: _ids(tok, v) for d, v in docs.items()}
         rows, _ = pack_stream(training_order(sorted(docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
@@ -147,8 +150,7 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
             phis[m][j] = phi_of(Engine(res.model, tok), texts)
         log(f"ulira: shadow {j + 1}/{k} trained on {len(kept)} of {len(people)} candidate people, "
             f"unlearned with {len(methods)} method(s)")
-    section_for_variance = {"variance": section["variance"]}
-    fixed = lira.fixed_variance(section_for_variance, k)
+    fixed = lira.fixed_variance(section, k)
     metrics: dict[str, float] = {"ulira/shadows": k}
     notes: dict[str, str] = {}
     rows_out = []
