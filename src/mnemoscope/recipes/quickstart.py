@@ -1,7 +1,8 @@
 """Quickstart: write canaries into a tiny model at known doses, then audit it by dose.
 
 Read top to bottom: corpus → tokenizer → canaries → injection plan → train → score + extract
-→ metrics by dose → run directory → report. Expected: extraction rate and membership AUC rise
+→ (with ``lira.shadows``: shadow models and LiRA, ``recipes.quickstart_lira``) → metrics by dose
+→ run directory → report. Expected: extraction rate and membership AUC rise
 with dose (dose 0 = held-out controls from the same generator).
 """
 
@@ -20,10 +21,11 @@ from mnemoscope.engine.loading import resolve_device
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.extraction import extraction_table
-from mnemoscope.families.membership import ATTACKS, membership_metrics, score_texts
+from mnemoscope.families.membership import membership_metrics, score_texts
 from mnemoscope.lab.tiny import build_model, count_parameters
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
+from mnemoscope.recipes import lira, quickstart_lira
 from mnemoscope.recipes.common import finish_lab_run, lab_tokenizer
 from mnemoscope.train.data import InjectedData, pack_background, plan_injections
 from mnemoscope.train.loop import TrainConfig
@@ -45,12 +47,15 @@ DEFAULTS = {
     # tokens are a larger share of its batch (see docs/quickstart.md for the tuning runs).
     "train": {"steps": 500, "batch_size": 8, "seq_len": 64, "lr": 3e-3, "warmup": 20, "checkpoint_every": 100},
     "audit": {"k": 0.2, "prefix_fraction": 0.5, "max_suffix": 32, "n_boot": 1000},
+    # Shadow-model LiRA (recipes.quickstart_lira): off by default; each shadow is one more training run.
+    "lira": dict(lira.DEFAULTS),
 }
 
 
 def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve(DEFAULTS, overrides)
     check_canary_settings(cfg["canaries"])
+    quickstart_lira.check(cfg)
     run = rundir.Run(out, cfg, "quickstart")
     seed = cfg["seed"]
 
@@ -92,11 +97,17 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
             [samples, extraction_table(engine, texts, prefix_fraction=a["prefix_fraction"], max_suffix=a["max_suffix"])],
             axis=1,
         )
+    if cfg["lira"]["shadows"]:
+        with run.phase("shadows"):
+            samples = quickstart_lira.attach(run, cfg, canaries, samples, log)
+    with run.phase("metrics"):
         run.metrics.update(dose_metrics(samples, n_boot=a["n_boot"], seed=seed))
         blind = blind_baseline(texts, samples["label"].to_numpy(), n_boot=a["n_boot"], seed=seed)  # no model
         run.metrics.update(blind.metrics)
         for key, why in blind.notes.items():
             run.note(key, why)
+        if cfg["lira"]["shadows"]:
+            run.metrics.update(quickstart_lira.target_gaps(run.metrics))
 
     curves = pd.DataFrame(history)
     curves["injected_tokens"] = [data.injected_tokens_with_loss(s) for s in curves["step"]]
@@ -109,7 +120,7 @@ def dose_metrics(samples: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, 
     """Membership AUC of each dose's canaries against the dose-0 controls, and extraction rates by dose."""
     metrics: dict[str, float] = {}
     controls = samples[samples["dose"] == 0]
-    score_cols = [f"score/{a}" for a in ATTACKS]
+    score_cols = [c for c in samples.columns if c.startswith("score/")]  # ATTACKS, and LiRA's when run
     members = samples[samples["dose"] > 0]
     both = pd.concat([members, controls])
     metrics.update(membership_metrics(both["label"].to_numpy(), both[score_cols], n_boot=n_boot, seed=seed))
@@ -138,5 +149,7 @@ def summary(out: Path) -> str:
             return "-" if v is None else f"{v:.2f}"
         lines.append(f"{d:>5} {g(f'extraction/exact/rate@dose={d}'):>17} {g(f'extraction/memorization/mean@dose={d}'):>13} "
                      f"{g(f'mia/min_k_pp/auc@dose={d}'):>13} {g(f'mia/loss/auc@dose={d}'):>9}")
+    if metrics.get("lira/shadows"):
+        lines += quickstart_lira.summary_lines(metrics)
     return "\n".join(lines + blind_headline(metrics))
 

@@ -52,6 +52,7 @@ from mnemoscope.probes.fictional import (
     WorldConfig,
     make_world,
 )
+from mnemoscope.recipes import ulira
 from mnemoscope.recipes.common import finish_run
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
@@ -108,6 +109,8 @@ DEFAULTS = {
              "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": ""},
     # quantization, benign and in-context relearning of every model (unlearn/stress.py, docs/unlearning.md)
     "stress": stress.LAB_DEFAULTS,
+    # per-example audit with shadow models (recipes.ulira): off by default; methods [] = every method
+    "ulira": dict(ulira.DEFAULTS),
 }
 STOP_KEYS = ("knowmem_forget", "mia_auc")
 
@@ -332,6 +335,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         raise MnemoscopeError(f"robustness: relearn_attributes and test_attributes must be disjoint attributes of "
                               f"{', '.join(ATTRIBUTES)} (the test measures what was not relearned)")
     conf = stress.settings(cfg["stress"], cfg["model"]["device"], ("retain", "background"))
+    ulira.check(cfg["ulira"], u["methods"])
     run = rundir.Run(out, cfg, "unlearning")
     out = run.out
     seed, scale = cfg["seed"], max(1, int(cfg["scale"]))
@@ -486,6 +490,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                              lora=u["lora"], gradient_checkpointing=u["gradient_checkpointing"])
 
     rule = ev.stop_rule(levels) if levels else None
+    ulira_targets: dict[str, np.ndarray] = {}
     longest = max(sw["steps"])
     best: dict[str, tuple[float, int]] = {}
     model = original
@@ -517,6 +522,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
             res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, chosen["lr"], longest, sw["steps"]),
                           out / "unlearn" / method / f"lr{chosen['lr']:g}", evaluate=quick, stop_when=rule, log=log)
             evaluate_model(method, res.model, reference)
+            if ulira.wants(cfg["ulira"], method):
+                ulira_targets[method] = ulira.target_phi(Engine(res.model, tokenizer), world, forget_people, holdout_people)
             relearn(method, res.model)
 
     frontier = pd.DataFrame(curves)
@@ -531,6 +538,16 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     def scaled_config(method: str) -> UnlearnConfig:
         lr, steps = best.get(method, (sw["lr"][0], longest))
         return config_for(method, lr, steps)
+
+    if ulira_targets:
+        with run.phase("ulira"):
+            ctx = {"cfg": cfg, "out": out, "world": world, "docs": docs, "tokenizer": tokenizer, "preset": preset,
+                   "device": device, "forget_people": forget_people, "holdout_people": holdout_people,
+                   "retain_ex": retain_ex, "configs": {m: config_for(m, *best[m]) for m in ulira_targets},
+                   "examples": lambda people: _examples(world, people)}
+            u_metrics, u_notes, tables_ulira = ulira.audit(ctx, ulira_targets, log)
+            metrics.update(u_metrics)
+            not_computed.update(u_notes)
 
     with run.phase("scalability"):
         people = sorted(forget_people)
@@ -575,6 +592,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     tables = {"samples": frames, "unlearn_curves": pd.DataFrame(curves), "unlearn_frontier": frontier,
               "relearn_curves": pd.DataFrame(relearn_rows), "curves": pd.DataFrame(history),
               "stress_curves": pd.DataFrame(stress_rows)}
+    if ulira_targets:
+        tables["ulira"] = tables_ulira
     if probe_frames:
         tables["adversarial_probes"] = pd.concat(probe_frames, ignore_index=True)
     return _finish(run, metrics, {**not_computed, **events}, tables, device, {"reference": reference.kind})

@@ -1,0 +1,178 @@
+"""U-LiRA in the unlearning lab: a per-example audit of each method with shadow models
+(Hayes, Shumailov, Triantafillou, Khalifa, Papernot 2024, *Inexact Unlearning Needs More Careful
+Evaluations to Avoid a False Sense of Privacy*), scaled to the lab.
+
+The candidates are the texts of the forget and the holdout people (the lab's own target model
+trained on the first and never saw the second). K shadow models (``ulira.shadows``) are trained
+like the lab's original model, each on the retain people, the background and a random half of the
+candidate *people* (``recipes.shadows.shadow_keep`` over people: each person in ⌊K/2⌋ shadows).
+For each method, each shadow then unlearns the candidate people it trained on, with the method's
+chosen learning rate and number of steps from the lab's sweep (the same method and budget as the
+target). A candidate text's IN sample is its logit-scaled confidence (``metrics.lira``) under the
+shadows that trained on its person and unlearned it; its OUT sample, under those that never saw
+it. The lab's unlearned model is the target: forget texts are IN (trained, then unlearned),
+holdout texts OUT. A method that unlearned exactly leaves nothing to tell them apart.
+
+Keys, per method M: ``ulira/M/online/{auc,auc/ci_lo,auc/ci_hi,accuracy,tpr@fpr=F,...}`` and the
+same for ``offline`` (``accuracy``, online only: the balanced accuracy of the likelihood-ratio
+test Λ > 0; offline has no natural threshold), ``ulira/shadows``. The per-example
+unit is a text; texts of one person are alike, so the text-level CI is narrower than a
+person-level one would be (see issue 21, item 4).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnemoscope.errors import MnemoscopeError
+from mnemoscope.metrics.lira import lira_offline, lira_online
+from mnemoscope.recipes import lira
+from mnemoscope.recipes.shadows import shadow_keep
+
+DEFAULTS = {"shadows": 0, "methods": [], "variance": "auto"}
+
+
+def check(section: dict, methods: list[str]) -> None:
+    """Refuse, before the run directory, a ``ulira`` section the audit cannot run with."""
+    k = section["shadows"]
+    if k != 0 and k < lira.MIN_SHADOWS:
+        raise MnemoscopeError(f"ulira.shadows={k}: use 0 (off) or ≥ {lira.MIN_SHADOWS} (each candidate person needs "
+                              f"≥ 2 shadows that trained on and unlearned it and ≥ 2 that never saw it)")
+    unknown = sorted(set(section["methods"]) - set(methods))
+    if unknown:
+        raise MnemoscopeError(f"ulira.methods: {', '.join(unknown)} not among unlearn.methods ({', '.join(methods)})")
+    if section["variance"] not in lira.VARIANCES:
+        raise MnemoscopeError(f"ulira.variance='{section['variance']}': use one of {', '.join(lira.VARIANCES)}")
+
+
+def wants(section: dict, method: str) -> bool:
+    """Whether the audit runs for ``method``: shadows on, and the method listed (or no list)."""
+    return bool(section["shadows"]) and (not section["methods"] or method in section["methods"])
+
+
+def candidate_texts(world, people: list[str]) -> tuple[list[str], list[str]]:
+    """(texts, person of each text): the documents of ``people`` in the world's order."""
+    chosen = set(people)
+    docs = [d for d in world.documents if d.get("person_id") in chosen]
+    return [d["text"] for d in docs], [d["person_id"] for d in docs]
+
+
+def person_documents(world, people: set[str]) -> dict[str, str]:
+    """Training documents (id → text) of ``people``: their documents and their QA texts."""
+    from mnemoscope.recipes.unlearning import qa_text
+
+    out = {d["id"]: d["text"] for d in world.documents if d.get("person_id") in people}
+    out.update({q["id"]: qa_text(q["question"], q["target"]) for q in world.qa if q["person_id"] in people})
+    return out
+
+
+def shadow_training_docs(world, docs: dict[str, str], candidates: list[str], kept: set[str]) -> dict[str, str]:
+    """The lab's training documents with every candidate person's documents removed, then the
+    documents of the ``kept`` candidates added."""
+    drop = set(person_documents(world, set(candidates)))
+    out = {k: v for k, v in docs.items() if k not in drop}
+    out.update(person_documents(world, kept))
+    return out
+
+
+def phi_of(engine, texts: list[str]) -> np.ndarray:
+    """Logit-scaled sequence confidence of each text under ``engine``."""
+    from mnemoscope.families.membership import attack_frame
+
+    return lira.confidence(attack_frame(texts, engine.score(texts)))
+
+
+def target_phi(engine, world, forget_people, holdout_people) -> np.ndarray:
+    """φ of the candidate texts (forget then holdout people) under a lab model: the U-LiRA target."""
+    return phi_of(engine, candidate_texts(world, sorted(forget_people) + sorted(holdout_people))[0])
+
+
+def per_example_metrics(labels: np.ndarray, online: np.ndarray, offline: np.ndarray, *, n_boot: int,
+                        seed: int) -> dict[str, float]:
+    """AUC [CI], TPR at 0.1/1/5% FPR (null when underpowered) of both scores, and the balanced
+    accuracy of the online likelihood-ratio test Λ > 0 (½·(TPR + TNR) at that threshold)."""
+    from mnemoscope.families.membership import membership_metrics
+
+    frame = pd.DataFrame({"score/online": online, "score/offline": offline})
+    out = membership_metrics(labels, frame, prefix="ulira", n_boot=n_boot, seed=seed)
+    pred = online > 0
+    pos, neg = labels == 1, labels == 0
+    out["ulira/online/accuracy"] = 0.5 * (float(pred[pos].mean()) + float((~pred[neg]).mean()))
+    return out
+
+
+def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[str, float], dict[str, str], pd.DataFrame]:
+    """Train the shadows, unlearn each method on each, and test the lab's unlearned models.
+
+    ``ctx`` (from the unlearning recipe): ``cfg``, ``out``, ``world``, ``docs`` (training documents),
+    ``tokenizer``, ``preset``, ``device``, ``forget_people``, ``holdout_people``, ``retain_ex``,
+    ``configs`` (method → its chosen ``UnlearnConfig``), ``examples`` (people → unlearning
+    examples). ``targets``: method → the φ of ``candidate_texts(forget + holdout)`` under the lab's
+    unlearned model. Returns (metrics, notes, the per-(method, text) table)."""
+    from mnemoscope.engine import Engine
+    from mnemoscope.lab.tiny import build_model
+    from mnemoscope.recipes.unlearning import _train_lab_model, pack_stream, training_order
+    from mnemoscope.unlearn.runner import unlearn
+
+    cfg, out, world, tok = ctx["cfg"], Path(ctx["out"]), ctx["world"], ctx["tokenizer"]
+    section, seed = cfg["ulira"], cfg["seed"]
+    k = section["shadows"]
+    methods = list(targets)
+    people = sorted(ctx["forget_people"]) + sorted(ctx["holdout_people"])
+    texts, owners = candidate_texts(world, people)
+    keep_people = shadow_keep(k, len(people), seed)
+    index = {p: i for i, p in enumerate(people)}
+    keep = keep_people[:, [index[o] for o in owners]]  # (K, n_texts)
+    labels = np.array([int(o in ctx["forget_people"]) for o in owners])
+    phis = {m: np.zeros((k, len(texts))) for m in methods}
+    t = cfg["train"]
+    for j in range(k):
+        kept = {p for p, flag in zip(people, keep_people[j]) if flag}
+        if not kept:
+            raise MnemoscopeError(f"ulira: shadow {j} drew no candidate person ({len(people)} forget + holdout people); "
+                                  "use more people (world.n_people) or another ulira.shadows")
+        docs = shadow_training_docs(world, ctx["docs"], people, kept)
+        tokens = {d: _ids(tok, v) for d, v in docs.items()}
+        rows, _ = pack_stream(training_order(sorted(docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
+                              tok.eos_token_id)
+        model = build_model(ctx["preset"], tok, seed=lira_seed(seed, j)).to(ctx["device"])
+        _train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, out, log)
+        trained = {name: v.detach().clone() for name, v in model.state_dict().items()}
+        forget_j = ctx["examples"](kept)
+        for m in methods:
+            model.load_state_dict(trained)
+            res = unlearn(model, tok, forget_j, ctx["retain_ex"], ctx["configs"][m],
+                          out / "ulira" / m / f"shadow-{j:02d}", log=None)
+            phis[m][j] = phi_of(Engine(res.model, tok), texts)
+        log(f"ulira: shadow {j + 1}/{k} trained on {len(kept)} of {len(people)} candidate people, "
+            f"unlearned with {len(methods)} method(s)")
+    fixed = lira.fixed_variance(section, k)
+    metrics: dict[str, float] = {"ulira/shadows": k}
+    notes: dict[str, str] = {}
+    rows_out = []
+    n_boot = cfg["eval"]["n_boot"]
+    for m in methods:
+        online = lira_online(targets[m], phis[m], keep, fix_variance=fixed)
+        offline = lira_offline(targets[m], phis[m], keep, fix_variance=fixed)
+        for key, value in per_example_metrics(labels, online, offline, n_boot=n_boot, seed=seed).items():
+            metrics[key.replace("ulira/", f"ulira/{m}/", 1)] = value
+            if isinstance(value, float) and math.isnan(value) and "tpr@" in key:
+                notes[key.replace("ulira/", f"ulira/{m}/", 1)] = "underpowered: fewer holdout texts than 1/FPR"
+        rows_out.append(pd.DataFrame({"method": m, "person": owners, "label": labels, "phi": targets[m],
+                                      "score/online": online, "score/offline": offline}))
+    return metrics, notes, pd.concat(rows_out, ignore_index=True) if rows_out else pd.DataFrame()
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    from mnemoscope.engine.encoding import text_ids
+
+    return text_ids(tokenizer, text)
+
+
+def lira_seed(seed: int, index: int) -> int:
+    """Shadow ``index``'s initialisation seed (never the lab model's)."""
+    return 10_000 * (index + 1) + seed
