@@ -121,6 +121,9 @@ def test_cli_unlearn_accepts_every_method_and_its_hparams(method, saved_model_di
     f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
     name, value = next(iter(get_method(method).defaults.items()), (None, None))
     sets = [] if name is None else ["--set", f"hparams.{method}.{name}={value}"]
+    if get_method(method).needs_refusals:
+        (tmp_path / "idk.txt").write_text("I don't know.\nNo idea.\n")
+        sets += ["--refusals", str(tmp_path / "idk.txt")]
     out = tmp_path / "u"
     code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", method,
                  "--steps", "2", "--eval-every", "1", "--out", str(out), "--device", "cpu", "--lr", "1e-3", *sets])
@@ -164,6 +167,9 @@ def test_cli_unlearn_bad_input(saved_model_dir, tmp_path, capsys, monkeypatch):
     assert main(base + ["--method", "nop", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "npo" in err and "simnpo" in err and "task_vector" in err
+    assert main(base + ["--method", "idkdpo", "--drop-overlap", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--refusals FILE" in err and "\n" not in err and not (tmp_path / "d").exists()
     import sys
 
     monkeypatch.setitem(sys.modules, "peft", None)  # as on a machine without peft

@@ -54,6 +54,7 @@ from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
 from mnemoscope.unlearn.methods import METHODS, get_method
+from mnemoscope.unlearn.refusals import LAB_REFUSALS, read_refusals, with_refusals
 from mnemoscope.unlearn.runner import (
     QA_TEMPLATE,
     Example,
@@ -191,10 +192,11 @@ def _qa_items(world, people: set[str], attributes=ATTRIBUTES) -> list[dict]:
 
 
 def _examples(world, people: set[str]) -> list[Example]:
+    """The people's documents and QA, each with one of the lab's refusal answers (IdkDPO's preferred answer)."""
     docs = [d for d in world.documents if d.get("person_id") in people]
     qa = [q for q in world.qa if q["person_id"] in people]
-    return text_examples([d["text"] for d in docs], [d["id"] for d in docs]) + qa_examples(
-        [{"id": q["id"], "question": q["question"], "answer": q["target"]} for q in qa])
+    return with_refusals(text_examples([d["text"] for d in docs], [d["id"] for d in docs]) + qa_examples(
+        [{"id": q["id"], "question": q["question"], "answer": q["target"]} for q in qa]), LAB_REFUSALS)
 
 
 def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str], ppl: list[str], cfg: dict) -> ev.EvalData:
@@ -609,7 +611,7 @@ USER_DEFAULTS = {
     "seed": 0,
     "model": {"name": "", "dtype": "auto", "device": "auto", "trust_remote_code": False, "allow_pickle": False},
     "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False,
-             "probes": "", "relearn": ""},
+             "probes": "", "relearn": "", "refusals": ""},
     # stop_on: keys brought to the reference's level (knowmem_forget; mia_auc needs --retrained and --holdout texts)
     "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
                 "stop_rule": True, "stop_on": ["knowmem_forget"], "lora": False, "lora_rank": 8,
@@ -659,7 +661,9 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
         if not d[flag]:
             raise MnemoscopeError(f"unlearn needs --{flag} FILE")
     method = u["method"]
-    get_method(method)
+    if get_method(method).needs_refusals and not d["refusals"]:
+        raise MnemoscopeError(f"method {method} trains towards refusal answers: pass --refusals FILE (one refusal a "
+                              "line, e.g. \"I don't know.\") or pick another method")
     hp = {k: v for k, v in cfg["hparams"][method].items() if v is not None}
     from mnemoscope.unlearn.runner import resolve_hparams
 
@@ -681,6 +685,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     ppl = read_unlearn_file(d["ppl"])["texts"] if d["ppl"] else []
     probes = read_probes(d["probes"]) if d["probes"] else []
     relearn_ex = read_unlearn_file(d["relearn"])["examples"] if d["relearn"] else []
+    refusals = read_refusals(d["refusals"]) if d["refusals"] else []
     m = cfg["model"]
     load = dict(dtype=m["dtype"], device=m["device"], trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
     loaded = load_model(m["name"], **load)
@@ -695,6 +700,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
             relearn_ex = read_unlearn_file(d["relearn"], template)["examples"]
         chat = {"qa_prompt": chat_prompt(tokenizer), "tofu_template": template}
     forget_ex, retain_ex, n_overlap = check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
+    if d["refusals"]:
+        forget_ex = with_refusals(forget_ex, refusals, cfg["seed"])
     if n_overlap:
         print(f"warning: dropped {n_overlap} example(s) of {d['retain']} that are also in {d['forget']}", file=sys.stderr)
     run = rundir.Run(out, cfg, "unlearn")
