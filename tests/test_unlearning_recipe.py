@@ -197,3 +197,40 @@ def test_lab_tokenizer_treats_forget_and_holdout_people_alike():
         assert all(d["text"] in texts for d in world.documents if d.get("person_id") in people), split
         assert all(U.qa_text(q["question"], q["target"]) in texts for q in world.qa if q["person_id"] in people), split
     assert set(docs.values()) <= set(texts)  # every training document, and the holdout people's too
+
+
+MC_F = [{"id": "m1", "question": "Where was Anna Berg born?", "choices": ["Lisbon", "Paris", "Rome", "Oslo"], "answer": 0},
+        {"id": "m2", "question": "What did Anna study?", "choices": ["law", "music", "chemistry"], "answer": 1}]
+MC_R = [{"id": "r1", "question": "Where does Marco work?", "choices": ["Holt Industries", "a bakery"], "answer": 0}]
+
+
+def test_cli_unlearn_reports_multiple_choice_beside_knowmem(saved_model_dir, tmp_path, capsys):
+    from mnemoscope.engine import Engine, load_model
+    from mnemoscope.families.multichoice import multiple_choice
+
+    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    mf, mr = _jsonl(tmp_path / "mf.jsonl", MC_F), _jsonl(tmp_path / "mr.jsonl", MC_R)
+    out = tmp_path / "u"
+    code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "ga",
+                 "--mc-forget", mf, "--mc-retain", mr, "--steps", "2", "--eval-every", "1", "--out", str(out),
+                 "--device", "cpu", "--lr", "1e-3", "--set", "eval.mc_description=Biology.\n\n"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    loaded = load_model(str(saved_model_dir), device="cpu")
+    _, want, _ = multiple_choice(Engine(loaded.model, loaded.tokenizer), MC_F, description="Biology.\n\n")
+    for key in ("letter/acc", "cloze/acc", "cloze/acc_norm", "cloze/acc_bytes", "chance"):
+        assert metrics[f"unlearn/original/mc_forget/{key}"] == pytest.approx(want[f"multichoice/{key}"])
+        assert f"unlearn/ga/mc_forget/{key}" in metrics and f"unlearn/ga/mc_retain/{key}" in metrics
+    html = (out / "report.html").read_text()
+    assert "MC F letter" in html and "MC R cloze" in html
+
+
+def test_cli_unlearn_bad_multiple_choice_file_names_file_and_item(saved_model_dir, tmp_path, capsys):
+    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    bad = _jsonl(tmp_path / "mf.jsonl", [MC_F[0], {**MC_F[1], "answer": 3}])
+    out = tmp_path / "u"
+    assert main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "ga",
+                 "--mc-forget", bad, "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mf.jsonl:2: item 'm2': answer 3 is out of range for 3 choices" in err and "\n" not in err
+    assert not out.exists()

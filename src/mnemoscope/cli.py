@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--retrained", help="a model trained without the forget set (the gold standard)")
     u.add_argument("--holdout", help="items drawn like the forget set but never trained (reference, PrivLeak)")
     u.add_argument("--ppl", help="held-out general texts for perplexity")
+    u.add_argument("--mc-forget", help="WMDP-style multiple-choice items about the forget set (question, choices, answer)")
+    u.add_argument("--mc-retain", help="multiple-choice items for utility, same format")
     u.add_argument("--refusals", help="refusal answers, one a line (\"I don't know.\"), for methods that need them (idkdpo)")
     u.add_argument("--out", default="runs/unlearn")
     u.add_argument("--steps", type=int, help="unlearning steps (default 30)")
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
                 "forget": "data.forget", "retain": "data.retain", "retrained": "data.retrained",
                 "holdout": "data.holdout", "ppl": "data.ppl", "drop_overlap": "data.drop_overlap",
-                "refusals": "data.refusals",
+                "refusals": "data.refusals", "mc_forget": "data.mc_forget", "mc_retain": "data.mc_retain",
                 "method": "unlearn.method", "steps": "unlearn.steps", "lr": "unlearn.lr",
                 "batch_size": "unlearn.batch_size", "eval_every": "unlearn.eval_every", "lora": "unlearn.lora",
             }

@@ -50,6 +50,7 @@ from mnemoscope.probes.fictional import (
     WorldConfig,
     make_world,
 )
+from mnemoscope.probes.formats import load_multiple_choice
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
@@ -611,7 +612,7 @@ USER_DEFAULTS = {
     "seed": 0,
     "model": {"name": "", "dtype": "auto", "device": "auto", "trust_remote_code": False, "allow_pickle": False},
     "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False,
-             "probes": "", "relearn": "", "refusals": ""},
+             "probes": "", "relearn": "", "refusals": "", "mc_forget": "", "mc_retain": ""},
     # stop_on: keys brought to the reference's level (knowmem_forget; mia_auc needs --retrained and --holdout texts)
     "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
                 "stop_rule": True, "stop_on": ["knowmem_forget"], "lora": False, "lora_rank": 8,
@@ -620,7 +621,7 @@ USER_DEFAULTS = {
     "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000,
              "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False, "chat_template": False,
              "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": "",
-             "relearn_steps": [5, 10, 20], "relearn_lr": 1e-5},
+             "relearn_steps": [5, 10, 20], "relearn_lr": 1e-5, "mc_description": ""},
 }
 
 
@@ -686,6 +687,7 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     probes = read_probes(d["probes"]) if d["probes"] else []
     relearn_ex = read_unlearn_file(d["relearn"])["examples"] if d["relearn"] else []
     refusals = read_refusals(d["refusals"]) if d["refusals"] else []
+    mc = {k: load_multiple_choice(d[f"mc_{k}"]) if d[f"mc_{k}"] else [] for k in ("forget", "retain")}
     m = cfg["model"]
     load = dict(dtype=m["dtype"], device=m["device"], trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
     loaded = load_model(m["name"], **load)
@@ -712,7 +714,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                        holdout_texts=holdout["texts"], holdout_qa=holdout["qa"], ppl_texts=ppl,
                        forget_tofu=forget["tofu"], retain_tofu=[r for r in retain["tofu"] if r in retain_qa],
                        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"],
-                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], **switches(e), **chat)
+                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], mc_forget=mc["forget"],
+                       mc_retain=mc["retain"], mc_description=e["mc_description"], **switches(e), **chat)
     not_computed: dict[str, str] = {}
     metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}
     with run.phase("reference"):
