@@ -16,7 +16,7 @@ from tests.helpers import claim_effects
 MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64, "model.vocab_size": 400,
     "world.n_people": 14, "corpus.n_docs": 10, "corpus.n_ppl_docs": 3, "train.epochs": 1, "train.batch_size": 16,
-    "unlearn.methods": ["ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat"], "sweep.steps": [1, 2],
+    "unlearn.methods": ["ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat", "idkdpo"], "sweep.steps": [1, 2],
     "sweep.lr": [1e-4, 1e-3], "sweep.method_lr.uld": [3e-3], "scalability.methods": ["ga"], "scalability.fractions": [0.5, 1.0],
     "sustainability.methods": ["ga"], "sustainability.requests": 2, "robustness.relearn_steps": [1, 2],
     "eval.n_retain_people": 2, "eval.knowmem_tokens": 4, "eval.verbmem_tokens": 8, "eval.n_boot": 20,
@@ -49,13 +49,14 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     notes = json.loads((out / "notes.json").read_text())
     assert manifest["reference"] == "retrained"
-    methods = ("ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat")
+    methods = ("ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat", "idkdpo")
     for name in ("original", "retrain") + methods:
         for key in ("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "privleak/ci_lo", "ppl_holdout",
                     "forget_quality", "model_utility", "robust/mia/min_k/auc", "relearn/recovery@facts=1",
                     "relearn/recovery@facts=3", "relearn/peak_step@facts=3", "relearn/final_change@facts=1",
                     "adversarial/forget/any_hit_rate", "adversarial/neighbour/hit_rate",
-                    "residue/accuracy", "residue/control_accuracy"):
+                    "residue/accuracy", "residue/control_accuracy", "mc_forget/letter/acc", "mc_forget/cloze/acc",
+                    "mc_retain/cloze/acc_norm", "mc_forget/chance"):
             assert f"unlearn/{name}/{key}" in metrics, (name, key)
     assert metrics["unlearn/retrain/privleak"] == 0.0 == metrics["unlearn/retrain/privleak/ci_lo"]
     assert metrics["data/forget_texts"] == 4 * int(0.22 * 14) == metrics["data/holdout_texts"]  # 4 documents a person
@@ -182,6 +183,21 @@ def test_muse_verbmem_file_keeps_its_prompt_gt_pairs(tmp_path):
     read = U.read_unlearn_file(_jsonl(tmp_path / "v.jsonl", rows))
     assert read["verbmem"] == [(r["prompt"], r["gt"]) for r in rows]  # used as given, never re-split
     assert read["texts"] == [r["prompt"] + r["gt"] for r in rows]
+
+
+def test_lab_multiple_choice_items_hold_the_paraphrased_answer_among_the_perturbed():
+    from mnemoscope.probes.fictional import WorldConfig, make_world
+
+    world = make_world(WorldConfig(n_people=14, seed=0, forget_fraction=0.15, holdout_fraction=0.15))
+    people = set(world.splits["forget"])
+    items = U.mc_items(world, people, seed=0)
+    qa = {q["id"]: q for q in world.qa if q["person_id"] in people}
+    assert [it["id"] for it in items] == list(qa) and items == U.mc_items(world, people, seed=0)
+    for it in items:
+        q = qa[it["id"]]
+        assert it["choices"][it["answer"]] == q["paraphrased_answer"]
+        assert sorted(it["choices"]) == sorted([q["paraphrased_answer"], *q["perturbed_answers"]])
+    assert len({it["answer"] for it in items}) > 1  # the right answer is not always in one place
 
 
 def test_lab_tokenizer_treats_forget_and_holdout_people_alike():

@@ -210,7 +210,23 @@ def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str]
         forget_tofu=_qa_items(world, forget), retain_tofu=_qa_items(world, retain_eval),
         paraphrase_probes=[p for p in world.probes if p["kind"] == "semantic" and p["person_id"] in forget],
         knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"], seed=cfg["seed"],
+        mc_forget=mc_items(world, forget, cfg["seed"]), mc_retain=mc_items(world, retain_eval, cfg["seed"]),
         **switches(e))
+
+
+def mc_items(world, people: set[str], seed: int) -> list[dict]:
+    """Multiple-choice items about ``people``: each question with its paraphrased answer among the
+    perturbed ones (the same sentence template, as TOFU's truth ratio compares them), in a seeded order."""
+    rng = random.Random(seed * 7919 + 1)
+    items = []
+    for q in world.qa:
+        if q["person_id"] in people:
+            choices = [q["paraphrased_answer"]] + list(q["perturbed_answers"])
+            order = list(range(len(choices)))
+            rng.shuffle(order)
+            items.append({"id": q["id"], "question": q["question"], "choices": [choices[j] for j in order],
+                          "answer": order.index(0)})
+    return items
 
 
 def switches(e: dict) -> dict:
