@@ -42,8 +42,8 @@ def _lm_eval_loglikelihood(model, tokenizer, context: str, continuation: str) ->
     spaces = len(context) - len(context.rstrip())
     if spaces:
         continuation, context = context[-spaces:] + continuation, context[:-spaces]
-    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    whole = tokenizer.encode(context + continuation)
+    context_ids = tokenizer.encode(context)
     cont = whole[len(context_ids):]
     inp = torch.tensor([(context_ids + cont)[:-1]])
     with torch.no_grad():
@@ -99,10 +99,11 @@ def load_items(items):
             for it in items]
 
 
-def test_bos_tokenizer_with_bos_never_equals_lm_eval_default(bos_model, bos_tokenizer):
-    """lm-eval's HF model encodes without special tokens (no BOS) unless add_bos_token is set;
-    our engine follows the tokenizer (a BOS for Llama-style ones): bos="never" reproduces lm-eval."""
-    engine = Engine(bos_model, bos_tokenizer, bos="never")
+def test_bos_tokenizer_equals_lm_eval_default(bos_model, bos_tokenizer):
+    """With a Llama-style tokenizer both put the tokenizer's BOS first (lm-eval: ``add_bos_token``
+    unset; ours: ``bos="auto"``)."""
+    engine = Engine(bos_model, bos_tokenizer)
+    assert bos_tokenizer.encode("a")[0] == bos_tokenizer.bos_token_id
     fam = family("multichoice")
     plan = fam.plan(fam.Inputs(load_items(ITEMS[:2])), engine)
     got = fam._loglikelihoods(engine, plan.letter)
