@@ -197,3 +197,17 @@ def test_report_section_is_none_without_keys_and_drawn_with_them(tmp_path):
     run = RunData(tmp_path, {"multichoice/letter/acc": 0.25, "multichoice/cloze/acc": 0.75}, pd.DataFrame())
     html = str(section_multichoice(run))
     assert "Multiple choice" in html and "0.75" in html
+
+
+def test_unlearning_evaluation_keys_beside_knowmem(model, tokenizer):
+    import math as _math
+
+    from mnemoscope.unlearn import evaluation as ev
+
+    engine = Engine(model, tokenizer)
+    got, notes = ev.multiple_choice_keys(engine, ev.EvalData(mc_forget=ITEMS[:2], mc_description="D\n\n"))
+    _, want, _ = multiple_choice(engine, ITEMS[:2], description="D\n\n")
+    assert got["mc_forget/letter/acc"] == want["multichoice/letter/acc"]
+    assert got["mc_forget/cloze/acc_bytes"] == want["multichoice/cloze/acc_bytes"]
+    assert _math.isnan(got["mc_retain/letter/acc"]) and "--mc-retain" in notes["mc_retain/letter/acc"]
+    assert ev.multiple_choice_keys(engine, ev.EvalData()) == ({}, {})
