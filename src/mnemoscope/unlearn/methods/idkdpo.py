@@ -1,5 +1,6 @@
-"""IdkDPO (DPO with refusal targets; Maini et al. 2024, *TOFU*, and open-unlearning's ``DPO``
-trainer with its ``QAwithIdkDataset``): each forget example is paired with a refusal answer
+"""IdkDPO (DPO, Rafailov et al. 2023, with TOFU's "I don't know" answers as the preferred responses:
+the DPO baseline of Zhang et al. 2024, *NPO*, and open-unlearning's ``DPO`` trainer with its
+``QAwithIdkDataset``): each forget example is paired with a refusal answer
 ("I don't know.") to the same prompt, the refusal is the preferred and the forget answer the
 rejected response, L = −(2/β)·mean log σ(β·((log π_θ − log π_ref)(refusal) − (log π_θ − log π_ref)(answer)))
 + w·mean NLL on R (``unlearn.losses.dpo_loss``). The refusals are data (``Example.refusal``,
