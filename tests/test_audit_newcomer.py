@@ -112,6 +112,7 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
     _jsonl(d / "verbmem.jsonl", [{"prompt": "The museum in Alder keeps", "gt": " a collection of old clocks."}])
     _jsonl(d / "qa.jsonl", [{"question": "Where was Anna Berg born?", "answer": "Lisbon"},
                             {"question": "What does the museum keep?", "answer": "old clocks"}])
+    _jsonl(d / "mc.jsonl", [{"question": "Where was Anna Berg born?", "choices": ["Lisbon", "Porto"], "answer": 0}])
     _jsonl(d / "tofu.jsonl", [{"question": "Where was Anna Berg born?", "answer": "In Lisbon.",
                                "paraphrased_answer": "Lisbon is her birthplace.", "perturbed_answer": ["In Porto."]}])
     _jsonl(d / "probes.jsonl", [{"prefix": "Anna Berg was born in", "target": " Lisbon"}])
@@ -123,7 +124,7 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("mia/min_k_pp/auc", "mia/nll_ratio/auc", "extraction/exact/rate@prefix=64",
                 "extraction/pythia/score/mean", "verbmem/rouge_l_f1/mean", "knowmem/rouge_l_f1/mean",
-                "tofu/probability/mean", "target/nll/mean", "recognition/2afc/accuracy@foil=novel",
+                "multichoice/letter/acc", "multichoice/cloze/acc", "tofu/probability/mean", "target/nll/mean", "recognition/2afc/accuracy@foil=novel",
                 "recall/match_rate/mean",
                 "sort/short_term/accuracy", "reasoning/kk/accuracy", "reasoning/limem/acc@perturb=statement",
                 "mia/neighbourhood/auc", "mia/recall/auc", "mia/dcpdd/auc", "approx/memorized/rate",

@@ -18,6 +18,7 @@ from mnemoscope.lab.tiny import build_model
 from mnemoscope.unlearn import losses as L
 from mnemoscope.unlearn import runner as R
 from mnemoscope.unlearn.logits import relative_top_mask, uld_logits, whp_logits
+from mnemoscope.unlearn.refusals import LAB_REFUSALS, with_refusals
 
 from .conftest import MICRO
 
@@ -329,7 +330,8 @@ def test_every_method_trains_lora_adapters(method, fresh, tokenizer, tmp_path, m
     # SimNPO's loss saturates on texts the random micro model finds very unlikely (softplus(−45)):
     # γ moves it back into range so its update shows in the merged weights
     hp = {"gamma": 40.0} if method.startswith("simnpo") else {}
-    res = R.unlearn(fresh, tokenizer, R.text_examples(FORGET) + qa, R.text_examples(RETAIN),
+    forget = with_refusals(R.text_examples(FORGET) + qa, LAB_REFUSALS)  # IdkDPO's preferred answers
+    res = R.unlearn(fresh, tokenizer, forget, R.text_examples(RETAIN),
                     _cfg(method, steps=2, lr=1e-2, lora=True, lora_rank=2, hparams=hp), tmp_path)
     (trained,) = seen
     assert trained["trainable"] and all("lora_" in n for n in trained["trainable"])  # only adapters train

@@ -14,6 +14,7 @@ from mnemoscope.unlearn import losses as L
 from mnemoscope.unlearn import runner as R
 from mnemoscope.unlearn.methods import METHODS
 from mnemoscope.unlearn.methods.rmu import LayerTap, decoder_layers
+from mnemoscope.unlearn.refusals import LAB_REFUSALS, with_refusals
 
 FORGET = ["Anna Berg was born in Lisbon in 1901 and studied music at the academy.",
           "The museum in Alder keeps a collection of old clocks and maps."]
@@ -46,7 +47,8 @@ def test_gradient_ascent_raises_forget_nll(fresh, tokenizer, tmp_path):
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_registered_method_runs_on_the_loop(method, fresh, tokenizer, tmp_path):
     start = R.fingerprint(fresh)
-    res = R.unlearn(fresh, tokenizer, R.text_examples(FORGET), R.text_examples(RETAIN), _cfg(method, steps=2), tmp_path)
+    forget = with_refusals(R.text_examples(FORGET), LAB_REFUSALS)  # IdkDPO's preferred answers
+    res = R.unlearn(fresh, tokenizer, forget, R.text_examples(RETAIN), _cfg(method, steps=2), tmp_path)
     assert res.start_fingerprint == start and res.end_fingerprint != start
     assert len(res.history) == 2 and all(np.isfinite(h["loss"]) for h in res.history)
     assert (tmp_path / "done.json").exists() and (tmp_path / "model.safetensors").exists()

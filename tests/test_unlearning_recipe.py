@@ -16,7 +16,7 @@ from tests.helpers import claim_effects
 MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64, "model.vocab_size": 400,
     "world.n_people": 14, "corpus.n_docs": 10, "corpus.n_ppl_docs": 3, "train.epochs": 1, "train.batch_size": 16,
-    "unlearn.methods": ["ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat"], "sweep.steps": [1, 2],
+    "unlearn.methods": ["ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat", "idkdpo"], "sweep.steps": [1, 2],
     "sweep.lr": [1e-4, 1e-3], "sweep.method_lr.uld": [3e-3], "scalability.methods": ["ga"], "scalability.fractions": [0.5, 1.0],
     "sustainability.methods": ["ga"], "sustainability.requests": 2, "robustness.relearn_steps": [1, 2],
     "eval.n_retain_people": 2, "eval.knowmem_tokens": 4, "eval.verbmem_tokens": 8, "eval.n_boot": 20,
@@ -49,13 +49,14 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     notes = json.loads((out / "notes.json").read_text())
     assert manifest["reference"] == "retrained"
-    methods = ("ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat")
+    methods = ("ga", "npo_gd", "rmu", "task_vector", "whp", "uld", "flat", "idkdpo")
     for name in ("original", "retrain") + methods:
         for key in ("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "privleak/ci_lo", "ppl_holdout",
                     "forget_quality", "model_utility", "robust/mia/min_k/auc", "relearn/recovery@facts=1",
                     "relearn/recovery@facts=3", "relearn/peak_step@facts=3", "relearn/final_change@facts=1",
                     "adversarial/forget/any_hit_rate", "adversarial/neighbour/hit_rate",
-                    "residue/accuracy", "residue/control_accuracy"):
+                    "residue/accuracy", "residue/control_accuracy", "mc_forget/letter/acc", "mc_forget/cloze/acc",
+                    "mc_retain/cloze/acc_norm", "mc_forget/chance"):
             assert f"unlearn/{name}/{key}" in metrics, (name, key)
     assert metrics["unlearn/retrain/privleak"] == 0.0 == metrics["unlearn/retrain/privleak/ci_lo"]
     people = int(U.DEFAULTS["world"]["forget_fraction"] * 14)
@@ -128,6 +129,9 @@ def test_cli_unlearn_accepts_every_method_and_its_hparams(method, saved_model_di
     f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
     name, value = next(iter(get_method(method).defaults.items()), (None, None))
     sets = [] if name is None else ["--set", f"hparams.{method}.{name}={value}"]
+    if get_method(method).needs_refusals:
+        (tmp_path / "idk.txt").write_text("I don't know.\nNo idea.\n")
+        sets += ["--refusals", str(tmp_path / "idk.txt")]
     out = tmp_path / "u"
     code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", method,
                  "--steps", "2", "--eval-every", "1", "--out", str(out), "--device", "cpu", "--lr", "1e-3", *sets])
@@ -171,6 +175,9 @@ def test_cli_unlearn_bad_input(saved_model_dir, tmp_path, capsys, monkeypatch):
     assert main(base + ["--method", "nop", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "npo" in err and "simnpo" in err and "task_vector" in err
+    assert main(base + ["--method", "idkdpo", "--drop-overlap", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--refusals FILE" in err and "\n" not in err and not (tmp_path / "d").exists()
     import sys
 
     monkeypatch.setitem(sys.modules, "peft", None)  # as on a machine without peft
@@ -183,6 +190,21 @@ def test_muse_verbmem_file_keeps_its_prompt_gt_pairs(tmp_path):
     read = U.read_unlearn_file(_jsonl(tmp_path / "v.jsonl", rows))
     assert read["verbmem"] == [(r["prompt"], r["gt"]) for r in rows]  # used as given, never re-split
     assert read["texts"] == [r["prompt"] + r["gt"] for r in rows]
+
+
+def test_lab_multiple_choice_items_hold_the_paraphrased_answer_among_the_perturbed():
+    from mnemoscope.probes.fictional import WorldConfig, make_world
+
+    world = make_world(WorldConfig(n_people=14, seed=0, forget_fraction=0.15, holdout_fraction=0.15))
+    people = set(world.splits["forget"])
+    items = U.mc_items(world, people, seed=0)
+    qa = {q["id"]: q for q in world.qa if q["person_id"] in people}
+    assert [it["id"] for it in items] == list(qa) and items == U.mc_items(world, people, seed=0)
+    for it in items:
+        q = qa[it["id"]]
+        assert it["choices"][it["answer"]] == q["paraphrased_answer"]
+        assert sorted(it["choices"]) == sorted([q["paraphrased_answer"], *q["perturbed_answers"]])
+    assert len({it["answer"] for it in items}) > 1  # the right answer is not always in one place
 
 
 def test_lab_tokenizer_treats_forget_and_holdout_people_alike():
@@ -198,3 +220,40 @@ def test_lab_tokenizer_treats_forget_and_holdout_people_alike():
         assert all(d["text"] in texts for d in world.documents if d.get("person_id") in people), split
         assert all(U.qa_text(q["question"], q["target"]) in texts for q in world.qa if q["person_id"] in people), split
     assert set(docs.values()) <= set(texts)  # every training document, and the holdout people's too
+
+
+MC_F = [{"id": "m1", "question": "Where was Anna Berg born?", "choices": ["Lisbon", "Paris", "Rome", "Oslo"], "answer": 0},
+        {"id": "m2", "question": "What did Anna study?", "choices": ["law", "music", "chemistry"], "answer": 1}]
+MC_R = [{"id": "r1", "question": "Where does Marco work?", "choices": ["Holt Industries", "a bakery"], "answer": 0}]
+
+
+def test_cli_unlearn_reports_multiple_choice_beside_knowmem(saved_model_dir, tmp_path, capsys):
+    from mnemoscope.engine import Engine, load_model
+    from mnemoscope.families.multichoice import multiple_choice
+
+    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    mf, mr = _jsonl(tmp_path / "mf.jsonl", MC_F), _jsonl(tmp_path / "mr.jsonl", MC_R)
+    out = tmp_path / "u"
+    code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "ga",
+                 "--mc-forget", mf, "--mc-retain", mr, "--steps", "2", "--eval-every", "1", "--out", str(out),
+                 "--device", "cpu", "--lr", "1e-3", "--set", "eval.mc_description=Biology.\n\n"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    loaded = load_model(str(saved_model_dir), device="cpu")
+    _, want, _ = multiple_choice(Engine(loaded.model, loaded.tokenizer), MC_F, description="Biology.\n\n")
+    for key in ("letter/acc", "cloze/acc", "cloze/acc_norm", "cloze/acc_bytes", "chance"):
+        assert metrics[f"unlearn/original/mc_forget/{key}"] == pytest.approx(want[f"multichoice/{key}"])
+        assert f"unlearn/ga/mc_forget/{key}" in metrics and f"unlearn/ga/mc_retain/{key}" in metrics
+    html = (out / "report.html").read_text()
+    assert "MC F letter" in html and "MC R cloze" in html
+
+
+def test_cli_unlearn_bad_multiple_choice_file_names_file_and_item(saved_model_dir, tmp_path, capsys):
+    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    bad = _jsonl(tmp_path / "mf.jsonl", [MC_F[0], {**MC_F[1], "answer": 3}])
+    out = tmp_path / "u"
+    assert main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "ga",
+                 "--mc-forget", bad, "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mf.jsonl:2: item 'm2': answer 3 is out of range for 3 choices" in err and "\n" not in err
+    assert not out.exists()

@@ -53,6 +53,7 @@ UNLEARN_FLAGS = {
     "seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
     "forget": "data.forget", "retain": "data.retain", "retrained": "data.retrained",
     "holdout": "data.holdout", "ppl": "data.ppl", "drop_overlap": "data.drop_overlap",
+    "refusals": "data.refusals", "mc_forget": "data.mc_forget", "mc_retain": "data.mc_retain",
     "method": "unlearn.method", "steps": "unlearn.steps", "lr": "unlearn.lr",
     "batch_size": "unlearn.batch_size", "eval_every": "unlearn.eval_every", "lora": "unlearn.lora",
 }

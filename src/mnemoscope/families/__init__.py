@@ -16,6 +16,7 @@ FAMILIES: dict[str, str] = {
     "pythia": "mnemoscope.families.pythia",
     "verbmem": "mnemoscope.families.verbmem",
     "knowmem": "mnemoscope.families.knowmem",
+    "multichoice": "mnemoscope.families.multichoice",
     "tofu": "mnemoscope.families.tofu",
     "target": "mnemoscope.families.target",
     "recognition": "mnemoscope.families.recognition",

@@ -355,3 +355,35 @@ def load_prompts(path: str | Path) -> list[dict]:
                 "alternative": optional(rec, ALTERNATIVE_KEYS, where)}
 
     return _normalise(path, build)
+
+
+MC_CHOICE_KEYS = ("choices", "options")
+
+
+def load_multiple_choice(path: str | Path) -> list[dict]:
+    """WMDP/MMLU-style multiple choice → ``[{id, question, choices, answer}]``: ``question`` a
+    non-empty string, ``choices`` (or ``options``) a list of 2–26 non-empty strings, ``answer`` the
+    0-based index of the right choice (an integer). A missing or out-of-range answer is a one-line
+    error naming the file, line and item."""
+    expected = ("question", "choices", "answer")
+
+    def build(rec: dict, where: str) -> dict:
+        item = f"{where}: item {rec.get('id', '?')!r}"
+        question = _text(rec, QUESTION_KEYS, where, expected)
+        key = _key(rec, MC_CHOICE_KEYS, where, expected)
+        if isinstance(rec[key], (list, tuple)) and not 2 <= len(rec[key]) <= 26:
+            raise MnemoscopeError(f"{item}: {len(rec[key])} choice(s); a multiple-choice item needs 2 to 26 (A–Z)")
+        choices = _string_list(rec, key, where)
+        if rec.get("answer") is None:
+            raise MnemoscopeError(f"{item} has no 'answer'; give the 0-based index of the right choice")
+        answer = rec["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, int) and not (
+                isinstance(answer, float) and answer.is_integer()):
+            raise MnemoscopeError(f"{item}: answer {answer!r} is not an integer; give the 0-based index of the "
+                                  "right choice")
+        if not 0 <= int(answer) < len(choices):
+            raise MnemoscopeError(f"{item}: answer {int(answer)} is out of range for {len(choices)} choices "
+                                  f"(use 0–{len(choices) - 1})")
+        return {"question": question, "choices": choices, "answer": int(answer)}
+
+    return _normalise(path, build)

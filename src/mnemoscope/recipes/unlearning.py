@@ -52,6 +52,7 @@ from mnemoscope.probes.fictional import (
     WorldConfig,
     make_world,
 )
+from mnemoscope.probes.formats import load_multiple_choice
 from mnemoscope.recipes import ulira
 from mnemoscope.recipes.common import finish_run
 from mnemoscope.train.loop import TrainConfig
@@ -59,6 +60,7 @@ from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
 from mnemoscope.unlearn import stress
 from mnemoscope.unlearn.methods import METHODS, get_method
+from mnemoscope.unlearn.refusals import LAB_REFUSALS, read_refusals, with_refusals
 from mnemoscope.unlearn.runner import (
     QA_TEMPLATE,
     Example,
@@ -202,10 +204,11 @@ def _qa_items(world, people: set[str], attributes=ATTRIBUTES) -> list[dict]:
 
 
 def _examples(world, people: set[str]) -> list[Example]:
+    """The people's documents and QA, each with one of the lab's refusal answers (IdkDPO's preferred answer)."""
     docs = [d for d in world.documents if d.get("person_id") in people]
     qa = [q for q in world.qa if q["person_id"] in people]
-    return text_examples([d["text"] for d in docs], [d["id"] for d in docs]) + qa_examples(
-        [{"id": q["id"], "question": q["question"], "answer": q["target"]} for q in qa])
+    return with_refusals(text_examples([d["text"] for d in docs], [d["id"] for d in docs]) + qa_examples(
+        [{"id": q["id"], "question": q["question"], "answer": q["target"]} for q in qa]), LAB_REFUSALS)
 
 
 def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str], ppl: list[str], cfg: dict) -> ev.EvalData:
@@ -220,7 +223,23 @@ def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str]
         forget_tofu=_qa_items(world, forget), retain_tofu=_qa_items(world, retain_eval),
         paraphrase_probes=[p for p in world.probes if p["kind"] == "semantic" and p["person_id"] in forget],
         knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"], seed=cfg["seed"],
+        mc_forget=mc_items(world, forget, cfg["seed"]), mc_retain=mc_items(world, retain_eval, cfg["seed"]),
         **switches(e))
+
+
+def mc_items(world, people: set[str], seed: int) -> list[dict]:
+    """Multiple-choice items about ``people``: each question with its paraphrased answer among the
+    perturbed ones (the same sentence template, as TOFU's truth ratio compares them), in a seeded order."""
+    rng = random.Random(seed * 7919 + 1)
+    items = []
+    for q in world.qa:
+        if q["person_id"] in people:
+            choices = [q["paraphrased_answer"]] + list(q["perturbed_answers"])
+            order = list(range(len(choices)))
+            rng.shuffle(order)
+            items.append({"id": q["id"], "question": q["question"], "choices": [choices[j] for j in order],
+                          "answer": order.index(0)})
+    return items
 
 
 def switches(e: dict) -> dict:
@@ -666,7 +685,7 @@ USER_DEFAULTS = {
     "seed": 0,
     "model": {"name": "", "dtype": "auto", "device": "auto", "trust_remote_code": False, "allow_pickle": False},
     "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False,
-             "probes": "", "relearn": "", "benign": ""},
+             "probes": "", "relearn": "", "benign": "", "refusals": "", "mc_forget": "", "mc_retain": ""},
     # stop_on: keys brought to the reference's level (knowmem_forget; mia_auc needs --retrained and --holdout texts)
     "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
                 "stop_rule": True, "stop_on": ["knowmem_forget"], "lora": False, "lora_rank": 8,
@@ -675,7 +694,7 @@ USER_DEFAULTS = {
     "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000,
              "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False, "chat_template": False,
              "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": "",
-             "relearn_steps": [5, 10, 20], "relearn_lr": 1e-5},
+             "relearn_steps": [5, 10, 20], "relearn_lr": 1e-5, "mc_description": ""},
     # quantization, benign relearning (sources: retain = the retain file, benign = data.benign) and
     # in-context relearning of the original, retrained and unlearned model (unlearn/stress.py)
     "stress": stress.USER_DEFAULTS,
@@ -719,7 +738,9 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
         if not d[flag]:
             raise MnemoscopeError(f"unlearn needs --{flag} FILE")
     method = u["method"]
-    get_method(method)
+    if get_method(method).needs_refusals and not d["refusals"]:
+        raise MnemoscopeError(f"method {method} trains towards refusal answers: pass --refusals FILE (one refusal a "
+                              "line, e.g. \"I don't know.\") or pick another method")
     hp = {k: v for k, v in cfg["hparams"][method].items() if v is not None}
     from mnemoscope.unlearn.runner import resolve_hparams
 
@@ -742,6 +763,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
     ppl = read_unlearn_file(d["ppl"])["texts"] if d["ppl"] else []
     probes = read_probes(d["probes"]) if d["probes"] else []
     relearn_ex = read_unlearn_file(d["relearn"])["examples"] if d["relearn"] else []
+    refusals = read_refusals(d["refusals"]) if d["refusals"] else []
+    mc = {k: load_multiple_choice(d[f"mc_{k}"]) if d[f"mc_{k}"] else [] for k in ("forget", "retain")}
     load = dict(dtype=m["dtype"], device=m["device"], trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
     loaded = load_model(m["name"], **load)
     tokenizer = loaded.tokenizer
@@ -755,6 +778,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
             relearn_ex = read_unlearn_file(d["relearn"], template)["examples"]
         chat = {"qa_prompt": chat_prompt(tokenizer), "tofu_template": template}
     forget_ex, retain_ex, n_overlap = check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
+    if d["refusals"]:
+        forget_ex = with_refusals(forget_ex, refusals, cfg["seed"])
     if n_overlap:
         print(f"warning: dropped {n_overlap} example(s) of {d['retain']} that are also in {d['forget']}", file=sys.stderr)
     run = rundir.Run(out, cfg, "unlearn")
@@ -765,7 +790,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                        holdout_texts=holdout["texts"], holdout_qa=holdout["qa"], ppl_texts=ppl,
                        forget_tofu=forget["tofu"], retain_tofu=[r for r in retain["tofu"] if r in retain_qa],
                        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"],
-                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], **switches(e), **chat)
+                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], mc_forget=mc["forget"],
+                       mc_retain=mc["retain"], mc_description=e["mc_description"], **switches(e), **chat)
     not_computed: dict[str, str] = {}
     metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}
     attacks = stress.Inputs(benign={"retain": retain_ex, "benign": read_unlearn_file(d["benign"])["examples"] if d["benign"] else []},

@@ -43,6 +43,7 @@ from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.knowmem import knowmem
 from mnemoscope.families.membership import membership_metrics, score_texts
+from mnemoscope.families.multichoice import multiple_choice
 from mnemoscope.families.tofu import tofu
 from mnemoscope.families.verbmem import verbmem
 from mnemoscope.metrics import knowledge as km
@@ -81,6 +82,9 @@ class EvalData:
     min_k_rounding: str = "up"  # "down": MUSE's int(k·n) for Min-40% (metrics.membership.min_k_count)
     knowmem_trailing_space: bool = False  # True: MUSE's prompt ends in "Answer: " (metrics.text.knowmem_prompt)
     tofu_eos: bool = False  # True: TOFU's code scores answer + EOS (families.tofu)
+    mc_forget: list[dict] = field(default_factory=list)  # multiple-choice items about F (WMDP-style; families.multichoice)
+    mc_retain: list[dict] = field(default_factory=list)
+    mc_description: str = ""  # text before every letter-format prompt (WMDP's subject line)
     qa_prompt: Callable | None = None  # KnowMem's (shots, question) -> prompt; None: MUSE's (unlearn.chat for chat models)
     tofu_template: str | None = None  # TOFU's context template with {question}; None: families.tofu's default
     n_boot: int = 200
@@ -295,8 +299,30 @@ def six_way(engine: Engine, data: EvalData, reference: Reference | None) -> tupl
         metrics["model_utility"] = km.model_utility([rm["probability"], rm["rouge_l_recall"], rm["truth_ratio"]])
     else:
         notes["model_utility"] = "no TOFU-style retain items"
+    mc, mc_notes = multiple_choice_keys(engine, data)
+    metrics.update(mc)
+    notes.update(mc_notes)
     samples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return metrics, samples, notes
+
+
+def multiple_choice_keys(engine: Engine, data: EvalData) -> tuple[dict[str, float], dict[str, str]]:
+    """WMDP-style multiple choice beside KnowMem (``families.multichoice``): ``mc_<set>/letter/acc``
+    (WMDP's number) and ``mc_<set>/cloze/{acc,acc_norm,acc_bytes}`` for the forget and retain items
+    given, plus ``mc_<set>/chance``. A method that only breaks the letter format shows letter
+    accuracy at chance with cloze accuracy and KnowMem high."""
+    metrics: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    for name, items in (("forget", data.mc_forget), ("retain", data.mc_retain)):
+        if not items:
+            continue
+        _, values, _ = multiple_choice(engine, items, description=data.mc_description)
+        metrics.update({f"mc_{name}/{k.removeprefix('multichoice/')}": v for k, v in values.items()
+                        if k != "multichoice/n"})
+    if data.mc_forget and not data.mc_retain:
+        metrics["mc_retain/letter/acc"] = NAN
+        notes["mc_retain/letter/acc"] = "no multiple-choice retain items (--mc-retain): utility in that format unmeasured"
+    return metrics, notes
 
 
 # --------------------------------------------------------------------------- is it really gone?

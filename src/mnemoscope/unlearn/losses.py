@@ -374,3 +374,99 @@ def uniform_kl(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     logp = torch.log_softmax(logits[mask].float(), dim=-1)
     vocab = logits.shape[-1]
     return (-math.log(vocab) - logp.mean(dim=-1)).sum() / n
+
+
+# --------------------------------------------------------------------------- DPO and token-level objectives
+
+
+def dpo_loss(
+    win_theta: torch.Tensor, win_ref: torch.Tensor, lose_theta: torch.Tensor, lose_ref: torch.Tensor, beta: float = 0.1
+) -> torch.Tensor:
+    """DPO with the forget answer as the loser: with r = log π_θ − log π_ref per sequence,
+    L = −(2/β) · mean log σ(β · (r_win − r_lose)) = (2/β) · mean softplus(−β · (r_win − r_lose)).
+
+    IdkDPO's winner is a refusal ("I don't know") to the same prompt. Inputs are *sequence*
+    log-likelihoods [batch] (:func:`sequence_logprob`); the reference sides are detached. The
+    2/β scale is open-unlearning's (``compute_dpo_loss``); Rafailov et al.'s DPO has 1."""
+    _check_beta(beta)
+    shapes = {tuple(t.shape) for t in (win_theta, win_ref, lose_theta, lose_ref)}
+    if len(shapes) != 1:
+        raise ValueError(f"dpo_loss: the four sequence log-likelihoods must have one shape, got {sorted(shapes)}")
+    margin = (win_theta.float() - win_ref.detach().float()) - (lose_theta.float() - lose_ref.detach().float())
+    return (2.0 / beta) * F.softplus(-beta * margin).mean()
+
+
+def _scored(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX):
+    """The scored positions' logits [N, V] (float32) and targets [N], row-major, causal shift."""
+    _check_labels(logits, labels)
+    shift = labels[:, 1:]
+    mask = shift != ignore_index
+    if not bool(mask.any()):
+        raise MnemoscopeError("labels: the batch has no scored tokens; check the answer mask / truncation length")
+    return logits[:, :-1, :][mask].float(), shift[mask].long(), mask
+
+
+def _weighted_ascent(logits: torch.Tensor, labels: torch.Tensor, weight_fn) -> torch.Tensor:
+    """−mean over the batch's scored tokens of w(p)·(−log p), w computed from p and detached."""
+    scored, targets, _ = _scored(logits, labels)
+    nll = F.cross_entropy(scored, targets, reduction="none")
+    p = torch.exp(-nll).detach()
+    return -(weight_fn(p) * nll).mean()
+
+
+def wga_loss(logits: torch.Tensor, labels: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """WGA (weighted gradient ascent, Wang et al. 2025, *Rethinking LLM Unlearning Objectives: A
+    Gradient Perspective and Go Beyond*): L = −mean_tokens p^β · NLL_token, with p = π_θ(y_i | ·)
+    detached (confident tokens get the most ascent), the mean over every scored token of the
+    batch."""
+    if not math.isfinite(beta) or beta < 0:
+        raise MnemoscopeError(f"beta: must be a finite number ≥ 0, got {beta!r}")
+    return _weighted_ascent(logits, labels, lambda p: p**beta)
+
+
+def satimp_loss(logits: torch.Tensor, labels: torch.Tensor, beta1: float = 5.0, beta2: float = 1.0) -> torch.Tensor:
+    """SatImp (Yang et al. 2025, *Exploring Criteria of Loss Reweighting to Enhance LLM
+    Unlearning*): L = −mean_tokens p^β₁ (1 − p)^β₂ · NLL_token, p detached (saturation × importance
+    weights), the mean over every scored token of the batch."""
+    for name, value in (("beta1", beta1), ("beta2", beta2)):
+        if not math.isfinite(value) or value < 0:
+            raise MnemoscopeError(f"{name}: must be a finite number ≥ 0, got {value!r}")
+    return _weighted_ascent(logits, labels, lambda p: p**beta1 * (1.0 - p) ** beta2)
+
+
+def undial_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, beta: float = 10.0) -> torch.Tensor:
+    """UNDIAL (Dong et al. 2025, *UNDIAL: Self-Distillation with Adjusted Logits for Robust
+    Unlearning in Large Language Models*): self-distillation towards the reference's distribution
+    with the true token's logit lowered by β: target q = softmax(l_ref − β·e_y), L = mean over the
+    scored positions of the cross-entropy −Σ_v q(v) log π_θ(v)."""
+    if not math.isfinite(beta) or beta < 0:
+        raise MnemoscopeError(f"beta: must be a finite number ≥ 0, got {beta!r}")
+    if logits.shape != ref_logits.shape:
+        raise ValueError(f"undial_loss: logits {tuple(logits.shape)} and ref_logits {tuple(ref_logits.shape)} differ")
+    scored, targets, mask = _scored(logits, labels)
+    ref = ref_logits[:, :-1, :][mask].detach().float()
+    ref = ref - beta * F.one_hot(targets, ref.shape[-1]).float()
+    return -(torch.softmax(ref, -1) * torch.log_softmax(scored, -1)).sum(-1).mean()
+
+
+def drop_first_target_tokens(labels: torch.Tensor, n: int, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """``labels`` with each row's first ``n`` non-ignored labels set to ``ignore_index``."""
+    kept = labels != ignore_index
+    return labels.masked_fill(kept & (kept.cumsum(-1) <= n), ignore_index)
+
+
+def ceu_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_first: int = 1) -> torch.Tensor:
+    """CE-U (Yang et al. 2025, *CE-U: Cross Entropy Unlearning*): at every scored position the
+    target is the model's own (detached) distribution with the true token removed,
+    q = softmax(l with l_y = −∞); L = mean over positions of −Σ_v q(v) log π_θ(v). The first
+    ``ignore_first`` target tokens of each row are not scored (the paper's footnote; open-unlearning
+    drops 1). A batch left with no scored token gives 0 (nothing to unlearn in it)."""
+    labels = drop_first_target_tokens(labels, int(ignore_first))
+    _check_labels(logits, labels)
+    mask = labels[:, 1:] != IGNORE_INDEX
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    scored = logits[:, :-1, :][mask].float()
+    targets = labels[:, 1:][mask].long()
+    target_logits = scored.detach().scatter(-1, targets.unsqueeze(-1), float("-inf"))
+    return -(torch.softmax(target_logits, -1) * torch.log_softmax(scored, -1)).sum(-1).mean()

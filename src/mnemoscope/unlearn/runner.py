@@ -52,11 +52,14 @@ FINAL = "model.safetensors"
 
 @dataclass(frozen=True)
 class Example:
-    """One training item: ``prompt + target`` is the text; the loss covers ``target`` only."""
+    """One training item: ``prompt + target`` is the text; the loss covers ``target`` only.
+    ``refusal``: an "I don't know"-style answer to the same prompt, for methods that train towards
+    one (``Method.needs_refusals``; ``unlearn.refusals``)."""
 
     prompt: str
     target: str
     id: str = ""
+    refusal: str = ""
 
 
 def text_examples(texts: Sequence[str], ids: Sequence[str] | None = None) -> list[Example]:

@@ -28,6 +28,9 @@ from mnemoscope.report.sections.families import run_notes
 SIX = [("verbmem_forget", "VerbMem F ↓"), ("knowmem_forget", "KnowMem F ↓"), ("knowmem_retain", "KnowMem R ↑"),
        ("privleak", "PrivLeak (→0)"), ("mia_auc", "Min-40% AUC F vs H"), ("ppl_holdout", "ppl held-out ↓"),
        ("forget_quality", "forget quality ↑"), ("model_utility", "model utility ↑"), ("stop_step", "stop step")]
+# WMDP-style multiple choice (families.multichoice), shown beside KnowMem when the run has it
+MC = [("mc_forget/letter/acc", "MC F letter"), ("mc_forget/cloze/acc", "MC F cloze"),
+      ("mc_retain/letter/acc", "MC R letter"), ("mc_retain/cloze/acc", "MC R cloze")]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p", "d")
 
 
@@ -95,6 +98,9 @@ def section_unlearning(run: RunData) -> Markup | None:
     notes = _notes(run)
     ref = notes.get("reference", "retrained")
     columns = list(SIX)
+    if any(run.metric(f"unlearn/{n}/mc_forget/letter/acc") is not None for n in names):
+        at = [k for k, _ in columns].index("knowmem_retain") + 1
+        columns[at:at] = MC  # letter at chance with cloze and KnowMem high: the letter format broke, not the knowledge
     if any(run.metric(f"unlearn/{n}/best/lr") is not None for n in names):
         columns += [("best/lr", "best lr"), ("best/step", "best step")]
     n_f, n_h = run.metric("data/forget_texts"), run.metric("data/holdout_texts")

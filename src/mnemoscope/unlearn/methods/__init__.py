@@ -25,6 +25,11 @@ METHODS: dict[str, str] = {
     "whp": "mnemoscope.unlearn.methods.whp",
     "uld": "mnemoscope.unlearn.methods.uld",
     "flat": "mnemoscope.unlearn.methods.flat",
+    "idkdpo": "mnemoscope.unlearn.methods.idkdpo",
+    "undial": "mnemoscope.unlearn.methods.undial",
+    "wga": "mnemoscope.unlearn.methods.wga",
+    "satimp": "mnemoscope.unlearn.methods.satimp",
+    "ceu": "mnemoscope.unlearn.methods.ceu",
 }
 
 __all__ = ["METHODS", "get_method"]

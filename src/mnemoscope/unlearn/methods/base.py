@@ -89,7 +89,8 @@ class Method:
     other is a float. ``needs_pairs``: the method's ``paired(example, hp)`` gives each forget
     example a partner (e.g. a template answer), batched alongside it. ``combines``: the result
     is a composite of the original and the trained module (``result_model``), not one set of
-    weights."""
+    weights. ``needs_refusals``: each forget example must carry a refusal answer to its prompt
+    (``unlearn.refusals``); without one the run is refused in one line."""
 
     name: str
     description: str
@@ -101,6 +102,7 @@ class Method:
     lora: bool = True  # can train LoRA adapters instead of every weight
     needs_pairs: bool = False
     combines: bool = False
+    needs_refusals: bool = False  # every forget example needs a refusal answer (``Example.refusal``)
     lab: dict = field(default_factory=dict)  # hyperparameters tuned for the embedded tiny lab, if they differ
 
     def __post_init__(self) -> None:
