@@ -73,7 +73,7 @@ def test_missing_files_are_noted_not_invented(setup):
 def test_bad_settings(setup, tmp_path):
     engine, members, _, cfg = setup
     for key, value in [("names", ["nope"]), ("gradnorm_p", 3), ("gradnorm_orientation", "up"),
-                       ("n_neighbours", 0), ("samia_prefix_ratio", 1.0)]:
+                       ("recall_format", "mimir"), ("samia_max_new_tokens", -1), ("n_neighbours", 0), ("samia_prefix_ratio", 1.0)]:
         bad = copy.deepcopy(cfg)
         bad["attacks"][key] = value
         with pytest.raises(MnemoscopeError, match=f"attacks.{key}"):

@@ -8,7 +8,15 @@ computes, and compares it with mnemoscope per item on a micro model and data bui
 - MIMIR's LOSS / zlib / Min-K% attacks and the Min-K%++ authors' ``run.py``;
 - MUSE's ``metrics/knowmem.py``, ``metrics/verbmem.py``, ``metrics/privleak.py`` + ``eval.py``;
 - TOFU's ``data_module.py`` / ``evaluate_util.py`` / ``aggregate_eval_stat.py`` (probability,
-  truth ratio, ROUGE recall, forget quality, model utility over its 9 values).
+  truth ratio, ROUGE recall, forget quality, model utility over its 9 values);
+- the neighbourhood attack (MIMIR), ReCaLL's ``run.py`` and SaMIA's ``sampling.py`` +
+  ``eval_samia.py``.
+
+Elsewhere, the same kind of test for: MIMIR's gradnorm and DC-PDD's loop
+(``test_families_attacks.py``, ``test_metrics_attacks.py``), gradients against a plain
+``loss.backward()`` (``test_engine_gradients.py``), the provenance authors' scipy p-value
+(``test_metrics_provenance.py``), ACR's MiniPrompt schedule (``test_families_extraction_beyond.py``),
+ULD's ``greedy_search`` and FLAT's ``cl`` loss (``test_unlearn_logit_methods.py``).
 
 Where our default differs from the published code (docs/metrics.md, "Differences from the
 published code"), the test runs the switch that reproduces the published code; a drift from the

@@ -115,7 +115,8 @@ def read(cfg: dict, seed: int = 0) -> Settings:
     if not 0 < float(a["samia_prefix_ratio"]) < 1:
         raise MnemoscopeError(f"attacks.samia_prefix_ratio must be in (0, 1), got {a['samia_prefix_ratio']}")
     s = Settings(names=names, n_neighbours=int(a["n_neighbours"]), neighbour_swaps=int(a["neighbour_swaps"]),
-                 gradnorm_p=p, gradnorm_orientation=a["gradnorm_orientation"], recall_shots=int(a["recall_shots"]), dcpdd_a=float(a["dcpdd_a"]),
+                 gradnorm_p=p, gradnorm_orientation=a["gradnorm_orientation"], recall_shots=int(a["recall_shots"]),
+                 dcpdd_a=float(a["dcpdd_a"]),
                  dcpdd_max_tokens=int(a["dcpdd_max_tokens"]), samia_samples=int(a["samia_samples"]),
                  samia_prefix_ratio=float(a["samia_prefix_ratio"]), samia_temperature=float(a["samia_temperature"]),
                  samia_top_k=int(a["samia_top_k"]), samia_zlib=bool(a["samia_zlib"]),

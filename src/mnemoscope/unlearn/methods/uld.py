@@ -3,8 +3,9 @@ from Logit Difference*): train an *assistant* with the reversed objectives — r
 F) and forget R (w·KL(uniform ‖ π_a) on R, ``unlearn.losses.uniform_kl``) — then decode from
 ``l_b − α·l_a`` with the assistant's logits zeroed where the base finds a token implausible
 (``unlearn.logits.uld_logits``); when decoding, those implausible tokens are also set to −1e3, as
-the authors' ``greedy_search`` does, so only tokens in the base's relative top can be generated. The assistant is a copy of the model's first ⌈f·L⌉ decoder
-blocks (the authors take the first 8 of 32 layers) with the model's embeddings and head. The
+the authors' ``greedy_search`` does, so only tokens in the base's relative top can be generated.
+The assistant is a copy of the model's first ⌈f·L⌉ decoder blocks (the authors take the first 8
+of 32 layers) with the model's embeddings and head. The
 result is a composite of the original and the assistant (``engine.combined.CombinedLogits``).
 [α = 1, top_filter = 0.1, retain_weight = 5, assistant_fraction = 0.25]"""
 
