@@ -173,3 +173,24 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
     # moves exceptions to the rule (s = −1: the mode component removed at every layer)
     ours_rule, ours_memory, paper_rule, _ = effects
     assert ours_rule >= 0.5 and ours_memory >= 0.5 and paper_rule > 0
+
+
+def test_the_report_section_reads_a_run_written_before_the_papers_intervention(finished, tmp_path):
+    """A run directory from before this change: the sweep has no intervention column (ours only),
+    the probe table no fit-half AUC, the metrics no held-out best-layer AUC."""
+    import shutil
+
+    from mnemoscope.report.html import RunData
+    from mnemoscope.report.sections.mechanisms import section_mechanisms
+
+    old = tmp_path / "old"
+    shutil.copytree(finished / "mechanisms", old / "mechanisms")
+    sweep = pd.read_parquet(old / "mechanisms" / "sweep.parquet")
+    sweep[sweep["intervention"] == "add"].drop(columns="intervention").to_parquet(old / "mechanisms" / "sweep.parquet")
+    pd.read_parquet(old / "mechanisms" / "probe.parquet").drop(columns="fit_auc").to_parquet(
+        old / "mechanisms" / "probe.parquet")
+    m = json.loads((finished / "metrics.json").read_text())
+    m = {k: v for k, v in m.items() if "intervention=scale" not in k and "best_layer/auc" not in k}
+    html = str(section_mechanisms(RunData(old, m, pd.DataFrame())))
+    assert "Steering along the direction" in html and "the paper&#39;s" not in html
+    assert html.count("<img") == 4 and "fit-half AUC" in html  # the column is there, empty

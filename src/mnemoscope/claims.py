@@ -254,8 +254,11 @@ register(Claim(
      Effect("mechanisms/recipe/to_memory@intervention=scale", "rule prompts steered to the memorised answer, "
             "direction − random (the paper's)",
             minus="mechanisms/recipe/to_memory@intervention=scale,direction=random")),
-    scale="With the default mode cue the switch lives at the embeddings and block 0; without it "
-          "(task.recall_marker=\"\") there is no single direction to find at this scale."))
+    scale="With the default mode cue the switch lives at the embeddings and block 0, and the paper's "
+          "intervention reaches it only at s = −2 (a reflection of the component; for s ≥ −1 an item's "
+          "projection keeps its sign); without the cue (task.recall_marker=\"\") there is no single "
+          "direction to find at this scale."))
+
 
 register(Claim(
     "contamination", "Golchin & Surdeanu 2024 (guided completion); Oren et al. 2024 (order test); "

@@ -122,15 +122,17 @@ def find_sublayers(block: torch.nn.Module) -> Sublayers:
     missing is refused with a one-line error naming its class."""
     children = dict(block.named_children())
 
-    def pick(names, suffix):
+    def pick(names, class_suffix=None):
         for name in names:
             if name in children:
                 return children[name]
-        matches = [m for m in children.values() if type(m).__name__.lower().endswith(suffix)]
+        if class_suffix is None:
+            return None
+        matches = [m for m in children.values() if type(m).__name__.lower().endswith(class_suffix)]
         return matches[0] if len(matches) == 1 else None
 
     attention = pick(_ATTENTION_NAMES, "attention")
-    mlp = pick(_MLP_NAMES, "mlp") or pick(_OUTPUT_PROJECTIONS, "\0")
+    mlp = pick(_MLP_NAMES, "mlp") or pick(_OUTPUT_PROJECTIONS)
     if attention is None or mlp is None:
         raise MnemoscopeError(f"cannot find the attention and MLP sublayers of {type(block).__name__} (children: "
                               f"{', '.join(children)}); the projection-scaling intervention and directional ablation "

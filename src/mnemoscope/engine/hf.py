@@ -3,7 +3,7 @@
 - ``score``: teacher-forced per-token statistics of texts or (context, target) pairs;
 - ``generate``: batched continuations (greedy, or sampled) with exact length control.
 - ``activations``: residual-stream features after each decoder block (``engine.activations``);
-- ``steer``: a context manager that adds or ablates directions during the calls above
+- ``steer``: a context manager that adds, scales or ablates directions during the calls above
   (``engine.steering``).
 All sort items by length, batch them under a token budget that halves on out-of-memory, and
 return results in the caller's order. It provides every capability of ``backend.CAPABILITIES``.
@@ -448,9 +448,10 @@ class HFEngine(Backend):
 
     @contextmanager
     def steer(self, *interventions):
-        """Apply ``steering.Add`` / ``steering.Ablate`` interventions to every ``score``,
-        ``generate`` and ``activations`` call inside ``with engine.steer(...):``; the hooks are
-        removed on exit, whatever happens. Pads are never touched; α = 0 changes nothing."""
+        """Apply ``steering.Add`` (ours), ``steering.ScaleProjection`` (the seed paper's) and
+        ``steering.Ablate`` interventions to every ``score``, ``generate`` and ``activations`` call
+        inside ``with engine.steer(...):``; the hooks are removed on exit, whatever happens. Pads
+        are never touched; α = 0 and s = 0 change nothing."""
         if self._steering is not None:
             raise MnemoscopeError("steer() contexts do not nest: pass every intervention to one steer(...) call")
         self._body_and_head()  # settle the body/head check before any hook can see its probe input

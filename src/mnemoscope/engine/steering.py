@@ -46,9 +46,9 @@ import torch
 from mnemoscope.engine.activations import (
     EMBEDDINGS,
     block_input,
-    find_sublayers,
     block_output,
     check_layers,
+    find_sublayers,
     hidden_size,
     num_layers,
     replace_input,
