@@ -11,7 +11,9 @@
 - dcpdd (Zhang et al. 2024): token-frequency calibrated probabilities, frequencies counted in
   the corpus named by ``dcpdd_corpus`` (each document's first ``dcpdd_max_tokens`` tokens);
 - samia (Kaneko et al. 2024): ``samia_samples`` sampled continuations (temperature 1, top-k 50,
-  seeded) of each text's first half of words, ROUGE-1 recall against the second half.
+  seeded) of each text's first half of words, ROUGE-1 recall against the second half;
+- pac (Ye et al. 2024) and conrecall (Wang et al. 2024): ``families.pac_conrecall``, run only when
+  named (not in the default ``names``).
 
 One ``score_encoded`` call serves the texts, their neighbours and the ReCaLL pairs together;
 gradnorm needs its own backward passes and SaMIA one generate call. An attack whose input file
