@@ -230,3 +230,36 @@ def test_audit_runs_pac_and_conrecall_from_a_yaml(lab, tokenizer, tmp_path, caps
                  "--out", str(tmp_path / "bad"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert "attacks.pac_alpha" in err and err.count("\n") == 0 and not (tmp_path / "bad").exists()
+
+
+def test_with_a_bos_tokenizer_pac_matches_and_conrecall_drops_only_the_second_bos(bos_model, bos_tokenizer, tmp_path):
+    """Llama-style tokenizers: PAC is the authors' number; Con-ReCall's prefixed items are the
+    authors' with the BOS they put between prefix and text removed (docs/metrics.md, differences)."""
+    docs = background_documents(12, seed=5, sentences_per_doc=(1, 1))
+    texts, shots = docs[:6], [d.split(". ")[0].rstrip(".") + ". " for d in docs[6:10]]
+    engine = Engine(bos_model, bos_tokenizer)
+    assert engine.bos
+    frame = attacks.attack_scores(engine, texts, _settings(tmp_path, ["pac"]))[0]
+    np.testing.assert_allclose(frame["score/pac"], -_their_pac(bos_model, bos_tokenizer, texts), rtol=1e-5, atol=1e-5)
+    s = _settings(tmp_path, ["conrecall"], recall_prefix=_write(tmp_path / "non.jsonl", shots[:2]),
+                  conrecall_members=_write(tmp_path / "mem.jsonl", shots[2:]), recall_shots=2)
+    got = attacks.attack_scores(engine, texts, s)[0]["score/conrecall"].to_numpy()
+    bos = bos_tokenizer.bos_token_id
+
+    def one_bos(prefix, target):  # the authors' concatenation without the target's own BOS
+        a = bos_tokenizer(prefix, return_tensors="pt").input_ids
+        b = bos_tokenizer(target, return_tensors="pt").input_ids
+        assert b[0, 0].item() == bos  # theirs has it
+        ids = torch.cat((a, b[:, 1:]), dim=1)
+        labels = ids.clone()
+        labels[:, : a.size(1)] = -100
+        with torch.no_grad():
+            return -bos_model(ids, labels=labels).loss.item()
+
+    p_non, p_mem = "".join(shots[:2]), "".join(shots[2:])
+    want = [(one_bos(p_non, t) - 0.5 * one_bos(p_mem, t)) / _their_ll(bos_model, bos_tokenizer, t) for t in texts]
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    theirs = [(_their_conditional_ll(bos_model, bos_tokenizer, p_non, t)
+               - 0.5 * _their_conditional_ll(bos_model, bos_tokenizer, p_mem, t)) / _their_ll(bos_model, bos_tokenizer, t)
+              for t in texts]
+    assert not np.allclose(got, theirs, rtol=1e-4)  # the documented difference is real

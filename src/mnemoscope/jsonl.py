@@ -12,11 +12,24 @@ from pathlib import Path
 from mnemoscope.errors import MnemoscopeError
 
 
+def check_data_file(path: Path, kinds: str = ".jsonl, .json, .txt or .parquet") -> None:
+    """A missing path or a folder given where a data file belongs: a one-line error saying which."""
+    path = Path(path)
+    if path.is_dir():
+        raise MnemoscopeError(f"{path} is a folder, not a data file: name a {kinds} file (one of those in it, "
+                              "or the file itself)")
+    if not path.exists():
+        raise MnemoscopeError(f"{path}: no such file; check the path")
+
+
 def read_utf8(path: Path) -> str:
-    """The file's text; invalid UTF-8 is an error naming the line and byte."""
+    """The file's text; invalid UTF-8 is an error naming the line and byte. A UTF-8 byte-order
+    mark at the start (what some Windows editors write) is read as UTF-8 and dropped, so it never
+    becomes part of the first text or breaks the first JSON line."""
+    check_data_file(path)
     data = Path(path).read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise MnemoscopeError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from exc

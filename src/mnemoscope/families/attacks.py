@@ -17,6 +17,8 @@
   candidate words are those of prompt + continuation after the prompt's words (the authors'
   ``get_suffix``); a continuation is as many tokens as the true second half has
   (``samia_max_new_tokens`` = N: N tokens, as the authors generate up to ``max_length`` 1024);
+- pac (Ye et al. 2024) and conrecall (Wang et al. 2024): ``families.pac_conrecall``, run only when
+  named (not in the default ``names``).
 
 One ``score_encoded`` call serves the texts, their neighbours and the ReCaLL pairs together;
 gradnorm needs its own backward passes and SaMIA one generate call. An attack whose input file

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.jsonl import expect_object, jsonl_objects, read_utf8, type_name
+from mnemoscope.jsonl import check_data_file, expect_object, jsonl_objects, read_utf8, type_name
 from mnemoscope.probes.textfile import _check_field
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -41,8 +41,7 @@ def read_rows(path: str | Path) -> list[tuple[str, dict]]:
     a non-object record, or a file without records.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MnemoscopeError(f"{path}: no such file; check the path")
+    check_data_file(path, ".jsonl, .json or .parquet")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise MnemoscopeError(f"{path}: unknown format '{path.suffix}'; use .jsonl, .json or .parquet")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.jsonl import jsonl_objects, read_utf8
+from mnemoscope.jsonl import check_data_file, jsonl_objects, read_utf8
 
 SUFFIXES = (".jsonl", ".json", ".txt", ".parquet")
 
@@ -16,8 +16,7 @@ SUFFIXES = (".jsonl", ".json", ".txt", ".parquet")
 def load_records(path: str | Path, field: str = "text") -> list[dict]:
     """Records with a non-empty string ``field``, in file order."""
     path = Path(path)
-    if not path.exists():
-        raise MnemoscopeError(f"{path}: no such file")
+    check_data_file(path)
     if path.suffix not in SUFFIXES:
         raise MnemoscopeError(f"{path}: unknown format '{path.suffix}'; use .jsonl, .json (JSON lines), .txt or .parquet")
     if path.suffix == ".parquet":

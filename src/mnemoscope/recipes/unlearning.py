@@ -870,6 +870,11 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
                          lora_rank=u["lora_rank"], gradient_checkpointing=u["gradient_checkpointing"], hparams=hp)
     use_stop = u["stop_rule"] and bool(levels)
     mia_in_curve = "mia_auc" in levels
+    no_qa = [name for name, qa in (("forget", data.forget_qa), ("retain", retain_qa)) if not qa]
+    if no_qa:
+        sets = " and ".join(f"--{n}" for n in no_qa)
+        log(f"note: {sets} {'hold' if len(no_qa) > 1 else 'holds'} plain texts, not question/answer records, so "
+            f"KnowMem on {' and '.join(no_qa)} is not measured and the progress lines leave it out")
     with run.phase("unlearn"):
         res = unlearn(loaded.model, tokenizer, forget_ex, retain_ex, ucfg, out / "unlearn" / method,
                       evaluate=lambda mdl: ev.quick_eval(Engine(mdl, tokenizer), data, reference, mia=mia_in_curve),

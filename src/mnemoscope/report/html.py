@@ -123,6 +123,9 @@ def load_run(run_dir: Path) -> RunData:
     """Read a run directory. metrics.json and samples.parquet are required; config.yaml,
     manifest.json and curves.parquet are optional. Unreadable files raise MnemoscopeError."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MnemoscopeError(f"{run_dir} is a file, not a run directory: pass the folder a recipe wrote (its --out, "
+                              "holding metrics.json and samples.parquet)")
     if not run_dir.is_dir():
         raise MnemoscopeError(f"run directory {run_dir} does not exist: pass the --out directory of a recipe run")
     metrics = _read_json(run_dir / "metrics.json", required=True)

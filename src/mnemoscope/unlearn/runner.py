@@ -519,8 +519,9 @@ def unlearn(
         rundir.write_text(curve_path, "".join(json.dumps(rundir.json_safe(p)) + "\n" for p in curve))
         if was_training:
             train_model.train()
-        log(f"{name} step {steps_done}: " + ", ".join(
-            f"{k} {v:.2f}" for k, v in point.items() if k not in ("step", "stop") and isinstance(v, float)))
+        shown = [f"{k} {v:.2f}" for k, v in point.items()  # a value not measured (NaN) is left out, not printed
+                 if k not in ("step", "stop") and isinstance(v, float) and math.isfinite(v)]
+        log(f"{name} step {steps_done}" + (": " + ", ".join(shown) if shown else ""))
 
     def on_step(step: int, rec: dict) -> None:
         n = step + 1
