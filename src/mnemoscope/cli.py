@@ -35,7 +35,13 @@ from mnemoscope.unlearn.methods import METHODS
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mnemoscope", description="A lab for the memory of language models.")
     sub = p.add_subparsers(dest="command", required=False)
+    for add in (_add_run, _add_audit, _add_unlearn, _add_contamination, _add_tools):
+        add(sub)
+    return p
 
+
+def _add_run(sub) -> None:
+    """The ``mnemoscope run RECIPE`` arguments."""
     r = sub.add_parser("run", help="run an experiment recipe (default: quickstart)")
     r.add_argument("recipe", nargs="?", default="quickstart", help=f"one of: {', '.join(sorted(RECIPES))}")
     r.add_argument("--out", default=None, help="run directory (default: runs/RECIPE)")
@@ -46,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                         "comparison with the spread into OUT")
     r.add_argument("--track", choices=TRACKERS, default=None, help="also log the run to wandb or mlflow")
 
+
+def _add_audit(sub) -> None:
+    """The ``mnemoscope audit`` arguments."""
     a = sub.add_parser("audit", argument_default=argparse.SUPPRESS,
                        help="every memory measurement on your own model and data (flags and/or a YAML config)")
     a.add_argument("--model", help="local directory (save_pretrained) or hub id")
@@ -85,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override any config key, e.g. --set knowmem.max_new_tokens=16 (applied last; repeatable)")
     a.add_argument("--track", choices=TRACKERS, help="also log the run to wandb or mlflow")
 
+
+def _add_unlearn(sub) -> None:
+    """The ``mnemoscope unlearn`` arguments."""
     u = sub.add_parser("unlearn", argument_default=argparse.SUPPRESS,
                        help="unlearn a forget set from your own model and evaluate it six ways")
     u.add_argument("--model", required=True, help="local directory (save_pretrained) or hub id")
@@ -111,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override any setting, e.g. --set unlearn.hparams... (see docs/unlearning.md); repeatable")
     u.add_argument("--track", choices=TRACKERS, help="also log the run to wandb or mlflow")
 
+
+def _add_contamination(sub) -> None:
+    """The ``mnemoscope contamination`` arguments."""
     ct = sub.add_parser("contamination", argument_default=argparse.SUPPRESS,
                         help="did the model see this benchmark? overlap, membership, guided completion, order test")
     ct.add_argument("--model", required=True, help="local directory (save_pretrained) or hub id")
@@ -134,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     ct.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override any setting, e.g. --set contamination.order_shards=20 (repeatable)")
 
+
+def _add_tools(sub) -> None:
+    """The tools over finished runs: report, analyze, compare, runs and track."""
     rep = sub.add_parser("report", help="(re)build report.html for a run directory")
     rep.add_argument("run_dir")
 
@@ -159,7 +177,6 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("track", help="log finished runs to wandb or mlflow")
     t.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     t.add_argument("--to", required=True, choices=TRACKERS)
-    return p
 
 
 def _summary(out: Path, module) -> str:
