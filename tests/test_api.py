@@ -108,3 +108,31 @@ def test_the_cli_is_the_api(saved_model_dir, tmp_path, monkeypatch):
                  "--set", "audit.n_boot=60"]) == 0
     assert calls and calls[0]["audit.n_boot"] == 60 and calls[0]["n_boot"] == 50
     assert mnemoscope.RunResult(tmp_path / "cli").config["audit"]["n_boot"] == 60  # --set comes last
+
+
+def test_contamination_from_memory_equals_the_command(saved_model_dir, corpus, tmp_path):
+    """mnemoscope.contamination on an in-memory model, benchmark items and corpus texts gives the
+    numbers the command gives on the same files."""
+    from mnemoscope.engine import load_model
+
+    items = [{"id": f"q{i}", "question": corpus[i][:120], "choices": ["red", "green", "blue", "gold"],
+              "answer": i % 4, **({"split": "test", "dataset": "toy"} if i % 2 else {})} for i in range(8)]
+    texts = corpus[:4] + corpus[100:120]
+    small = {"contamination": {"order_shards": 2, "order_permutations": 3, "max_new_tokens": 4}, "audit.n_boot": 20}
+    loaded = load_model(str(saved_model_dir))
+    mem = mnemoscope.contamination(loaded.model, items, corpus=texts, tokenizer=loaded.tokenizer,
+                                   out=tmp_path / "mem", **small)
+    bench, corp = tmp_path / "bench.jsonl", tmp_path / "corpus.jsonl"
+    bench.write_text("".join(json.dumps(i) + "\n" for i in items))
+    corp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    args = ["contamination", "--model", str(saved_model_dir), "--benchmark", str(bench), "--corpus", str(corp),
+            "--out", str(tmp_path / "cli"), "--set", "contamination.order_shards=2", "--set",
+            "contamination.order_permutations=3", "--set", "contamination.max_new_tokens=4", "--set", "audit.n_boot=20"]
+    assert main(args) == 0
+    cli = mnemoscope.RunResult(tmp_path / "cli")
+    timing = {k for k in mem.metrics if k.endswith("seconds")}
+    assert mem.metrics["contam/overlap/rate"] == 0.5 and timing
+    assert {k: v for k, v in mem.metrics.items() if k not in timing} == \
+        {k: v for k, v in cli.metrics.items() if k not in timing}
+    with pytest.raises(MnemoscopeError, match="benchmark: give a file path or a list of dicts"):
+        mnemoscope.contamination(str(saved_model_dir), ["not a dict"], out=tmp_path / "bad")

@@ -1,15 +1,16 @@
 """mnemoscope: a lab for the memory of language models.
 
 The Python API (``mnemoscope.api``) mirrors the command: ``mnemoscope.run(recipe, **settings)``,
-``mnemoscope.audit(model, members, nonmembers, ...)``, ``mnemoscope.unlearn(model, forget, retain,
+``mnemoscope.audit(model, members, nonmembers, ...)``, ``mnemoscope.contamination(model, benchmark, ...)``,
+``mnemoscope.unlearn(model, forget, retain,
 method=...)`` and ``mnemoscope.compare(*runs)``, each returning a run result (or a comparison).
 """
 
 __version__ = "0.1.0"
 
-from mnemoscope.api import RunResult, audit, run  # noqa: E402
+from mnemoscope.api import RunResult, audit, contamination, run  # noqa: E402
 
-__all__ = ["RunResult", "audit", "compare", "run", "unlearn", "__version__"]
+__all__ = ["RunResult", "audit", "compare", "contamination", "run", "unlearn", "__version__"]
 
 
 def __getattr__(name: str):

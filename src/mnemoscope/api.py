@@ -57,6 +57,14 @@ UNLEARN_FLAGS = {
     "method": "unlearn.method", "steps": "unlearn.steps", "lr": "unlearn.lr",
     "batch_size": "unlearn.batch_size", "eval_every": "unlearn.eval_every", "lora": "unlearn.lora",
 }
+CONTAMINATION_FLAGS = {
+    "seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
+    "trust_remote_code": "model.trust_remote_code", "allow_pickle": "model.allow_pickle",
+    "benchmark": "contamination.benchmark", "corpus": "contamination.corpus",
+    "corpus_index": "contamination.corpus_index", "save_index": "contamination.save_index",
+    "reference": "contamination.reference", "dataset": "contamination.dataset",
+    "split": "contamination.split", "signals": "contamination.signals",
+}
 
 
 @dataclass(frozen=True)
@@ -136,14 +144,17 @@ def _inputs_dir(out: Path) -> Path:
     return out.parent / f"{out.name}-inputs"
 
 
-def texts_file(texts, out: Path, role: str) -> str:
-    """A list of texts as a JSONL file (``{"text": ...}`` per line) named by its content, so the
-    same texts give the same path (and a rerun resumes); a path is returned as it is."""
-    if isinstance(texts, (str, Path)):
-        return str(texts)
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        raise MnemoscopeError(f"{role}: give a file path or a list of strings")
-    body = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+def records_file(records, out: Path, role: str) -> str:
+    """A list of JSON objects (benchmark items: question, choices, answer ...) as a JSONL file named
+    by its content, like :func:`texts_file`; a path is returned as it is."""
+    if isinstance(records, (str, Path)):
+        return str(records)
+    if not isinstance(records, (list, tuple)) or not all(isinstance(r, dict) for r in records):
+        raise MnemoscopeError(f"{role}: give a file path or a list of dicts (one per item)")
+    return _content_file("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), out, role)
+
+
+def _content_file(body: str, out: Path, role: str) -> str:
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
     path = _inputs_dir(out) / f"{role}-{digest}.jsonl"
     if not path.is_file():
@@ -151,6 +162,16 @@ def texts_file(texts, out: Path, role: str) -> str:
 
         write_text(path, body)
     return str(path)
+
+
+def texts_file(texts, out: Path, role: str) -> str:
+    """A list of texts as a JSONL file (``{"text": ...}`` per line) named by its content, so the
+    same texts give the same path (and a rerun resumes); a path is returned as it is."""
+    if isinstance(texts, (str, Path)):
+        return str(texts)
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        raise MnemoscopeError(f"{role}: give a file path or a list of strings")
+    return _content_file("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), out, role)
 
 
 def _in_memory(model, tokenizer) -> bool:
@@ -234,6 +255,31 @@ def unlearn(model=None, forget=None, retain=None, *, method: str | None = None, 
             given[role] = texts_file(given[role], out, role)
     with recording_failure(out, command or "mnemoscope.unlearn(...)"):
         return RunResult(Path(recipe.run_user(out, _overrides(UNLEARN_FLAGS, given), log=log)))
+
+
+def contamination(model=None, benchmark=None, *, corpus=None, reference=None, tokenizer=None,
+                  out: str | Path = "runs/contamination-check", log=print, command: str | None = None,
+                  **settings) -> RunResult:
+    """Did the model see this benchmark? (``mnemoscope contamination``): overlap with ``corpus``,
+    membership against ``reference``, guided completion and the order test. ``benchmark``: a file
+    or a list of item dicts (question, choices, answer[, split, dataset]) in canonical order;
+    ``corpus`` / ``reference``: files or lists of texts; ``signals``: a subset of
+    ``["overlap", "membership", "guided", "order"]``."""
+    from mnemoscope.recipes import contamination as recipe
+
+    out = Path(out)
+    in_memory = _in_memory(model, tokenizer)
+    given = {"model": f"in-memory {type(model).__name__}" if in_memory else model, **settings}
+    if benchmark is not None:
+        given["benchmark"] = records_file(benchmark, out, "benchmark")
+    for role, texts in (("corpus", corpus), ("reference", reference)):
+        if texts is not None:
+            given[role] = texts_file(texts, out, role)
+    if isinstance(given.get("signals"), str):
+        given["signals"] = [x.strip() for x in given["signals"].split(",") if x.strip()]
+    loaded = (model, tokenizer) if in_memory else None
+    with recording_failure(out, command or "mnemoscope.contamination(...)"):
+        return RunResult(Path(recipe.run_user(out, _overrides(CONTAMINATION_FLAGS, given), log=log, loaded=loaded)))
 
 
 def compare(*targets, metrics: list[str] | None = None):

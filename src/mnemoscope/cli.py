@@ -228,18 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "contamination":
             from mnemoscope.recipes import contamination as module
 
-            flags = {"seed": "seed", "model": "model.name", "dtype": "model.dtype", "device": "model.device",
-                     "trust_remote_code": "model.trust_remote_code", "allow_pickle": "model.allow_pickle",
-                     "benchmark": "contamination.benchmark", "corpus": "contamination.corpus",
-                     "corpus_index": "contamination.corpus_index", "save_index": "contamination.save_index",
-                     "reference": "contamination.reference", "dataset": "contamination.dataset",
-                     "split": "contamination.split"}
-            overrides = {key: getattr(args, name) for name, key in flags.items() if hasattr(args, name)}
-            if hasattr(args, "signals"):
-                overrides["contamination.signals"] = [x.strip() for x in args.signals.split(",") if x.strip()]
-            overrides.update(parse_overrides(args.overrides))
-            with recording_failure(Path(args.out), command_line):
-                out = module.run_user(args.out, overrides)
+            given = {name: getattr(args, name) for name in api.CONTAMINATION_FLAGS if hasattr(args, name)}
+            out = api.contamination(out=args.out, command=command_line,
+                                    **{**given, **parse_overrides(args.overrides)}).path
         elif command == "analyze":
             from mnemoscope.analyze import analyze_wemath, format_wemath
 

@@ -37,7 +37,7 @@ from mnemoscope.metrics.roc import roc_auc
 from mnemoscope.probes.benchmark import BenchmarkItem
 from mnemoscope.probes.canaries import WORDS
 from mnemoscope.probes.corpus import background_documents
-from mnemoscope.recipes.common import finish_lab_run, lab_tokenizer, preset_from, train_config
+from mnemoscope.recipes.common import finish_lab_run, finish_run, lab_tokenizer, preset_from, train_config
 from mnemoscope.train.data import InjectedData, pack_background, plan_injections
 from mnemoscope.train.phase import train_phase
 
@@ -52,9 +52,10 @@ def user_defaults() -> dict:
     return merge_sections(COMMON, family.DEFAULTS)
 
 
-def run_user(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
-    """read (no model) → load the model → plan (every prompt checked) → run directory → measure."""
-    from mnemoscope.recipes.audit import open_engine
+def run_user(out: str | Path, overrides: dict, log=print, warn=None, loaded: tuple | None = None) -> Path:
+    """read (no model) → load the model → plan (every prompt checked) → run directory → measure.
+    ``loaded``: an in-memory ``(model, tokenizer)`` instead of loading ``model.name`` (the Python API)."""
+    from mnemoscope.recipes.audit import in_memory_engine, open_engine
 
     cfg = resolve(user_defaults(), overrides)
     if not cfg["model"]["name"]:
@@ -63,7 +64,7 @@ def run_user(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
         raise MnemoscopeError("contamination needs --benchmark FILE (.jsonl, .parquet or an lm-eval samples export)")
     ctx = Context(seed=cfg["seed"], n_boot=cfg["audit"]["n_boot"], log=log, **({"warn": warn} if warn else {}))
     inputs = family.read(cfg, ctx)
-    engine = open_engine(cfg, cfg["model"]["name"])
+    engine = open_engine(cfg, cfg["model"]["name"]) if loaded is None else in_memory_engine(cfg, *loaded)
     try:
         for need in family.NEEDS:
             engine.require(need, family.TITLE)
@@ -76,7 +77,7 @@ def run_user(out: str | Path, overrides: dict, log=print, warn=None) -> Path:
         run.add(result, "family_samples/contamination")
         for key, reason in run.notes.items():
             log(f"note: {key}: {reason}")
-        return run.finish(device=str(getattr(engine, "device", cfg["model"]["device"])),
+        return finish_run(run, device=str(getattr(engine, "device", cfg["model"]["device"])),
                           extra={"model": cfg["model"]["name"], "bos": engine.bos, "backend": engine.name})
     finally:
         engine.close()
