@@ -10,7 +10,7 @@ import pytest
 from mnemoscope.cli import main
 
 SMALL = [
-    "model.size=micro", "model.vocab_size=1024", "train.seq_len=256", "model.layers=2", "corpus.n_docs=300", "train.steps=40",
+    "model.size=micro", "model.vocab_size=1024", "train.seq_len=256", "model.layers=2", "corpus.n_docs=300", "train.steps=60",
     "train.checkpoint_every=20", "benchmark.doses=[0, 16, 64]", "benchmark.singles=3", "benchmark.groups=2",
     "benchmark.group_size=4", "benchmark.n_reference=6", "contamination.order_permutations=5",
     "contamination.order_resamples=99", "contamination.max_new_tokens=6", "audit.n_boot=20",
