@@ -466,6 +466,8 @@ def test_the_command_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, 
         (["--model", str(saved_model_dir), "--benchmark", str(bench), "--save-index", str(tmp_path / "x.npz")],
          "needs the corpus"),
         (["--model", str(saved_model_dir), "--benchmark", str(bench), "--signals", "overlap,smell"], "unknown"),
+        (["--model", str(saved_model_dir), "--benchmark", str(bench), "--corpus", str(corp), "--save-index",
+          str(tmp_path / "no" / "idx.npz")], "a .npz file in an existing folder"),
     ]
     for args, pattern in cases:
         out = tmp_path / "bad"
