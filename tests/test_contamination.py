@@ -466,6 +466,8 @@ def test_the_command_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, 
         (["--model", str(saved_model_dir), "--benchmark", str(bench), "--save-index", str(tmp_path / "x.npz")],
          "needs the corpus"),
         (["--model", str(saved_model_dir), "--benchmark", str(bench), "--signals", "overlap,smell"], "unknown"),
+        (["--model", str(saved_model_dir), "--benchmark", str(bench), "--corpus", str(corp), "--save-index",
+          str(tmp_path / "no" / "idx.npz")], "a .npz file in an existing folder"),
     ]
     for args, pattern in cases:
         out = tmp_path / "bad"
@@ -493,3 +495,15 @@ def test_report_section_lists_each_signal_and_the_items_tripping_several(tmp_pat
     assert "Items tripping more than one signal (2 of 3)" in html and "overlap, membership" in html
     assert "order: skipped: too few items" in html and "no reference set" in html
     assert section_contamination(RunData(tmp_path, {"mia/loss/auc": 0.5}, pd.DataFrame())) is None
+
+
+def test_order_pvalues_ignore_per_shard_offsets_and_a_common_scale():
+    """Properties: d_s is unchanged by a constant added to all of a shard's orders, and both p-values by a
+    common positive scale (log-likelihoods in nats or bits)."""
+    rng = np.random.default_rng(11)
+    c, p = rng.normal(size=5), rng.normal(size=(5, 8))
+    shift = rng.normal(scale=100, size=5)
+    for f in (order_pvalue_t, lambda a, b: order_pvalue_exact(a, b, n_resamples=499, seed=2)):
+        base = f(c, p)
+        assert f(c + shift, p + shift[:, None]) == pytest.approx(base, abs=1e-9)
+        assert f(c / math.log(2), p / math.log(2)) == pytest.approx(base, abs=1e-9)

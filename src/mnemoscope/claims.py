@@ -264,13 +264,14 @@ register(Claim(
     "contamination", "Golchin & Surdeanu 2024 (guided completion); Oren et al. 2024 (order test); "
     "lm-evaluation-harness decontamination",
     "A benchmark planted in training is caught more often than never-planted items of the same benchmark: "
-    "guided completion recites planted items when the prompt names their dataset and split, membership scores "
-    "them above a held-out reference, and the order test rejects for items seen in their canonical order.",
-    (Effect("contam/guided/detect@dose=16", "guided-completion detection, dose 16 − never planted",
+    "guided completion recites heavily planted items from their first half, membership scores them above a "
+    "held-out reference, and the order test rejects for items seen in their canonical order.",
+    (Effect("contam/guided/detect@dose=64", "guided-completion detection, dose 64 − never planted",
             minus="contam/guided/detect@dose=0"),
      Effect("contam/membership/detect@dose=16", "membership detection (p ≤ 0.05), dose 16 − never planted",
             minus="contam/membership/detect@dose=0"),
      Effect("contam/order/power@dose=16", "order-test power (p ≤ 0.05), dose 16 − never planted",
             minus="contam/order/power@dose=0")),
-    scale="Overlap is exact by construction (the corpus is known). A single item planted once is rarely "
-          "recited by a ~5 M-parameter model; the papers' settings are pretrained LLMs and full benchmarks."))
+    scale="Overlap is exact by construction (the corpus is known). The tiny model recites planted items only at "
+          "dose 64, and with or without the dataset name alike (the guided − general gap the paper reads is ~0 "
+          "here: an item's own first half already identifies it); the papers' settings are pretrained LLMs."))

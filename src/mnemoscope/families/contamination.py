@@ -31,6 +31,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,6 +137,8 @@ def read(cfg: dict, ctx: Context) -> Inputs | None:
                               "(--corpus-index), not both")
     if s["save_index"] and not s["corpus"]:
         raise MnemoscopeError("contamination.save_index (--save-index) needs the corpus to index: add --corpus FILE")
+    if s["save_index"] and (not s["save_index"].endswith(".npz") or not Path(s["save_index"]).parent.is_dir()):
+        raise MnemoscopeError(f"contamination.save_index '{s['save_index']}': name a .npz file in an existing folder")
     items = load_benchmark(s["benchmark"])
     items = [BenchmarkItem(it.id, it.question, it.choices, it.answer, it.split or s["split"],
                            it.dataset or s["dataset"]) for it in items]

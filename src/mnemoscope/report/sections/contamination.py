@@ -69,6 +69,8 @@ def _signal_table(run: RunData) -> Markup:
         }[name]
         ran = key in run.metrics and run.metrics[key] is not None
         status = detail if ran else notes.get(key, "not run")
+        if not ran and name == "order" and any(k.startswith("contam/order/power@dose=") for k in run.metrics):
+            status = "per dose, above: each group planted in canonical order tested alone (power) and together (p)"
         if ran and name == "membership" and m("contam/membership/reference_n") == 0:
             status += " (no reference set: compared with perturbed copies of each item)"
         rows.append([name, status, can, cannot, source])
