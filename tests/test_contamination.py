@@ -507,3 +507,22 @@ def test_order_pvalues_ignore_per_shard_offsets_and_a_common_scale():
         base = f(c, p)
         assert f(c + shift, p + shift[:, None]) == pytest.approx(base, abs=1e-9)
         assert f(c / math.log(2), p / math.log(2)) == pytest.approx(base, abs=1e-9)
+
+
+def test_membership_against_a_reference_set_reports_the_blind_baseline(model, tokenizer, corpus):
+    """A reference set that differs from the items in topic is told apart without the model, and the
+    run says the membership AUC cannot be read as contamination; a reference drawn like the items is not."""
+    engine = Engine(model, tokenizer)
+    items = [BenchmarkItem(str(i), f"Question {i}: which river crosses the valley of {w}?")
+             for i, w in enumerate(["Alder", "Birch", "Cedar", "Dunmore", "Elm", "Fenwick", "Garth", "Holm",
+                                    "Ivy", "Juniper", "Kestrel", "Larch"])]
+    shifted = [f"In {1990 + i} the parliament debated the budget for the {i}th time." for i in range(12)]
+    alike = [f"Question {i}: which river crosses the valley of {w}?" for i, w in
+             enumerate(["Moss", "Nettle", "Oak", "Pine", "Quill", "Rowan", "Sorrel", "Thorn", "Umber", "Vale",
+                        "Willow", "Yew"])]
+    settings = {"signals": ["membership"]}
+    far = fam.contamination(engine, items, reference=shifted, settings=settings, ctx=Context(n_boot=100))
+    assert far.metrics["contam/blind/bow/auc"] > 0.9
+    assert "differ without the model" in far.notes["contam/mia/loss/auc"]
+    near = fam.contamination(engine, items, reference=alike, settings=settings, ctx=Context(n_boot=100))
+    assert near.metrics["contam/blind/bow/auc/ci_lo"] <= 0.5 and "contam/mia/loss/auc" not in near.notes

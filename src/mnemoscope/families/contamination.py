@@ -301,6 +301,21 @@ def _overlap(plan: Plan, result: Result, samples: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([samples, table], axis=1)
 
 
+def _blind(result: Result, texts: list[str], labels: np.ndarray, ctx: Context) -> None:
+    """The blind baseline (``families.blind``: no model) on items vs reference, as ``contam/blind/...``;
+    when it says the two sets differ without the model, a note on the membership AUC says so."""
+    from mnemoscope.families.blind import blind_baseline
+    from mnemoscope.metrics.blind import verdict
+
+    blind = blind_baseline(texts, labels, n_boot=ctx.n_boot, seed=ctx.seed)
+    result.metrics.update({f"contam/{k}": v for k, v in blind.metrics.items()})
+    for key, why in blind.notes.items():
+        result.note(f"contam/{key}", why)
+    said = verdict({k.removeprefix("contam/"): v for k, v in result.metrics.items() if k.startswith("contam/")})
+    if said:
+        result.note("contam/mia/loss/auc", f"membership: {said}")
+
+
 def _membership(plan: Plan, engine: Backend, ctx: Context, result: Result, samples: pd.DataFrame) -> pd.DataFrame:
     s, items = plan.inputs.settings, plan.inputs.items
     col = f"score/{s['attack']}"
@@ -319,6 +334,7 @@ def _membership(plan: Plan, engine: Backend, ctx: Context, result: Result, sampl
         result.metrics.update(membership_metrics(labels, both[[c for c in both if c.startswith("score/")]],
                                                  prefix="contam/mia", n_boot=ctx.n_boot, seed=ctx.seed))
         result.metrics["contam/membership/reference_n"] = float(ref_scores.size)
+        _blind(result, [it.text for it in items] + list(plan.inputs.reference), labels, ctx)
         resolution = 1 / (1 + ref_scores.size)
     else:
         copies = [t for c in plan.perturbed for t in c]

@@ -60,7 +60,8 @@ def _signal_table(run: RunData) -> Markup:
         detail = {
             "overlap": f"13-gram rate {v(m(key))}; longest span mean {v(m('contam/overlap/longest_span/mean'), 1)}, "
                        f"max {v(m('contam/overlap/longest_span/max'), 0)} tokens",
-            "membership": f"flagged {v(m(key))}; AUC vs reference (loss) {v(m('contam/mia/loss/auc'))}",
+            "membership": f"flagged {v(m(key))}; AUC vs reference (loss) {v(m('contam/mia/loss/auc'))}; blind "
+                          f"baseline (no model) AUC {v(m('contam/blind/bow/auc'))}",
             "guided": f"ROUGE-L guided − general {v(m(key))} (p {v(m('contam/guided/p_value'))}); exact guided "
                       f"{v(m('contam/guided/exact/rate@prompt=guided'))} vs general "
                       f"{v(m('contam/guided/exact/rate@prompt=general'))}",
