@@ -110,7 +110,8 @@ def blind_baseline(texts: list[str], labels, *, groups=None, settings: Settings 
         samples["score/bow"] = bag_of_words_scores(texts, y, folds=s.folds, ngram_max=s.ngram_max, seed=seed,
                                                    groups=groups)
     else:
-        result.not_computed("blind/bow/auc", f"blind/bow: not computed: {problem}; lower blind.folds or give more texts")
+        result.not_computed("blind/bow/auc",
+                            f"blind/bow: not computed: {problem}; lower blind.folds or give more texts")
     share = float(np.isfinite(years).mean()) if len(texts) else 0.0
     result.metrics["blind/date/share_with_year"] = share
     if share < MIN_YEAR_SHARE:
