@@ -227,3 +227,22 @@ def test_ours_and_das_et_al_s_classifier_agree_on_shifted_and_random_sets():
     ours = blind_baseline(alike, labels, n_boot=100).metrics
     assert ours["blind/bow/auc/ci_lo"] <= 0.5 <= ours["blind/bow/auc/ci_hi"]
     assert abs(_das_bag_of_words_auc(alike, labels) - 0.5) < 0.12
+
+
+def test_the_unlearning_report_shows_the_blind_baseline_and_the_people_ci(tmp_path):
+    from mnemoscope.report.html import RunData
+    from mnemoscope.report.sections import unlearning as section
+
+    metrics = {"unlearn/original/knowmem_forget": 80.0, "unlearn/retrain/knowmem_forget": 10.0,
+               "unlearn/original/mia_auc": 0.97, "unlearn/original/mia_auc/ci_lo": 0.93,
+               "unlearn/original/mia_auc/ci_hi": 1.0, "unlearn/retrain/mia_auc": 0.47,
+               "unlearn/retrain/mia_auc/ci_lo": 0.35, "unlearn/retrain/mia_auc/ci_hi": 0.60,
+               "data/forget_texts": 120, "data/holdout_texts": 120, "data/forget_people": 30,
+               "data/holdout_people": 30, "blind/bow/auc": 0.96, "blind/bow/auc/ci_lo": 0.94, "blind/bow/auc/ci_hi": 0.99}
+    html = str(section.section_unlearning(RunData(tmp_path, metrics, pd.DataFrame())))
+    assert "over the people (30 forget, 30 holdout" in html and "0.47 [0.35, 0.60]" in html
+    assert "Blind baseline: forget vs holdout texts without the model" in html
+    assert "WARNING: the member and non-member sets differ without the model" in html and "original" in html
+    metrics.update({"blind/bow/auc": 0.5, "blind/bow/auc/ci_lo": 0.4, "blind/bow/auc/ci_hi": 0.6})
+    html = str(section.section_unlearning(RunData(tmp_path, metrics, pd.DataFrame())))
+    assert "does not tell the sets apart" in html and "WARNING" not in html
