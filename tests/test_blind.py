@@ -246,3 +246,10 @@ def test_the_unlearning_report_shows_the_blind_baseline_and_the_people_ci(tmp_pa
     metrics.update({"blind/bow/auc": 0.5, "blind/bow/auc/ci_lo": 0.4, "blind/bow/auc/ci_hi": 0.6})
     html = str(section.section_unlearning(RunData(tmp_path, metrics, pd.DataFrame())))
     assert "does not tell the sets apart" in html and "WARNING" not in html
+
+
+def test_texts_without_words_leave_the_bag_of_words_null_with_a_note():
+    texts = ["1 2 3", "4 5 6", "7 8", "9 0", "1 1"] * 4
+    result = blind_baseline(texts, [1] * 10 + [0] * 10, n_boot=20)
+    assert result.metrics["blind/bow/auc"] is None
+    assert "could not be fitted" in result.notes["blind/bow/auc"]
