@@ -200,3 +200,56 @@ def test_bad_blind_settings_are_refused_in_one_line(key, value, match):
 
     with pytest.raises(MnemoscopeError, match=match):
         settings_from({**DEFAULTS["blind"], key: value})
+
+
+def _das_bag_of_words_auc(texts, labels, trials=10):
+    """Das et al.'s WikiMIA setting written out: TF-IDF with 34 features, Gaussian naive Bayes, the
+    mean test AUC over 10 random 80/20 splits."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.naive_bayes import GaussianNB
+
+    aucs = []
+    for t in range(trials):
+        x_tr, x_te, y_tr, y_te = train_test_split(texts, labels, test_size=0.2, random_state=t, stratify=labels)
+        vec = TfidfVectorizer(max_features=34)
+        model = GaussianNB().fit(vec.fit_transform(x_tr).toarray(), y_tr)
+        aucs.append(roc_auc_score(y_te, model.predict_proba(vec.transform(x_te).toarray())[:, 1]))
+    return float(np.mean(aucs))
+
+
+def test_ours_and_das_et_al_s_classifier_agree_on_shifted_and_random_sets():
+    rng = np.random.default_rng(8)
+    shifted = _texts(rng, 60, RIVER, 0.3) + _texts(rng, 60, MONEY, 0.3)
+    labels = np.array([1] * 60 + [0] * 60)
+    ours = blind_baseline(shifted, labels, n_boot=100).metrics["blind/bow/auc"]
+    assert ours > 0.9 and _das_bag_of_words_auc(shifted, labels) > 0.9
+    alike = _texts(rng, 120, RIVER + MONEY, 0.2)
+    ours = blind_baseline(alike, labels, n_boot=100).metrics
+    assert ours["blind/bow/auc/ci_lo"] <= 0.5 <= ours["blind/bow/auc/ci_hi"]
+    assert abs(_das_bag_of_words_auc(alike, labels) - 0.5) < 0.12
+
+
+def test_the_unlearning_report_shows_the_blind_baseline_and_the_people_ci(tmp_path):
+    from mnemoscope.report.html import RunData
+    from mnemoscope.report.sections import unlearning as section
+
+    metrics = {"unlearn/original/knowmem_forget": 80.0, "unlearn/retrain/knowmem_forget": 10.0,
+               "unlearn/original/mia_auc": 0.97, "unlearn/original/mia_auc/ci_lo": 0.93,
+               "unlearn/original/mia_auc/ci_hi": 1.0, "unlearn/retrain/mia_auc": 0.47,
+               "unlearn/retrain/mia_auc/ci_lo": 0.35, "unlearn/retrain/mia_auc/ci_hi": 0.60,
+               "data/forget_texts": 120, "data/holdout_texts": 120, "data/forget_people": 30,
+               "data/holdout_people": 30, "blind/bow/auc": 0.96, "blind/bow/auc/ci_lo": 0.94, "blind/bow/auc/ci_hi": 0.99}
+    html = str(section.section_unlearning(RunData(tmp_path, metrics, pd.DataFrame())))
+    assert "over the people (30 forget, 30 holdout" in html and "0.47 [0.35, 0.60]" in html
+    assert "Blind baseline: forget vs holdout texts without the model" in html
+    assert "WARNING: the member and non-member sets differ without the model" in html and "original" in html
+    metrics.update({"blind/bow/auc": 0.5, "blind/bow/auc/ci_lo": 0.4, "blind/bow/auc/ci_hi": 0.6})
+    html = str(section.section_unlearning(RunData(tmp_path, metrics, pd.DataFrame())))
+    assert "does not tell the sets apart" in html and "WARNING" not in html
+
+
+def test_texts_without_words_leave_the_bag_of_words_null_with_a_note():
+    texts = ["1 2 3", "4 5 6", "7 8", "9 0", "1 1"] * 4
+    result = blind_baseline(texts, [1] * 10 + [0] * 10, n_boot=20)
+    assert result.metrics["blind/bow/auc"] is None
+    assert "could not be fitted" in result.notes["blind/bow/auc"]

@@ -107,10 +107,14 @@ def blind_baseline(texts: list[str], labels, *, groups=None, settings: Settings 
     result = Result()
     problem = fold_count_problem(y, s.folds, groups)
     if problem is None:
-        samples["score/bow"] = bag_of_words_scores(texts, y, folds=s.folds, ngram_max=s.ngram_max, seed=seed,
-                                                   groups=groups)
+        try:
+            samples["score/bow"] = bag_of_words_scores(texts, y, folds=s.folds, ngram_max=s.ngram_max, seed=seed,
+                                                       groups=groups)
+        except ValueError as exc:  # e.g. no word of two or more letters in a training fold: no vocabulary
+            result.not_computed("blind/bow/auc", f"blind/bow: not computed: the classifier could not be fitted ({exc})")
     else:
-        result.not_computed("blind/bow/auc", f"blind/bow: not computed: {problem}; lower blind.folds or give more texts")
+        result.not_computed("blind/bow/auc",
+                            f"blind/bow: not computed: {problem}; lower blind.folds or give more texts")
     share = float(np.isfinite(years).mean()) if len(texts) else 0.0
     result.metrics["blind/date/share_with_year"] = share
     if share < MIN_YEAR_SHARE:

@@ -151,8 +151,8 @@ def attack_metrics(labels: np.ndarray, frame: pd.DataFrame, *, n_boot: int, seed
     if under:
         n_neg = int((1 - labels).sum())
         need = ", ".join(f"FPR {float(f) * 100:g}% needs ≥ {math.ceil(1 / float(f) - 1e-9)}" for f in under)
-        result.note(f"{prefix}/*/tpr@fpr=*", f"{prefix}: TPR not computed (null) where underpowered: {n_neg} non-members "
-                                       f"({need})")
+        result.note(f"{prefix}/*/tpr@fpr=*",
+                    f"{prefix}: TPR not computed (null) where underpowered: {n_neg} non-members ({need})")
     return result
 
 

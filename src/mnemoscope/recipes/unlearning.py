@@ -1,8 +1,8 @@
 """Unlearning: write a fictional world into a tiny model, then remove part of it and check.
 
-Read top to bottom: world (forget / retain / holdout people, 30 forget and 30 holdout people by
-default; the CIs resample people) → tokenizer (trained on every person alike) → data stream → train on everything →
-retrain from scratch on the same stream minus the forget documents (the gold standard) → for
+Read top to bottom: world (forget / retain / holdout people; 30 forget and 30 holdout people by
+default, and the CIs resample people) → tokenizer (trained on every person alike) → data stream →
+train on everything → retrain from scratch on the same stream minus the forget documents (the gold standard) → for
 each method, a small sweep (learning rate × steps; a shorter run is a prefix of a longer one,
 so the steps axis is read off each run's evaluation points) with the stopping rule "first point
 where KnowMem on F and the forget-vs-holdout membership AUC both reach the retrained model's
