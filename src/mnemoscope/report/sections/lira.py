@@ -78,7 +78,7 @@ def section_ulira(run: RunData) -> Markup | None:
     rows = []
     for m in methods:
         p = f"unlearn/{m}/privleak"
-        privleak = fmt_value(run.metric(p))
+        privleak = fmt_value(run.metric(p)) if run.metric(p) is None else f"{run.metric(p):.1f}"
         if run.metric(f"{p}/ci_lo") is not None and run.metric(f"{p}/ci_hi") is not None:
             privleak += f" [{run.metric(f'{p}/ci_lo'):.1f}, {run.metric(f'{p}/ci_hi'):.1f}]"
         u = f"ulira/{m}"
