@@ -209,3 +209,15 @@ def test_available_bytes_on_cpu():
 
     free = available_bytes("cpu")
     assert free is None or free > 0
+
+
+def test_target_gaps_read_the_tpr_keys_and_ignore_dose_groups():
+    from mnemoscope.recipes.quickstart_lira import target_gaps
+
+    metrics = {"mia/min_k_pp/auc": 0.8, "mia/lira_online/auc": 0.9, "mia/min_k_pp/tpr@fpr=0.01": 0.5,
+               "mia/lira_online/tpr@fpr=0.01": 0.65, "mia/min_k_pp/auc@dose=1": 0.1, "mia/lira_online/auc@dose=1": 0.9,
+               "mia/loss/mean_nll@dose=1": 3.0}
+    g = target_gaps(metrics)
+    assert g["lira/gap/min_k_pp/tpr@fpr=0.01"] == pytest.approx(-0.15)
+    assert g["lira/gap/min_k_pp/auc"] == pytest.approx(-0.1)
+    assert not any("@dose" in k for k in g) and "lira/gap/loss/auc" not in g

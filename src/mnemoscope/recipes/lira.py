@@ -30,8 +30,8 @@ from mnemoscope.metrics.lira import lira_offline, lira_online, logit_confidence
 DEFAULTS = {"shadows": 0, "workers": 1, "variance": "auto", "offline": "one_sided", "clamp_probability": False}
 OFFLINE_RULES = ("one_sided", "two_sided")
 VARIANCES = ("auto", "global", "per_example")
-# Carlini et al. (§VI-A): with few shadow models a global variance is the better estimate; "auto"
-# uses it below this many shadows (the paper's 64) and per-example variances from there on.
+# Carlini et al. find a global variance the better estimate when shadow models are few; "auto" uses
+# it below this many shadows (our threshold) and per-example variances from there on.
 PER_EXAMPLE_FROM = 64
 GAP_STATS = ("auc", "tpr@fpr=0.001", "tpr@fpr=0.01")
 MIN_SHADOWS = 4  # each candidate IN ≥ 2 and OUT ≥ 2 shadows

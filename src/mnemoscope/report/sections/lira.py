@@ -64,7 +64,7 @@ def section_lira(run: RunData) -> Markup | None:
     return section_html("Shadow-model LiRA", Markup("").join(parts))
 
 
-register_section(section_lira, order=7)
+register_section(section_lira, order=12.5)  # after the summary, dose response and ROC
 
 
 def section_ulira(run: RunData) -> Markup | None:
@@ -78,7 +78,7 @@ def section_ulira(run: RunData) -> Markup | None:
     rows = []
     for m in methods:
         p = f"unlearn/{m}/privleak"
-        privleak = fmt_value(run.metric(p))
+        privleak = fmt_value(run.metric(p)) if run.metric(p) is None else f"{run.metric(p):.1f}"
         if run.metric(f"{p}/ci_lo") is not None and run.metric(f"{p}/ci_hi") is not None:
             privleak += f" [{run.metric(f'{p}/ci_lo'):.1f}, {run.metric(f'{p}/ci_hi'):.1f}]"
         u = f"ulira/{m}"
@@ -100,4 +100,4 @@ def section_ulira(run: RunData) -> Markup | None:
                         body + html_table(columns, rows, numeric=range(1, len(columns))))
 
 
-register_section(section_ulira, order=7.5)
+register_section(section_ulira, order=55)  # after the unlearning sections (no order: 50)
