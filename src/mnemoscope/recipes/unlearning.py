@@ -415,7 +415,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                              include_path=e["lm_eval_include"], seed=seed)
             values.update({f"utility/{k}": v for k, v in scores.items()})
         with run.phase("quantize"):
-            quant, qnotes = stress.quantized_eval(model, tokenizer, data, reference, conf.modes, attacks.retain_texts)
+            quant, qnotes = stress.quantized_eval(model, tokenizer, data, reference, conf.modes, attacks.retain_texts,
+                                                  original_state=base_state)
         values.update(quant)
         notes.update(qnotes)
         metrics.update(_prefixed(name, values))

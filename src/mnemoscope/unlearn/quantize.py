@@ -164,6 +164,29 @@ def decoder_linears(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]
     return out
 
 
+def weights_changed(model: torch.nn.Module, reference_state: dict, mode: QuantMode) -> float:
+    """Share of the decoder linears' weights whose quantized value under ``mode`` differs from the
+    quantized value of the same weight in ``reference_state`` (the original model's state dict):
+    ``mean(Q(w) ≠ Q(w_original))``. Near 0: the quantized model is the quantized original, whatever
+    the unlearning changed (Zhang et al.'s explanation of the attack). NaN for a composite model
+    (its members are not the original's modules) or a state dict without the same weights."""
+    if isinstance(getattr(model, "members", None), torch.nn.ModuleDict):
+        return float("nan")
+    names = {id(p): n for n, p in model.named_parameters()}
+    changed = total = 0
+    with torch.no_grad():
+        for _, module in decoder_linears(model):
+            name = names.get(id(module.weight))
+            ref = reference_state.get(name) if name else None
+            if ref is None or ref.shape != module.weight.shape:
+                return float("nan")
+            w, r = (module.weight.t(), ref.t()) if not isinstance(module, torch.nn.Linear) else (module.weight, ref)
+            diff = fake_quantize(w, mode) != fake_quantize(r.to(w.device, w.dtype), mode)
+            changed += int(diff.sum())
+            total += diff.numel()
+    return changed / total
+
+
 @contextmanager
 def quantized(model: torch.nn.Module, mode: QuantMode) -> Iterator[torch.nn.Module]:
     """``model`` with its decoder linears fake-quantized by ``mode`` inside the block; the full

@@ -36,7 +36,7 @@ from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.restoration import knowledge_restored
 from mnemoscope.metrics.unlearning import relearn_recovery
 from mnemoscope.unlearn import evaluation as ev
-from mnemoscope.unlearn.quantize import QuantMode, check_available, parse_modes, quantized
+from mnemoscope.unlearn.quantize import QuantMode, check_available, parse_modes, quantized, weights_changed
 
 NAN = float("nan")
 IN_CONTEXT = "in_context"
@@ -119,12 +119,20 @@ def quantized_point(engine: Engine, data: ev.EvalData, reference: ev.Reference |
 
 
 def quantized_eval(model, tokenizer, data: ev.EvalData, reference: ev.Reference | None, modes: Sequence[QuantMode],
-                   retain_texts: Sequence[str] = ()) -> tuple[dict[str, float], dict[str, str]]:
+                   retain_texts: Sequence[str] = (), original_state: Mapping | None = None
+                   ) -> tuple[dict[str, float], dict[str, str]]:
     """:func:`quantized_point` under each quantization mode (the weights restored after each).
-    Keys ``quant@<mode>/<metric>``; notes for what was not computed."""
+    Keys ``quant@<mode>/<metric>``; notes for what was not computed. Given the original model's
+    state dict, also ``quant@<mode>/weights_changed`` (``quantize.weights_changed``)."""
     values: dict[str, float] = {}
     notes: dict[str, str] = {}
     for mode in modes:
+        if original_state is not None:
+            changed = weights_changed(model, dict(original_state), mode)
+            values[f"quant@{mode.name}/weights_changed"] = changed
+            if not math.isfinite(changed):
+                notes[f"quant@{mode.name}/weights_changed"] = ("the model combines models at decoding time: its "
+                                                               "members are not the original's weights")
         with quantized(model, mode):
             point, why = quantized_point(Engine(model, tokenizer), data, reference, retain_texts)
         values.update({f"quant@{mode.name}/{k}": v for k, v in point.items()})
