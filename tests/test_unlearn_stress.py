@@ -80,6 +80,7 @@ def test_settings_refuse_bad_values_in_one_line():
                                (("benign", "steps"), [0, 5], "whole number ≥ 1"),
                                (("in_context", "facts"), [1.5], "whole number ≥ 1"),
                                (("benign", "lr"), 0.0, "lr must be"),
+                               (("quantize", "max_retain_texts"), 0, "whole number ≥ 1"),
                                (("quantize", "modes"), ["gptq"], "unknown quantization mode"),
                                (("quantize", "modes"), ["bnb-nf4"], "int4-group")):
         bad = copy.deepcopy(S.LAB_DEFAULTS)
