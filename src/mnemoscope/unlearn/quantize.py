@@ -81,7 +81,7 @@ def check_available(mode: QuantMode, device: torch.device | str) -> None:
     """Refuse, in one line naming the alternative, a mode this machine cannot run."""
     if mode.backend != "bnb":
         return
-    instead = f"use int4-group (round-to-nearest 4-bit in plain PyTorch, any device) instead"
+    instead = "use int4-group (round-to-nearest 4-bit in plain PyTorch, any device) instead"
     try:
         import bitsandbytes.functional  # noqa: F401
     except ImportError:
