@@ -186,6 +186,13 @@ def test_weights_changed_counts_quantized_values_that_moved(model, tokenizer):
     moved[name + ".weight"][0, 0] += 1.0  # one weight far off: it, and at most the rest of its row (the scale), move
     changed = Q.weights_changed(model, moved, mode) * total
     assert 1 <= round(changed) <= module.weight.shape[1]
+    w = state[name + ".weight"]
+    codes, scales = Q.rtn_codes(w, 8)
+    nudged = copy.deepcopy(state)  # one weight moved onto the next code, the row's largest left alone
+    row_max = int(w[0].abs().argmax())
+    j = 1 if row_max == 0 else 0
+    nudged[name + ".weight"][0, j] = (codes[0, j] + (1 if codes[0, j] < 0 else -1)) * scales[0, 0]
+    assert round(Q.weights_changed(model, nudged, mode) * total) == 1  # exactly that code differs
     tiny = copy.deepcopy(state)
     tiny[name + ".weight"][1:, :] += 1e-9  # far below a quantization step: nothing moves
     assert Q.weights_changed(model, tiny, mode) == 0.0

@@ -165,11 +165,13 @@ def decoder_linears(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]
 
 
 def weights_changed(model: torch.nn.Module, reference_state: dict, mode: QuantMode) -> float:
-    """Share of the decoder linears' weights whose quantized value under ``mode`` differs from the
-    quantized value of the same weight in ``reference_state`` (the original model's state dict):
-    ``mean(Q(w) ≠ Q(w_original))``. Near 0: the quantized model is the quantized original, whatever
-    the unlearning changed (Zhang et al.'s explanation of the attack). NaN for a composite model
-    (its members are not the original's modules) or a state dict without the same weights."""
+    """Share of the decoder linears' weights whose integer code under ``mode`` (RTN:
+    :func:`rtn_codes`; bitsandbytes: the dequantized value) differs from the code of the same
+    weight in ``reference_state`` (the original model's state dict): ``mean(c(w) ≠ c(w_original))``.
+    Near 0: the quantized model is (up to a slightly different scale) the quantized original,
+    whatever the unlearning changed — Zhang et al.'s explanation of the attack. NaN for a
+    composite model (its members are not the original's modules) or a state dict without the
+    same weights."""
     if isinstance(getattr(model, "members", None), torch.nn.ModuleDict):
         return float("nan")
     names = {id(p): n for n, p in model.named_parameters()}
@@ -181,7 +183,11 @@ def weights_changed(model: torch.nn.Module, reference_state: dict, mode: QuantMo
             if ref is None or ref.shape != module.weight.shape:
                 return float("nan")
             w, r = (module.weight.t(), ref.t()) if not isinstance(module, torch.nn.Linear) else (module.weight, ref)
-            diff = fake_quantize(w, mode) != fake_quantize(r.to(w.device, w.dtype), mode)
+            r = r.to(w.device, w.dtype)
+            if mode.backend == "rtn":
+                diff = rtn_codes(w, mode.bits, mode.group_size)[0] != rtn_codes(r, mode.bits, mode.group_size)[0]
+            else:
+                diff = fake_quantize(w, mode) != fake_quantize(r, mode)
             changed += int(diff.sum())
             total += diff.numel()
     return changed / total
