@@ -170,3 +170,31 @@ def test_knowledge_restored_by_hand():
     assert math.isclose(knowledge_restored(10.0, 20.0, 80.0), -1 / 6)  # the attack removed more
     assert math.isnan(knowledge_restored(50.0, 30.0, 30.0))  # nothing was removed: undefined
     assert math.isnan(knowledge_restored(float("nan"), 30.0, 60.0))
+
+
+def test_weights_changed_counts_quantized_values_that_moved(model, tokenizer):
+    import copy
+
+    from mnemoscope.engine.combined import CombinedLogits
+
+    mode = Q.parse_mode("int8-channel")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert Q.weights_changed(model, state, mode) == 0.0
+    total = sum(m.weight.numel() for _, m in Q.decoder_linears(model))
+    name, module = next((n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head")
+    moved = copy.deepcopy(state)
+    moved[name + ".weight"][0, 0] += 1.0  # one weight far off: it, and at most the rest of its row (the scale), move
+    changed = Q.weights_changed(model, moved, mode) * total
+    assert 1 <= round(changed) <= module.weight.shape[1]
+    w = state[name + ".weight"]
+    codes, scales = Q.rtn_codes(w, 8)
+    nudged = copy.deepcopy(state)  # one weight moved onto the next code, the row's largest left alone
+    row_max = int(w[0].abs().argmax())
+    j = 1 if row_max == 0 else 0
+    nudged[name + ".weight"][0, j] = (codes[0, j] + (1 if codes[0, j] < 0 else -1)) * scales[0, 0]
+    assert round(Q.weights_changed(model, nudged, mode) * total) == 1  # exactly that code differs
+    tiny = copy.deepcopy(state)
+    tiny[name + ".weight"][1:, :] += 1e-9  # far below a quantization step: nothing moves
+    assert Q.weights_changed(model, tiny, mode) == 0.0
+    combo = CombinedLogits({"base": model, "other": copy.deepcopy(model)}, lambda d: d["base"], base="base")
+    assert math.isnan(Q.weights_changed(combo, state, mode))

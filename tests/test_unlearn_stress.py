@@ -80,6 +80,7 @@ def test_settings_refuse_bad_values_in_one_line():
                                (("benign", "steps"), [0, 5], "whole number ≥ 1"),
                                (("in_context", "facts"), [1.5], "whole number ≥ 1"),
                                (("benign", "lr"), 0.0, "lr must be"),
+                               (("quantize", "max_retain_texts"), 0, "whole number ≥ 1"),
                                (("quantize", "modes"), ["gptq"], "unknown quantization mode"),
                                (("quantize", "modes"), ["bnb-nf4"], "int4-group")):
         bad = copy.deepcopy(S.LAB_DEFAULTS)
@@ -165,6 +166,10 @@ def test_lab_reports_quantization_and_relearning_routes(tmp_path):
             key = f"unlearn/{name}/restored/{route}/knowmem_forget"
             assert key in metrics and (metrics[key] is not None or key in notes), key
     assert metrics["unlearn/retrain/quant@int8-channel/privleak"] is not None
+    assert metrics["unlearn/original/quant@int4-group/weights_changed"] == 0.0
+    assert 0 < metrics["unlearn/ga/quant@int4-group/weights_changed"] <= 1
+    assert metrics["unlearn/whp/quant@int4-group/weights_changed"] is None  # a composite: not the original's weights
+    assert "combines models" in notes["unlearn/whp/quant@int4-group/weights_changed"]
     curves = pd.read_parquet(out / "stress_curves.parquet")
     assert set(curves["model"]) == {"original", "retrain", "ga", "whp"}
     assert set(curves["route"]) == {"benign_retain", "benign_background", "in_context"}

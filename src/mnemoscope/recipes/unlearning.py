@@ -451,7 +451,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                              include_path=e["lm_eval_include"], seed=seed)
             values.update({f"utility/{k}": v for k, v in scores.items()})
         with run.phase("quantize"):
-            quant, qnotes = stress.quantized_eval(model, tokenizer, data, reference, conf.modes, attacks.retain_texts)
+            quant, qnotes = stress.quantized_eval(model, tokenizer, data, reference, conf.modes,
+                                                  attacks.retain_texts[:conf.max_retain_texts], original_state=base_state)
         values.update(quant)
         notes.update(qnotes)
         metrics.update(_prefixed(name, values))
@@ -849,7 +850,8 @@ def run_user(out: str | Path, overrides: dict, log=print) -> Path:
         elif relearn_ex:
             notes["relearn/recovery"] = "the relearning curve measures KnowMem on the forget QA; the forget file has none"
         with run.phase("quantize"):
-            quant, qnotes = stress.quantized_eval(model, tokenizer, data, ref, conf.modes, attacks.retain_texts)
+            quant, qnotes = stress.quantized_eval(model, tokenizer, data, ref, conf.modes,
+                                                  attacks.retain_texts[:conf.max_retain_texts])
         routes, rnotes, rows = stress.relearn_routes(model, tokenizer, data, conf, attacks.benign, attacks.near,
                                                      out / "stress" / name, batch_size=u["batch_size"],
                                                      max_length=u["max_length"])

@@ -81,7 +81,7 @@ def check_available(mode: QuantMode, device: torch.device | str) -> None:
     """Refuse, in one line naming the alternative, a mode this machine cannot run."""
     if mode.backend != "bnb":
         return
-    instead = f"use int4-group (round-to-nearest 4-bit in plain PyTorch, any device) instead"
+    instead = "use int4-group (round-to-nearest 4-bit in plain PyTorch, any device) instead"
     try:
         import bitsandbytes.functional  # noqa: F401
     except ImportError:
@@ -162,6 +162,35 @@ def decoder_linears(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]
     if not out:
         raise MnemoscopeError(f"quantization: no Linear layers inside the decoder blocks of {type(model).__name__}")
     return out
+
+
+def weights_changed(model: torch.nn.Module, reference_state: dict, mode: QuantMode) -> float:
+    """Share of the decoder linears' weights whose integer code under ``mode`` (RTN:
+    :func:`rtn_codes`; bitsandbytes: the dequantized value) differs from the code of the same
+    weight in ``reference_state`` (the original model's state dict): ``mean(c(w) ≠ c(w_original))``.
+    Near 0: the quantized model is (up to a slightly different scale) the quantized original,
+    whatever the unlearning changed — Zhang et al.'s explanation of the attack. NaN for a
+    composite model (its members are not the original's modules) or a state dict without the
+    same weights."""
+    if isinstance(getattr(model, "members", None), torch.nn.ModuleDict):
+        return float("nan")
+    names = {id(p): n for n, p in model.named_parameters()}
+    changed = total = 0
+    with torch.no_grad():
+        for _, module in decoder_linears(model):
+            name = names.get(id(module.weight))
+            ref = reference_state.get(name) if name else None
+            if ref is None or ref.shape != module.weight.shape:
+                return float("nan")
+            w, r = (module.weight.t(), ref.t()) if not isinstance(module, torch.nn.Linear) else (module.weight, ref)
+            r = r.to(w.device, w.dtype)
+            if mode.backend == "rtn":
+                diff = rtn_codes(w, mode.bits, mode.group_size)[0] != rtn_codes(r, mode.bits, mode.group_size)[0]
+            else:
+                diff = fake_quantize(w, mode) != fake_quantize(r, mode)
+            changed += int(diff.sum())
+            total += diff.numel()
+    return changed / total
 
 
 @contextmanager

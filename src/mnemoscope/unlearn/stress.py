@@ -36,15 +36,18 @@ from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.restoration import knowledge_restored
 from mnemoscope.metrics.unlearning import relearn_recovery
 from mnemoscope.unlearn import evaluation as ev
-from mnemoscope.unlearn.quantize import QuantMode, check_available, parse_modes, quantized
+from mnemoscope.unlearn.quantize import QuantMode, check_available, parse_modes, quantized, weights_changed
 
 NAN = float("nan")
 IN_CONTEXT = "in_context"
 # the lab: its layers are 128 wide, so a group of 128 would be one scale per row (= per channel)
-LAB_DEFAULTS = {"quantize": {"modes": ["int8-channel", "int4-channel", "int4-group"], "group_size": 32},
+# max_retain_texts: VerbMem on R reads at most this many retain texts (each a generation per mode and model)
+LAB_DEFAULTS = {"quantize": {"modes": ["int8-channel", "int4-channel", "int4-group"], "group_size": 32,
+                             "max_retain_texts": 100},
                 "benign": {"sources": ["retain", "background"], "steps": [5, 10, 20], "lr": 1e-3},
                 "in_context": {"facts": [1, 2, 4]}}
-USER_DEFAULTS = {"quantize": {"modes": ["int8-channel", "int4-channel", "int4-group"], "group_size": 128},
+USER_DEFAULTS = {"quantize": {"modes": ["int8-channel", "int4-channel", "int4-group"], "group_size": 128,
+                              "max_retain_texts": 100},
                  "benign": {"sources": ["retain"], "steps": [5, 10, 20], "lr": 1e-5},
                  "in_context": {"facts": [1, 2, 4]}}
 
@@ -58,6 +61,7 @@ class Settings:
     steps: list[int] = field(default_factory=list)
     lr: float = 1e-3
     facts: list[int] = field(default_factory=list)
+    max_retain_texts: int = 100
 
 
 def settings(section: Mapping, device: str, sources: Sequence[str]) -> Settings:
@@ -72,7 +76,8 @@ def settings(section: Mapping, device: str, sources: Sequence[str]) -> Settings:
     unknown = sorted(set(b["sources"]) - set(sources))
     if unknown:
         raise MnemoscopeError(f"stress.benign.sources: unknown source {unknown[0]!r}; use any of {', '.join(sources)}")
-    for key, values in (("stress.benign.steps", b["steps"]), ("stress.in_context.facts", c["facts"])):
+    for key, values in (("stress.benign.steps", b["steps"]), ("stress.in_context.facts", c["facts"]),
+                        ("stress.quantize.max_retain_texts", [q["max_retain_texts"]])):
         if any(isinstance(v, bool) or int(v) != v or v < 1 for v in values):
             raise MnemoscopeError(f"{key}: every value must be a whole number ≥ 1, got {list(values)}")
     if b["sources"] and not b["steps"]:
@@ -80,7 +85,7 @@ def settings(section: Mapping, device: str, sources: Sequence[str]) -> Settings:
     if not (isinstance(b["lr"], (int, float)) and math.isfinite(b["lr"]) and b["lr"] > 0):
         raise MnemoscopeError(f"stress.benign.lr must be a finite number > 0, got {b['lr']}")
     return Settings(modes, list(b["sources"]), sorted({int(s) for s in b["steps"]}), float(b["lr"]),
-                    sorted({int(k) for k in c["facts"]}))
+                    sorted({int(k) for k in c["facts"]}), int(q["max_retain_texts"]))
 
 
 # --------------------------------------------------------------------------- quantization
@@ -119,12 +124,20 @@ def quantized_point(engine: Engine, data: ev.EvalData, reference: ev.Reference |
 
 
 def quantized_eval(model, tokenizer, data: ev.EvalData, reference: ev.Reference | None, modes: Sequence[QuantMode],
-                   retain_texts: Sequence[str] = ()) -> tuple[dict[str, float], dict[str, str]]:
+                   retain_texts: Sequence[str] = (), original_state: Mapping | None = None
+                   ) -> tuple[dict[str, float], dict[str, str]]:
     """:func:`quantized_point` under each quantization mode (the weights restored after each).
-    Keys ``quant@<mode>/<metric>``; notes for what was not computed."""
+    Keys ``quant@<mode>/<metric>``; notes for what was not computed. Given the original model's
+    state dict, also ``quant@<mode>/weights_changed`` (``quantize.weights_changed``)."""
     values: dict[str, float] = {}
     notes: dict[str, str] = {}
     for mode in modes:
+        if original_state is not None:
+            changed = weights_changed(model, dict(original_state), mode)
+            values[f"quant@{mode.name}/weights_changed"] = changed
+            if not math.isfinite(changed):
+                notes[f"quant@{mode.name}/weights_changed"] = ("the model combines models at decoding time: its "
+                                                               "members are not the original's weights")
         with quantized(model, mode):
             point, why = quantized_point(Engine(model, tokenizer), data, reference, retain_texts)
         values.update({f"quant@{mode.name}/{k}": v for k, v in point.items()})

@@ -13,7 +13,7 @@ from mnemoscope.report.html import RunData, figure_html, fmt_value, html_table, 
 from mnemoscope.report.sections.unlearning import MARKERS, _models
 
 QUANT_COLUMNS = [("knowmem_forget", "KnowMem F ↓"), ("verbmem_forget", "VerbMem F ↓"), ("knowmem_retain", "KnowMem R ↑"),
-                 ("verbmem_retain", "VerbMem R ↑"), ("privleak", "PrivLeak (→0)")]
+                 ("verbmem_retain", "VerbMem R ↑"), ("privleak", "PrivLeak (→0)"), ("weights_changed", "weights changed")]
 ROUTE_TITLES = {"benign_retain": "benign: retain text", "benign_background": "benign: background text",
                 "in_context": "in context"}
 
@@ -43,8 +43,8 @@ def section_quantization(run: RunData) -> Markup | None:
         return None
     rows = []
     for name in names:
-        rows.append([name, "full precision"] + [fmt_value(run.metric(f"unlearn/{name}/{k}"), 2) for k, _ in QUANT_COLUMNS]
-                    + ["", ""])
+        rows.append([name, "full precision"] + [fmt_value(run.metric(f"unlearn/{name}/{k}"), 2)
+                                                 for k, _ in QUANT_COLUMNS[:-1]] + ["", "", ""])
         for mode in modes:
             p = f"unlearn/{name}/quant@{mode}/"
             r = f"unlearn/{name}/restored/quant@{mode}/"
@@ -55,6 +55,7 @@ def section_quantization(run: RunData) -> Markup | None:
         '<p class="caption">Each model evaluated again with the linear layers of its decoder blocks quantized and '
         'dequantized (round to nearest, symmetric; <i>channel</i>: one scale per output row, <i>group</i>: one per '
         'group of input columns; embeddings and output head in full precision), as in Zhang et al. (ICLR 2025). '
+        'Weights changed: share of the quantized weights that differ from the quantized original\'s. '
         'Restored = (after − unlearned) / (original − unlearned), on the same metric, against the original at full '
         'precision: 0 nothing came back, 1 all of it; empty where the original and the model score the same.</p>')
     return section_html("Quantization attack", caption + html_table(header, rows, numeric=range(2, len(header))))
