@@ -100,4 +100,4 @@ def section_ulira(run: RunData) -> Markup | None:
                         body + html_table(columns, rows, numeric=range(1, len(columns))))
 
 
-register_section(section_ulira, order=55)  # after the unlearning sections (no order: 50)
+# section_ulira is registered by sections/unlearning.py, after the six-way table it sits beside

@@ -24,6 +24,7 @@ from mnemoscope.report.html import (
     section_html,
 )
 from mnemoscope.report.sections.families import run_notes
+from mnemoscope.report.sections.lira import section_ulira
 
 SIX = [("verbmem_forget", "VerbMem F ↓"), ("knowmem_forget", "KnowMem F ↓"), ("knowmem_retain", "KnowMem R ↑"),
        ("privleak", "PrivLeak (→0)"), ("mia_auc", "Min-40% AUC F vs H"), ("ppl_holdout", "ppl held-out ↓"),
@@ -287,6 +288,6 @@ def section_scale_sustain(run: RunData) -> Markup | None:
         "retain (↑, utility). Sustainability: each request starts from the previous request's result."))
 
 
-for _fn in (section_unlearning, section_tradeoff, section_robustness, section_relearning, section_probes,
-            section_scale_sustain):
+for _fn in (section_unlearning, section_ulira, section_tradeoff, section_robustness, section_relearning,
+            section_probes, section_scale_sustain):
     register_section(_fn)
