@@ -40,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_loading_flags(p, *, remote: bool = True) -> None:
+    """How a model is loaded: dtype, device and (``remote``) the two opt-ins that can run its code."""
+    p.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    if remote:
+        p.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off by default)")
+        p.add_argument("--allow-pickle", action="store_true", help="load .bin/.pt weights (can run arbitrary code)")
+
+
 def _add_run(sub) -> None:
     """The ``mnemoscope run RECIPE`` arguments."""
     r = sub.add_parser("run", help="run an experiment recipe (default: quickstart)")
@@ -68,11 +77,8 @@ def _add_audit(sub) -> None:
                    help="reference with another tokenizer: refuse (default) or compare NLL per UTF-8 byte")
     a.add_argument("--lowercase", action="store_true", help="add the lowercase attack")
     a.add_argument("--out", default="runs/audit")
-    a.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
-    a.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    _add_loading_flags(a)
     a.add_argument("--revision")
-    a.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off by default)")
-    a.add_argument("--allow-pickle", action="store_true", help="load .bin/.pt weights (can run arbitrary code)")
     a.add_argument("--bos", choices=("auto", "always", "never"))
     a.add_argument("--truncation", choices=("refuse", "truncate"),
                    help="texts longer than the context: refuse (error) or truncate (kept head, counted)")
@@ -116,8 +122,7 @@ def _add_unlearn(sub) -> None:
     u.add_argument("--eval-every", type=int, help="steps between curve points (default 10)")
     u.add_argument("--lora", action="store_true", help="train LoRA adapters (needs `pip install peft`)")
     u.add_argument("--drop-overlap", action="store_true", help="drop retain items that are also in the forget set")
-    u.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
-    u.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    _add_loading_flags(u, remote=False)
     u.add_argument("--seed", type=int)
     u.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set unlearn.hparams... (see docs/unlearning.md); repeatable")
@@ -141,10 +146,7 @@ def _add_contamination(sub) -> None:
     ct.add_argument("--split", help="split for items without one (guided completion)")
     ct.add_argument("--signals", help="comma-separated subset of overlap,membership,guided,order (default: all)")
     ct.add_argument("--out", default="runs/contamination-check")
-    ct.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
-    ct.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    ct.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off by default)")
-    ct.add_argument("--allow-pickle", action="store_true", help="load .bin/.pt weights (can run arbitrary code)")
+    _add_loading_flags(ct)
     ct.add_argument("--seed", type=int)
     ct.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override any setting, e.g. --set contamination.order_shards=20 (repeatable)")
