@@ -77,3 +77,20 @@ def test_ulira_micro_run(tmp_path):
         assert (out / "train" / f"ulira-shadow-{j:02d}" / "final" / "model.safetensors").exists()
     html = (out / "report.html").read_text()
     assert "U-LiRA" in html
+
+
+def test_per_example_ci_resamples_people():
+    """Texts of one person share an offset: the people CI (what the audit reports) is the cluster
+    bootstrap's, and wider than a CI over texts."""
+    from mnemoscope.metrics.roc import bootstrap_auc_ci
+
+    rng = np.random.default_rng(0)
+    people = np.repeat(np.arange(12), 5)
+    labels = (people % 2 == 0).astype(int)
+    online = rng.normal(size=12)[people] + 0.5 * labels + 0.1 * rng.normal(size=people.size)
+    by_person = ulira.per_example_metrics(labels, online, -online, n_boot=300, seed=0, groups=people)
+    by_text = ulira.per_example_metrics(labels, online, -online, n_boot=300, seed=0)
+    lo, hi = bootstrap_auc_ci(labels, online, n_boot=300, seed=0, groups=people)
+    assert (by_person["ulira/online/auc/ci_lo"], by_person["ulira/online/auc/ci_hi"]) == pytest.approx((lo, hi))
+    width = lambda m: m["ulira/online/auc/ci_hi"] - m["ulira/online/auc/ci_lo"]  # noqa: E731
+    assert width(by_person) > width(by_text)

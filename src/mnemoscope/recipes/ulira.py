@@ -16,8 +16,8 @@ holdout texts OUT. A method that unlearned exactly leaves nothing to tell them a
 Keys, per method M: ``ulira/M/online/{auc,auc/ci_lo,auc/ci_hi,accuracy,tpr@fpr=F,...}`` and the
 same for ``offline`` (``accuracy``, online only: the balanced accuracy of the likelihood-ratio
 test Λ > 0; offline has no natural threshold), ``ulira/shadows``. The per-example
-unit is a text; texts of one person are alike, so the text-level CI is narrower than a
-person-level one would be (see issue 21, item 4).
+unit is a text; texts of one person are alike, so the AUC's CI resamples people (the cluster
+bootstrap, ``metrics.roc``), not texts.
 """
 
 from __future__ import annotations
@@ -92,13 +92,14 @@ def target_phi(engine, world, forget_people, holdout_people) -> np.ndarray:
 
 
 def per_example_metrics(labels: np.ndarray, online: np.ndarray, offline: np.ndarray, *, n_boot: int,
-                        seed: int) -> dict[str, float]:
+                        seed: int, groups=None) -> dict[str, float]:
     """AUC [CI], TPR at 0.1/1/5% FPR (null when underpowered) of both scores, and the balanced
-    accuracy of the online likelihood-ratio test Λ > 0 (½·(TPR + TNR) at that threshold)."""
+    accuracy of the online likelihood-ratio test Λ > 0 (½·(TPR + TNR) at that threshold).
+    ``groups`` (the person of each text): the CIs resample people, not texts."""
     from mnemoscope.families.membership import membership_metrics
 
     frame = pd.DataFrame({"score/online": online, "score/offline": offline})
-    out = membership_metrics(labels, frame, prefix="ulira", n_boot=n_boot, seed=seed)
+    out = membership_metrics(labels, frame, prefix="ulira", n_boot=n_boot, seed=seed, groups=groups)
     pred = online > 0
     pos, neg = labels == 1, labels == 0
     out["ulira/online/accuracy"] = 0.5 * (float(pred[pos].mean()) + float((~pred[neg]).mean()))
@@ -158,7 +159,8 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
     for m in methods:
         online = lira_online(targets[m], phis[m], keep, fix_variance=fixed)
         offline = lira_offline(targets[m], phis[m], keep, fix_variance=fixed)
-        for key, value in per_example_metrics(labels, online, offline, n_boot=n_boot, seed=seed).items():
+        for key, value in per_example_metrics(labels, online, offline, n_boot=n_boot, seed=seed,
+                                              groups=owners).items():
             metrics[key.replace("ulira/", f"ulira/{m}/", 1)] = value
             if isinstance(value, float) and math.isnan(value) and "tpr@" in key:
                 notes[key.replace("ulira/", f"ulira/{m}/", 1)] = "underpowered: fewer holdout texts than 1/FPR"
