@@ -95,3 +95,22 @@ def test_acr_values_follow_from_the_rows(finished):
         assert row["status"] == "budget" or found or max(tried) == row["max_prompt_tokens"], row.to_dict()
         if found:
             assert row["acr"] == pytest.approx(row["target_tokens"] / row["prompt_tokens"])
+
+
+def test_the_powered_scale_is_the_design_written_in_the_docs(tmp_path, capsys):
+    """`--set scale=powered` is docs/recipes.md's powered provenance design (≈ 10,500 documents in
+    one pass); the user's own settings still win; an unknown scale is refused before anything is written."""
+    from pathlib import Path
+
+    from mnemoscope.recipes import extraction
+    from mnemoscope.recipes.common import resolve_scaled
+
+    cfg = resolve_scaled(extraction.DEFAULTS, extraction.SCALES, {"scale": "powered"})
+    assert cfg["corpus"]["n_docs"] == 11300 and cfg["train"]["steps"] == 1410
+    assert cfg["derive"] == extraction.DEFAULTS["derive"]  # the fine-tune is unchanged
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text(encoding="utf-8")
+    assert "--set corpus.n_docs=11300 --set train.steps=1410" in docs
+    mine = resolve_scaled(extraction.DEFAULTS, extraction.SCALES, {"scale": "powered", "train.steps": 7})
+    assert mine["train"]["steps"] == 7
+    assert main(["run", "extraction", "--out", str(tmp_path / "x"), "--set", "scale=huge"]) == 2
+    assert "unknown scale 'huge'" in capsys.readouterr().err and not (tmp_path / "x").exists()
