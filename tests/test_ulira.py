@@ -54,11 +54,30 @@ def test_wants_and_per_example_metrics():
     ({"ulira.shadows": 3}, "ulira.shadows=3"),
     ({"ulira.shadows": 4, "ulira.methods": ["rmu"]}, "ulira.methods: rmu"),
     ({"ulira.shadows": 4, "ulira.variance": "x"}, "ulira.variance"),
+    ({"ulira.shadows": 4, "ulira.workers": 0}, "ulira.workers=0"),
+    ({"ulira.shadows": 4, "ulira.workers": 999}, "ulira.workers=999"),
 ])
 def test_bad_ulira_settings_are_refused_before_the_run_directory(tmp_path, setting, message):
     with pytest.raises(MnemoscopeError, match=message):
         U.run(tmp_path / "run", {**MICRO, **setting}, log=lambda m: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_shadows_that_do_not_fit_in_memory_are_refused_before_the_run_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(ulira, "available_bytes", lambda device: 1024)
+    with pytest.raises(MnemoscopeError, match=r"ulira.shadows=4 with ulira.workers=1: .* lower ulira.workers"):
+        U.run(tmp_path / "run", {**MICRO, "ulira.shadows": 4}, log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+    U.run(tmp_path / "off", {**MICRO, "unlearn.methods": ["ga"], "sweep.steps": [1]}, log=lambda m: None)  # off: unchecked
+
+
+def test_parallel_shadows_give_the_serial_audit(tmp_path):
+    """ulira.workers=2 trains and unlearns the shadows in two processes: the same numbers."""
+    runs = {w: U.run(tmp_path / f"w{w}", {**MICRO, "unlearn.methods": ["ga"], "ulira.shadows": 4, "ulira.workers": w},
+                     log=lambda m: None) for w in (1, 2)}
+    ulira_keys = [{k: v for k, v in json.loads((out / "metrics.json").read_text()).items() if k.startswith("ulira/")}
+                  for out in runs.values()]
+    assert len(ulira_keys[0]) > 5 and ulira_keys[0] == ulira_keys[1]
 
 
 def test_ulira_micro_run(tmp_path):

@@ -8,7 +8,8 @@ Any lab recipe whose members it chose can use it (``recipes.lira`` runs the atta
 2. ``check_shadow_memory(...)`` — refuses, before any run directory or training, a plan whose
    shadows training at once (``min(K, lira.workers)``) do not fit in the free memory, with the
    estimate (``training_bytes``);
-3. ``run_shadows(jobs, workers=, device=)`` — trains each shadow through the one training phase
+3. ``run_shadows(jobs, workers=, device=)`` (through ``map_jobs``, which any picklable per-shadow
+   function can use: the unlearning lab's U-LiRA does) — trains each shadow through the one training phase
    (``train.phase.train_phase``: checkpoints, resume, ``final/`` reloaded by a rerun) and scores
    the candidates with it (``families.membership.attack_frame``: every cheap attack's score, and
    the NLL LiRA's confidence reads). ``workers`` > 1 runs shadows in that many spawned processes,
@@ -82,18 +83,20 @@ def available_bytes(device: str) -> int | None:
     return None
 
 
-def check_shadow_memory(n_shadows: int, workers: int, per_model: int, free: int | None, where: str) -> None:
+def check_shadow_memory(n_shadows: int, workers: int, per_model: int, free: int | None, where: str,
+                        key: str = "lira") -> None:
     """Refuse when ``min(K, workers)`` shadows training at once need more than 90% of ``free`` bytes
-    (a GPU each: the per-GPU need is one model; on a CPU they share the machine's memory)."""
+    (a GPU each: the per-GPU need is one model; on a CPU they share the machine's memory). ``key``:
+    the config section named in the message (``lira``, ``ulira``)."""
     if free is None or n_shadows < 1:
         return
     at_once = 1 if where == "cuda" else min(n_shadows, workers)
     need = at_once * per_model
     if need > 0.9 * free:
         raise MnemoscopeError(
-            f"lira.shadows={n_shadows} with lira.workers={workers}: {at_once} shadow model(s) training at once "
+            f"{key}.shadows={n_shadows} with {key}.workers={workers}: {at_once} shadow model(s) training at once "
             f"need ≈ {need / GIB:.2f} GiB ({per_model / GIB:.2f} GiB each: weights, gradients, Adam state, "
-            f"activations) but {free / GIB:.2f} GiB is free on {where}; lower lira.workers, train.batch_size "
+            f"activations) but {free / GIB:.2f} GiB is free on {where}; lower {key}.workers, train.batch_size "
             f"or the model size")
 
 
@@ -137,19 +140,21 @@ def _init_worker(devices) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _run_in_worker(job: ShadowJob) -> pd.DataFrame:
-    return train_and_score(job, _DEVICE or "cpu", log=print)
+def _run_in_worker(task: tuple[Callable, object]):
+    fn, job = task
+    return fn(job, _DEVICE or "cpu", print)
 
 
-def run_shadows(jobs: list[ShadowJob], *, workers: int = 1, device: str = "auto", log=print) -> list[pd.DataFrame]:
-    """Every job's score frame, in job order: in this process when ``workers`` is 1, else in
-    ``workers`` spawned processes (one device each)."""
+def map_jobs(fn: Callable, jobs: list, *, workers: int = 1, device: str = "auto", log=print) -> list:
+    """``[fn(job, device, log) for job in jobs]``, in job order: in this process when ``workers``
+    is 1, else in ``workers`` spawned processes, one device each (a GPU each, or one CPU core each
+    at one torch thread). ``fn`` and the jobs must be picklable (module-level functions, plain data)."""
     from mnemoscope.engine.loading import resolve_device
     from mnemoscope.engine.workers import assign_devices
 
     if workers <= 1 or len(jobs) <= 1:
         dev = str(resolve_device(device))
-        return [train_and_score(job, dev, log) for job in jobs]
+        return [fn(job, dev, log) for job in jobs]
     workers = min(workers, len(jobs))
     devices = assign_devices(device, workers)
     ctx = mp.get_context("spawn")
@@ -158,4 +163,9 @@ def run_shadows(jobs: list[ShadowJob], *, workers: int = 1, device: str = "auto"
         queue.put(d)
     log(f"shadows: {len(jobs)} models in {workers} processes ({', '.join(devices)})")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(queue,)) as pool:
-        return pool.map(_run_in_worker, jobs, chunksize=1)
+        return pool.map(_run_in_worker, [(fn, job) for job in jobs], chunksize=1)
+
+
+def run_shadows(jobs: list[ShadowJob], *, workers: int = 1, device: str = "auto", log=print) -> list[pd.DataFrame]:
+    """Every job's score frame (``train_and_score``), in job order, through ``map_jobs``."""
+    return map_jobs(train_and_score, jobs, workers=workers, device=device, log=log)

@@ -23,6 +23,7 @@ bootstrap, ``metrics.roc``), not texts.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,22 @@ import pandas as pd
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.metrics.lira import lira_offline, lira_online
 from mnemoscope.recipes import lira
-from mnemoscope.recipes.shadows import shadow_keep
+from mnemoscope.recipes.shadows import (
+    available_bytes,
+    check_shadow_memory,
+    llama_parameters,
+    map_jobs,
+    shadow_keep,
+    training_bytes,
+)
 
-DEFAULTS = {"shadows": 0, "methods": [], "variance": "auto"}
+# workers: shadows trained (and unlearned) at once, each in its own process (a GPU or a CPU core each)
+DEFAULTS = {"shadows": 0, "methods": [], "variance": "auto", "workers": 1}
 
 
-def check(section: dict, methods: list[str]) -> None:
-    """Refuse, before the run directory, a ``ulira`` section the audit cannot run with."""
+def check(section: dict, methods: list[str], cfg: dict | None = None) -> None:
+    """Refuse, before the run directory, a ``ulira`` section the audit cannot run with; given the
+    recipe's ``cfg``, also ``workers`` the device cannot host and shadows that do not fit in memory."""
     k = section["shadows"]
     if k != 0 and k < lira.MIN_SHADOWS:
         raise MnemoscopeError(f"ulira.shadows={k}: use 0 (off) or ≥ {lira.MIN_SHADOWS} (each candidate person needs "
@@ -47,6 +57,32 @@ def check(section: dict, methods: list[str]) -> None:
         raise MnemoscopeError(f"ulira.methods: {', '.join(unknown)} not among unlearn.methods ({', '.join(methods)})")
     if section["variance"] not in lira.VARIANCES:
         raise MnemoscopeError(f"ulira.variance='{section['variance']}': use one of {', '.join(lira.VARIANCES)}")
+    if k and cfg is not None:
+        check_resources(section, cfg)
+
+
+def check_resources(section: dict, cfg: dict) -> None:
+    """``ulira.workers`` processes need as many GPUs (or CPU cores), and the shadows training at
+    once must fit in the free memory: each trains with AdamW (``shadows.training_bytes``) and then
+    unlearns beside a frozen reference copy (4 bytes per parameter more)."""
+    from mnemoscope.engine.loading import resolve_device
+    from mnemoscope.engine.workers import assign_devices
+
+    workers, device, m, t = section["workers"], cfg["model"]["device"], cfg["model"], cfg["train"]
+    if workers < 1:
+        raise MnemoscopeError(f"ulira.workers={workers}: use 1 (one shadow at a time) or more")
+    if workers > 1:
+        try:
+            assign_devices(device, workers)
+        except MnemoscopeError as exc:
+            raise MnemoscopeError(f"ulira.workers={workers}: {exc}".replace("--workers", "ulira.workers")) from None
+    n_params = llama_parameters(vocab=m["vocab_size"], hidden=m["hidden"], layers=m["layers"],
+                                intermediate=m["intermediate"])
+    per_model = 4 * n_params + training_bytes(n_params, batch_size=t["batch_size"], seq_len=t["seq_len"],
+                                              hidden=m["hidden"], layers=m["layers"], intermediate=m["intermediate"],
+                                              heads=m["heads"], vocab=m["vocab_size"])
+    check_shadow_memory(section["shadows"], workers, per_model, available_bytes(device), resolve_device(device).type,
+                        key="ulira")
 
 
 def wants(section: dict, method: str) -> bool:
@@ -106,20 +142,73 @@ def per_example_metrics(labels: np.ndarray, online: np.ndarray, offline: np.ndar
     return out
 
 
-def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[str, float], dict[str, str], pd.DataFrame]:
-    """Train the shadows, unlearn each method on each, and test the lab's unlearned models.
+@dataclass(frozen=True)
+class ShadowAudit:
+    """Shadow ``index`` of the audit: trained like the lab's original model on ``docs`` (the lab's
+    training documents with only the kept candidate people's), then unlearned with each method's
+    ``configs[method]`` on ``forget`` (the kept people's examples); φ of ``texts`` after each."""
 
-    ``ctx`` (from the unlearning recipe): ``cfg``, ``out``, ``world``, ``docs`` (training documents),
-    ``tokenizer``, ``preset``, ``device``, ``forget_people``, ``holdout_people``, ``retain_ex``,
-    ``configs`` (method → its chosen ``UnlearnConfig``), ``examples`` (people → unlearning
-    examples). ``targets``: method → the φ of ``candidate_texts(forget + holdout)`` under the lab's
-    unlearned model. Returns (metrics, notes, the per-(method, text) table)."""
+    index: int
+    cfg: dict
+    out: Path
+    tokenizer: object
+    preset: object
+    docs: dict
+    forget: list
+    retain: list
+    configs: dict
+    texts: tuple[str, ...]
+
+
+def shadow_phis(job: ShadowAudit, device: str = "cpu", log=print) -> dict[str, np.ndarray]:
+    """Train (or reload) one shadow, unlearn it with every method and return φ of the candidate
+    texts after each: method → (n_texts,)."""
     from mnemoscope.engine import Engine
     from mnemoscope.lab.tiny import build_model
     from mnemoscope.recipes.unlearning import _train_lab_model, pack_stream, training_order
     from mnemoscope.unlearn.runner import unlearn
 
-    cfg, out, world, tok = ctx["cfg"], Path(ctx["out"]), ctx["world"], ctx["tokenizer"]
+    cfg, tok, j = job.cfg, job.tokenizer, job.index
+    t, seed = cfg["train"], cfg["seed"]
+    tokens = {d: _ids(tok, v) for d, v in job.docs.items()}
+    rows, _ = pack_stream(training_order(sorted(job.docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
+                          tok.eos_token_id)
+    model = build_model(job.preset, tok, seed=lira_seed(seed, j)).to(device)
+    _train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, job.out, log)
+    trained = {name: v.detach().clone() for name, v in model.state_dict().items()}
+    phis = {}
+    for m, config in job.configs.items():
+        model.load_state_dict(trained)
+        res = unlearn(model, tok, job.forget, job.retain, config, job.out / "ulira" / m / f"shadow-{j:02d}", log=None)
+        phis[m] = phi_of(Engine(res.model, tok), list(job.texts))
+    return phis
+
+
+def shadow_jobs(ctx: dict, people: list[str], keep_people: np.ndarray, texts: list[str]) -> list[ShadowAudit]:
+    """One ``ShadowAudit`` per row of ``keep_people`` (which candidate people each shadow trains on)."""
+    jobs = []
+    for j, row in enumerate(keep_people):
+        kept = {p for p, flag in zip(people, row) if flag}
+        if not kept:
+            raise MnemoscopeError(f"ulira: shadow {j} drew no candidate person ({len(people)} forget + holdout people); "
+                                  "use more people (world.n_people) or another ulira.shadows")
+        jobs.append(ShadowAudit(index=j, cfg=ctx["cfg"], out=Path(ctx["out"]), tokenizer=ctx["tokenizer"],
+                                preset=ctx["preset"], docs=shadow_training_docs(ctx["world"], ctx["docs"], people, kept),
+                                forget=ctx["examples"](kept), retain=ctx["retain_ex"], configs=ctx["configs"],
+                                texts=tuple(texts)))
+    return jobs
+
+
+def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[str, float], dict[str, str], pd.DataFrame]:
+    """Train the shadows, unlearn each method on each, and test the lab's unlearned models.
+
+    ``ctx`` (from the unlearning recipe): ``cfg``, ``out``, ``world``, ``docs`` (training documents),
+    ``tokenizer``, ``preset``, ``forget_people``, ``holdout_people``, ``retain_ex``, ``configs``
+    (method → its chosen ``UnlearnConfig``), ``examples`` (people → unlearning examples).
+    ``targets``: method → the φ of ``candidate_texts(forget + holdout)`` under the lab's unlearned
+    model. Shadows run ``ulira.workers`` at a time (``recipes.shadows.map_jobs``). Returns
+    (metrics, notes, the per-(method, text) table)."""
+    cfg, world = ctx["cfg"], ctx["world"]
     section, seed = cfg["ulira"], cfg["seed"]
     k = section["shadows"]
     methods = list(targets)
@@ -129,29 +218,17 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
     index = {p: i for i, p in enumerate(people)}
     keep = keep_people[:, [index[o] for o in owners]]  # (K, n_texts)
     labels = np.array([int(o in ctx["forget_people"]) for o in owners])
-    phis = {m: np.zeros((k, len(texts))) for m in methods}
-    t = cfg["train"]
-    for j in range(k):
-        kept = {p for p, flag in zip(people, keep_people[j]) if flag}
-        if not kept:
-            raise MnemoscopeError(f"ulira: shadow {j} drew no candidate person ({len(people)} forget + holdout people); "
-                                  "use more people (world.n_people) or another ulira.shadows")
-        docs = shadow_training_docs(world, ctx["docs"], people, kept)
-        tokens = {d: _ids(tok, v) for d, v in docs.items()}
-        rows, _ = pack_stream(training_order(sorted(docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
-                              tok.eos_token_id)
-        model = build_model(ctx["preset"], tok, seed=lira_seed(seed, j)).to(ctx["device"])
-        _train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, out, log)
-        trained = {name: v.detach().clone() for name, v in model.state_dict().items()}
-        forget_j = ctx["examples"](kept)
-        for m in methods:
-            model.load_state_dict(trained)
-            res = unlearn(model, tok, forget_j, ctx["retain_ex"], ctx["configs"][m],
-                          out / "ulira" / m / f"shadow-{j:02d}", log=None)
-            phis[m][j] = phi_of(Engine(res.model, tok), texts)
-        log(f"ulira: shadow {j + 1}/{k} trained on {len(kept)} of {len(people)} candidate people, "
-            f"unlearned with {len(methods)} method(s)")
+    jobs = shadow_jobs({**ctx, "configs": {m: ctx["configs"][m] for m in methods}}, people, keep_people, texts)
+    results = map_jobs(shadow_phis, jobs, workers=section["workers"], device=cfg["model"]["device"], log=log)
+    phis = {m: np.stack([r[m] for r in results]) for m in methods}
+    log(f"ulira: {k} shadows trained on half of {len(people)} candidate people each, unlearned with "
+        f"{len(methods)} method(s)")
+    return _audit_metrics(section, k, methods, targets, phis, keep, labels, owners, cfg)
+
+
+def _audit_metrics(section, k, methods, targets, phis, keep, labels, owners, cfg):
     fixed = lira.fixed_variance(section, k)
+    seed = cfg["seed"]
     metrics: dict[str, float] = {"ulira/shadows": k}
     notes: dict[str, str] = {}
     rows_out = []

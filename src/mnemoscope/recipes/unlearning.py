@@ -354,7 +354,7 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
         raise MnemoscopeError(f"robustness: relearn_attributes and test_attributes must be disjoint attributes of "
                               f"{', '.join(ATTRIBUTES)} (the test measures what was not relearned)")
     conf = stress.settings(cfg["stress"], cfg["model"]["device"], ("retain", "background"))
-    ulira.check(cfg["ulira"], u["methods"])
+    ulira.check(cfg["ulira"], u["methods"], cfg)
     run = rundir.Run(out, cfg, "unlearning")
     out = run.out
     seed, scale = cfg["seed"], max(1, int(cfg["scale"]))
