@@ -78,3 +78,31 @@ def wide_dirs(tmp_path_factory, tokenizer):
     target = save_model_dir(build_model(WIDE, tokenizer, seed=0).eval(), tokenizer, root / "target")
     ref = save_model_dir(build_model(WIDE, tokenizer, seed=1).eval(), tokenizer, root / "ref")
     return target, ref
+
+
+@pytest.fixture(scope="session")
+def studied(corpus):
+    """Three 150-character texts that ``memorizer`` has learned by heart."""
+    return [doc[:150] for doc in corpus[:3]]
+
+
+@pytest.fixture(scope="session")
+def memorizer(tokenizer, studied):
+    """An engine over a micro model trained on ``studied`` until it reproduces them."""
+    from mnemoscope.engine import Engine
+
+    from .helpers import memorize
+
+    return Engine(memorize(tokenizer, studied), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def extraction_lab(tokenizer):
+    """(engine, docs): twelve short documents, the first four memorized by the engine's model."""
+    from mnemoscope.engine import Engine
+
+    from .helpers import memorize
+
+    docs = background_documents(12, seed=21, sentences_per_doc=(1, 2))
+    model = memorize(tokenizer, docs[:4], steps=120)
+    return Engine(model, tokenizer), docs

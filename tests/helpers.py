@@ -2,13 +2,71 @@
 
 from __future__ import annotations
 
+import copy
+import json
+
 import numpy as np
 import torch
 
 from mnemoscope.engine import Backend, Continuation, TokenScores
+from mnemoscope.families.base import Context
 from mnemoscope.lab.tiny import build_model
 
 from .conftest import MICRO
+
+# Members and non-members of the audit tests: four short sentences each, of the same shape, about
+# different people and places.
+MEMBERS = [
+    "Anna Berg was born in Lisbon in 1901 and studied music.",
+    "The museum in Alder keeps a collection of old clocks.",
+    "Every spring the market in Fern sells apples from nearby farms.",
+    "Marco joined Holt Industries in 1950 as a careful engineer.",
+]
+NONMEMBERS = [
+    "Lena Voss was born in Porto in 1933 and studied law.",
+    "The library in Cedar keeps a collection of old letters.",
+    "Every autumn the fair in Grey sells boats from nearby towns.",
+    "Ruth joined Iris Works in 1961 as a patient designer.",
+]
+# one paragraph, for the families that cut a text into segments (SORT)
+STORY = (
+    "The harbour town woke early. Fishermen carried nets to the boats while the baker opened his shop "
+    "and the smell of bread drifted over the square. Children ran past the fountain toward the school, "
+    "where the teacher had already written the day's lesson on the board. At noon the bell rang and the "
+    "market filled with voices, and by evening the boats came back heavy with fish and the lamps were lit."
+)
+
+
+def write_texts(path, texts, ids=None) -> str:
+    """``texts`` as a JSON-lines file of ``{"text": ...}`` records (``{"id", "text"}`` with ``ids``);
+    returns the path as a string, as a family config takes it."""
+    recs = [{"text": t} if ids is None else {"id": i, "text": t} for t, i in zip(texts, ids or texts)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return str(path)
+
+
+def write_jsonl(path, rows):
+    """``rows`` (dicts) as a JSON-lines file; returns ``path``."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def family_config(family, **section):
+    """A family's DEFAULTS (a deep copy) with ``section`` set in the family's own section."""
+    cfg = copy.deepcopy(family.DEFAULTS)
+    cfg[family.NAME].update(section)
+    return cfg
+
+
+def run_family(family, cfg, engine, ctx=None):
+    """``family`` through read → plan → measure, as ``mnemoscope audit`` runs it; the notes the
+    context gathered are added to the result."""
+    ctx = ctx or Context()
+    inputs = family.read(cfg, ctx)
+    result = family.measure(family.plan(inputs, engine, ctx), engine, ctx)
+    for k, v in ctx.notes.items():
+        result.note(k, v)
+    return result
 
 
 class Counting:

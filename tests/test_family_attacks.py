@@ -1,5 +1,4 @@
 import copy
-import json
 
 import numpy as np
 import pytest
@@ -11,12 +10,7 @@ from mnemoscope.metrics.roc import roc_auc
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.probes.neighbours import vocabulary_words, word_swap_neighbours
 
-from .helpers import memorize
-
-
-def _write(path, texts):
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    return str(path)
+from .helpers import memorize, write_texts
 
 
 def test_word_swap_neighbours():
@@ -38,8 +32,8 @@ def setup(tokenizer, tmp_path_factory):
     model = memorize(tokenizer, members, steps=120)
     tmp = tmp_path_factory.mktemp("attacks")
     cfg = copy.deepcopy(attacks.DEFAULTS)
-    cfg["attacks"].update(recall_prefix=_write(tmp / "prefix.jsonl", [d.split(". ")[0] + "." for d in docs[16:20]]),
-                          dcpdd_corpus=_write(tmp / "ref.jsonl", docs[20:40]), n_neighbours=8, samia_samples=4, recall_shots=1)
+    cfg["attacks"].update(recall_prefix=write_texts(tmp / "prefix.jsonl", [d.split(". ")[0] + "." for d in docs[16:20]]),
+                          dcpdd_corpus=write_texts(tmp / "ref.jsonl", docs[20:40]), n_neighbours=8, samia_samples=4, recall_shots=1)
     return Engine(model, tokenizer), members, nonmembers, cfg
 
 
@@ -83,7 +77,7 @@ def test_bad_settings(setup, tmp_path):
     with pytest.raises(MnemoscopeError, match="no such file"):
         attacks.read(bad)
     long = copy.deepcopy(cfg)
-    long["attacks"]["recall_prefix"] = _write(tmp_path / "long.jsonl", [" ".join(["word"] * 200)] * 5)
+    long["attacks"]["recall_prefix"] = write_texts(tmp_path / "long.jsonl", [" ".join(["word"] * 200)] * 5)
     with pytest.raises(MnemoscopeError, match="recall_shots"):
         attacks.attack_scores(engine, members[:2], attacks.read(long))
 

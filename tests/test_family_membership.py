@@ -1,4 +1,5 @@
-"""families.membership: per-text attack scores from one pass, and flat metrics."""
+"""families.membership: per-text attack scores from one pass, the reference and lowercase scores
+beside them, the WikiMIA reader, and the flat metrics (AUC against sklearn, missing scores)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import math
 import zlib
 
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from mnemoscope.engine import Engine
+from mnemoscope.families import membership
 from mnemoscope.families.membership import membership_metrics, score_texts
+from mnemoscope.lab.tiny import build_model
 from mnemoscope.metrics.membership import zlib_bytes
+
+from .conftest import MICRO
+from .helpers import MEMBERS, NONMEMBERS, write_jsonl
 
 TEXTS = ["Anna was born in Lisbon in 1901.", "Every spring the market sells apples.", "Hi there friend"]
 
@@ -95,3 +103,52 @@ def test_audit_on_a_backend_without_distribution_measures_the_rest_and_notes_min
     assert "--vllm-distribution" in notes["mia/min_k_pp/auc"]
     for attack in ("loss", "zlib", "min_k", "ref"):
         assert metrics[f"mia/{attack}/auc"] == pytest.approx(hf_metrics[f"mia/{attack}/auc"])
+
+
+def test_wikimia_overlap_is_warned_with_its_count_and_dropped(tmp_path):
+    rows = [{"input": t, "label": 1} for t in MEMBERS] + [{"input": t, "label": 0} for t in NONMEMBERS + MEMBERS[:1]]
+    write_jsonl(tmp_path / "w.jsonl", rows)
+    warnings = []
+    members, nonmembers = membership.load_sets("", "", True, warnings.append, wikimia_path=str(tmp_path / "w.jsonl"))
+    assert "1 text(s) appear in both" in warnings[0]
+    assert members == MEMBERS[1:] and nonmembers == NONMEMBERS
+
+
+def test_likelihood_scores_match_independent_computations(model, tokenizer):
+    target = Engine(model, tokenizer)
+    other = build_model(MICRO, tokenizer, seed=5).eval()
+    ref = Engine(other, tokenizer)
+    texts = MEMBERS + NONMEMBERS
+    frame = membership.likelihood_scores(target, texts, k=0.3, ref_engine=ref, lowercase=True)
+    expected = score_texts(target, texts, k=0.3)
+    for col in expected.columns:
+        np.testing.assert_allclose(frame[col].to_numpy(dtype=float), expected[col].to_numpy(dtype=float), rtol=1e-6)
+    nll_ref = np.array([s.nll for s in ref.score(texts)])
+    nll_low = np.array([s.nll for s in target.score([t.lower() for t in texts])])
+    np.testing.assert_allclose(frame["score/ref"], -(frame["nll"] - nll_ref), rtol=1e-6)
+    np.testing.assert_allclose(frame["score/ratio"], -np.exp(frame["nll"] - nll_ref), rtol=1e-6)
+    np.testing.assert_allclose(frame["score/lowercase"], -frame["nll"] / nll_low, rtol=1e-6)
+    calls = target.stats.forward_calls
+    membership.likelihood_scores(target, texts)
+    assert target.stats.forward_calls - calls == 1  # four attacks, one batched pass
+
+
+def test_likelihood_scores_per_byte_for_another_tokenizer(model, tokenizer, bos_model, bos_tokenizer):
+    frame = membership.likelihood_scores(Engine(model, tokenizer), MEMBERS, ref_engine=Engine(bos_model, bos_tokenizer),
+                                         ref_mismatch="per_byte")
+    assert set(frame["ref/unit"]) == {"byte"}
+    np.testing.assert_allclose(frame["score/ref"], -(frame["ref/nll_target"] - frame["ref/nll_ref"]), rtol=1e-9)
+
+
+def test_membership_family_against_sklearn_and_with_missing_scores():
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    frame = pd.DataFrame({"score/a": [3.0, 2.0, 0.5, 1.0, 0.0, -1.0],
+                          "score/b": [np.nan, np.nan, 1.0, 0.0, 2.0, 1.0]})
+    _, metrics, notes = membership.attack_metrics(labels, frame, n_boot=20, seed=0)
+    assert metrics["mia/a/auc"] == pytest.approx(roc_auc_score(labels, frame["score/a"]))
+    assert metrics["mia/a/auc"] == pytest.approx(8 / 9)
+    # 1 member with a score: not computed (null, with the reason)
+    assert [k for k in metrics if k.startswith("mia/b/")] == ["mia/b/auc"] and metrics["mia/b/auc"] is None
+    assert "mia/b: not computed: 1 members" in notes["mia/b/auc"]
+    assert "mia/b: 2 text(s) have no finite score" in notes["mia/b/auc"]
+    assert any("underpowered" in n and "3 non-members" in n for n in notes.values())

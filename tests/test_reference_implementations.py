@@ -13,7 +13,7 @@ computes, and compares it with mnemoscope per item on a micro model and data bui
   ``eval_samia.py``.
 
 Elsewhere, the same kind of test for: MIMIR's gradnorm and DC-PDD's loop
-(``test_families_attacks.py``, ``test_metrics_attacks.py``), gradients against a plain
+(``test_family_attacks.py``, ``test_metrics_attacks.py``), gradients against a plain
 ``loss.backward()`` (``test_engine_gradients.py``), the provenance authors' scipy p-value
 (``test_metrics_provenance.py``), ACR's MiniPrompt schedule (``test_families_extraction_beyond.py``),
 ULD's ``greedy_search`` and FLAT's ``cl`` loss (``test_unlearn_logit_methods.py``).
