@@ -106,3 +106,11 @@ def extraction_lab(tokenizer):
     docs = background_documents(12, seed=21, sentences_per_doc=(1, 2))
     model = memorize(tokenizer, docs[:4], steps=120)
     return Engine(model, tokenizer), docs
+
+
+@pytest.fixture(scope="session")
+def kk_puzzles():
+    """Seven Knights-and-Knaves puzzles: four with two people, three with three."""
+    from mnemoscope.probes import knights_knaves as kk
+
+    return kk.generate_puzzles(4, n_people=2, seed=0) + kk.generate_puzzles(3, n_people=3, seed=1)

@@ -35,6 +35,8 @@ STORY = (
     "where the teacher had already written the day's lesson on the board. At noon the bell rang and the "
     "market filled with voices, and by evening the boats came back heavy with fish and the lamps were lit."
 )
+# a text of random words that no test model has learned
+RANDOM_TEXT = "quartz paddle robin ember lantern violet harbor cobalt meadow tundra falcon ember quill"
 
 
 def write_texts(path, texts, ids=None) -> str:
@@ -92,6 +94,23 @@ class Counting:
         self.calls["generate"] += 1
         self.generate_args.append((list(prompts), kwargs))
         return self._engine.generate(prompts, **kwargs)
+
+
+class ScriptedGenerator(Counting):
+    """A real engine's tokenizer/encoder, but ``generate`` returns ``reply(prompt_ids)`` token ids."""
+
+    def __init__(self, engine, reply):
+        super().__init__(engine)
+        self._reply = reply
+
+    def generate(self, prompts, **kwargs):
+        self.calls["generate"] += 1
+        self.generate_args.append((list(prompts), kwargs))
+        outs = []
+        for p in prompts:
+            ids = self._reply(list(p))[: kwargs["max_new_tokens"]]
+            outs.append(Continuation(ids, self._engine.tokenizer.decode(ids), len(p)))
+        return outs
 
 
 def memorize(tokenizer, texts, steps=80, lr=1e-2, seed=0):
@@ -153,6 +172,19 @@ class Scripted(Backend):
         texts = [self.decode(p) for p in self.prompt_ids(prompts)]
         self.prompts += texts
         return [Continuation([1], self.reply(t), len(p)) for t, p in zip(texts, self.prompt_ids(prompts))]
+
+
+def scripted_answers(tokenizer, answers: dict[str, str]):
+    """A scripted backend answering each prompt with ``answers[prompt]`` (a wrong answer otherwise)."""
+    return Scripted(tokenizer, max_length=4096, reply=lambda p: " " + answers.get(p, "I do not know."))
+
+
+def scripted_solver(tokenizer, puzzles):
+    """A scripted backend that answers each Knights-and-Knaves puzzle of ``puzzles`` correctly."""
+    from mnemoscope.families.reasoning import puzzle_prompt
+    from mnemoscope.probes import knights_knaves as kk
+
+    return scripted_answers(tokenizer, {puzzle_prompt(p): kk.render_solution(p) for p in puzzles})
 
 
 class DyingSpec:

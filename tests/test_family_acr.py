@@ -3,7 +3,6 @@ emit a target), the MiniPrompt schedule over prompt lengths, its budget, and bad
 
 from __future__ import annotations
 
-
 import pytest
 
 from mnemoscope.engine import Engine

@@ -3,7 +3,6 @@ MemFree filter, and bad input."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from mnemoscope.errors import MnemoscopeError

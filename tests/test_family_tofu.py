@@ -1,4 +1,5 @@
-"""families.knowmem, families.tofu and families.target: KnowMem, TOFU and target NLL equal the metrics applied by hand."""
+"""families.tofu: TOFU's truth ratio, probabilities and ROUGE equal the metrics applied by hand, in
+two engine calls; the EOS switch; bad items and templates."""
 
 from __future__ import annotations
 
@@ -8,21 +9,12 @@ import pytest
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import Encoded
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.knowmem import knowmem
-from mnemoscope.families.target import target_nll
 from mnemoscope.families.tofu import TOFU_TEMPLATE, tofu
 from mnemoscope.metrics import knowledge as km
-from mnemoscope.metrics.text import knowmem as knowmem_metric
-from mnemoscope.metrics.text import knowmem_prompt, rouge_l_recall
+from mnemoscope.metrics.text import rouge_l_recall
 
-from .helpers import Counting, Scripted
+from .helpers import Counting
 
-SHOTS = [("Where was Anna born?", "Lisbon"), ("What does the museum keep?", "old maps")]
-QA = [
-    ("Where did Reyes work?", "Reyes Inc"),
-    {"question": "When was the office opened?", "answer": "in 1931"},
-    ("What did Morgan study?", "chemistry at the University of Laurenton"),
-]
 TOFU_ITEMS = [
     {
         "question": "Where was Anna born?",
@@ -37,35 +29,6 @@ TOFU_ITEMS = [
         "perturbed_answers": ["Morgan studied law."],
     },
 ]
-
-
-def FixedReply(tokenizer, text):
-    """A scripted backend answering every prompt with the same text."""
-    return Scripted(tokenizer, reply=lambda prompt: text)
-
-
-def test_knowmem_equals_metric_on_engine_outputs(model, tokenizer):
-    engine = Counting(Engine(model, tokenizer))
-    samples, metrics, notes = knowmem(engine, QA * 4, SHOTS, max_new_tokens=8)
-    assert engine.calls == {"score": 0, "generate": 1}
-    questions = [q if isinstance(q, tuple) else (q["question"], q["answer"]) for q in QA * 4]
-    outs = engine._engine.generate([knowmem_prompt(SHOTS, q) for q, _ in questions], max_new_tokens=8)
-    expected = [knowmem_metric(o.text, a) for o, (_, a) in zip(outs, questions)]
-    np.testing.assert_allclose(samples["knowmem"], expected)
-    assert metrics == {"knowmem/rouge_l_f1/mean": pytest.approx(np.mean(expected)), "knowmem/n": 12.0,
-                       "knowmem/n_shots": 2.0}
-    assert notes == {}
-
-
-def test_knowmem_cuts_at_the_next_question(tokenizer):
-    engine = FixedReply(tokenizer, " in 1931\n\nQuestion: What else?\nAnswer: nothing")
-    samples, metrics, _ = knowmem(engine, [("When was the office opened?", "in 1931")], SHOTS)
-    assert samples["prediction"][0] == "in 1931"
-    assert metrics["knowmem/rouge_l_f1/mean"] == pytest.approx(100.0)
-    assert engine.prompts[0].startswith("Question: Where was Anna born?\nAnswer: Lisbon\n\n")
-    assert engine.prompts[0].endswith("Question: When was the office opened?\nAnswer:")
-    with pytest.raises(MnemoscopeError, match="knowmem item 0"):
-        knowmem(engine, [{"question": "q"}], SHOTS)
 
 
 def test_tofu_equals_metrics_by_hand_in_two_engine_calls(model, tokenizer):
@@ -128,19 +91,3 @@ def test_tofu_rejects_bad_items_and_templates(model, tokenizer):
         tofu(engine, [bad])
     with pytest.raises(MnemoscopeError, match="question"):
         tofu(engine, TOFU_ITEMS, template="Q: A:")
-
-
-def test_target_nll_equals_engine_logprobs(model, tokenizer):
-    engine = Counting(Engine(model, tokenizer))
-    probes = [("Anna was born in", " Lisbon"), {"prefix": "Reyes Inc focused on", "target": " economics and letters"}] * 3
-    groups = ["memorization", "semantic"] * 3
-    samples, metrics, _ = target_nll(engine, probes, groups=groups)
-    assert engine.calls["score"] == 1
-    s = engine._engine.score(pairs=[("Reyes Inc focused on", " economics and letters")])[0]
-    assert samples["target_nll"][1] == pytest.approx(-float(np.mean(s.logprobs.astype(float))), rel=1e-5)
-    assert samples["first_token_nll"][1] == pytest.approx(-float(s.logprobs[0]), rel=1e-5)
-    assert metrics["target/nll/mean"] == pytest.approx(samples["target_nll"].mean())
-    assert metrics["target/nll/mean@group=semantic"] == pytest.approx(samples["target_nll"][1])
-    assert metrics["target/n@group=memorization"] == 3.0
-    with pytest.raises(MnemoscopeError, match="one per probe"):
-        target_nll(engine, probes, groups=groups[:2])
