@@ -114,3 +114,13 @@ def kk_puzzles():
     from mnemoscope.probes import knights_knaves as kk
 
     return kk.generate_puzzles(4, n_people=2, seed=0) + kk.generate_puzzles(3, n_people=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def reference_trained(tokenizer):
+    """A micro model that has memorised REFERENCE_TEXTS[:4] and REFERENCE_QA lines, so scores are far
+    from uniform (the reference tests)."""
+    from .helpers import REFERENCE_QA, REFERENCE_TEXTS, memorize
+
+    qa = [f"Question: {q}\nAnswer: {a}" for q, a in REFERENCE_QA]
+    return memorize(tokenizer, REFERENCE_TEXTS[:4] + qa, steps=120)

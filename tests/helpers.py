@@ -38,6 +38,19 @@ STORY = (
 # a text of random words that no test model has learned
 RANDOM_TEXT = "quartz paddle robin ember lantern violet harbor cobalt meadow tundra falcon ember quill"
 
+# The reference tests (our numbers against the published code's, item by item) train one micro
+# model on REFERENCE_TEXTS[:4] and the REFERENCE_QA lines (the ``reference_trained`` fixture).
+REFERENCE_TEXTS = [
+    "Anna Berg was born in Lisbon in 1901 and studied music at the conservatory.",
+    "The museum in Alder keeps a collection of old clocks and maps.",
+    "Every spring the market in Fern sells apples from nearby farms.",
+    "Marco joined Holt Industries in 1950 as a careful engineer.",
+    "Lena Voss was born in Porto in 1933 and studied law in the capital.",
+    "The library in Cedar keeps old letters.",
+]
+REFERENCE_QA = [("Where was Anna Berg born?", "Lisbon"), ("What does the museum in Alder keep?", "old clocks and maps"),
+                ("Who joined Holt Industries?", "Marco"), ("Where was Lena Voss born?", "Porto")]
+
 
 def write_texts(path, texts, ids=None) -> str:
     """``texts`` as a JSON-lines file of ``{"text": ...}`` records (``{"id", "text"}`` with ``ids``);
@@ -185,6 +198,29 @@ def scripted_solver(tokenizer, puzzles):
     from mnemoscope.probes import knights_knaves as kk
 
     return scripted_answers(tokenizer, {puzzle_prompt(p): kk.render_solution(p) for p in puzzles})
+
+
+@torch.no_grad()
+def reference_log_softmax(model, ids: list[int]) -> torch.Tensor:
+    """Float64 log-softmax of the model's logits for one sequence, [len, vocab] (plain transformers,
+    for the reference tests)."""
+    return torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+
+
+@torch.no_grad()
+def reference_greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    """MUSE / TOFU: one prompt at a time, special tokens added, greedy, decoded without them."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=True).input_ids
+    out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True, clean_up_tokenization_spaces=True)[0]
+
+
+def muse_rouge_l(gt: str, output: str):
+    """MUSE's ROUGE-L score of ``output`` against ``gt`` (rouge-score, no stemmer)."""
+    from rouge_score import rouge_scorer
+
+    score = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=False).score(gt, output)
+    return score["rougeL"]
 
 
 class DyingSpec:

@@ -1,7 +1,14 @@
+"""families.attacks: every further membership attack scores members higher on a micro model that
+memorized them; missing files noted; bad settings; gradnorm, the neighbourhood attack, ReCaLL and
+SaMIA against their authors' procedures written out."""
+
+from __future__ import annotations
+
 import copy
 
 import numpy as np
 import pytest
+import torch
 
 from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
@@ -10,7 +17,7 @@ from mnemoscope.metrics.roc import roc_auc
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.probes.neighbours import vocabulary_words, word_swap_neighbours
 
-from .helpers import memorize, write_texts
+from .helpers import REFERENCE_TEXTS, memorize, write_texts
 
 
 def test_word_swap_neighbours():
@@ -115,3 +122,82 @@ def test_gradnorm_against_mimir_procedure_and_orientation(setup):
     np.testing.assert_allclose(theirs, -reference, rtol=1e-4)
     assert roc_auc(labels, ours) > 0.5
     assert roc_auc(labels, theirs) == pytest.approx(1 - roc_auc(labels, ours))
+
+
+def _hf_loss(model, ids: list[int], labels: list[int] | None = None) -> float:
+    """HF's ``model(ids, labels=...).loss``: mean NLL over the shifted, unmasked labels."""
+    with torch.no_grad():
+        x = torch.tensor([ids])
+        y = torch.tensor([labels]) if labels is not None else x
+        return float(model(x, labels=y).loss)
+
+
+def _attack_frame(reference_trained, tokenizer, texts, **settings):
+    shots = settings.pop("recall_prefix", None)
+    cfg = copy.deepcopy(attacks.DEFAULTS)
+    cfg["attacks"].update(settings)
+    s = attacks.read(cfg, seed=0)
+    s.recall_prefix = shots  # the non-member texts themselves, not a file
+    return attacks.attack_scores(Engine(reference_trained, tokenizer), texts, s)[0], s
+
+
+def test_neighbourhood_equals_mattern_and_mimir(reference_trained, tokenizer):
+    """Mattern et al. / MIMIR's NeighborhoodAttack: loss(x) − mean_j loss(x̃_j), loss = HF loss of
+    ``tokenizer(text)`` (low = member); ours is its negative, on the same neighbours."""
+    frame, s = _attack_frame(reference_trained, tokenizer, REFERENCE_TEXTS, names=["neighbourhood"], n_neighbours=5)
+    words = vocabulary_words([tokenizer.decode([i]) for i in range(len(tokenizer))])
+    for text, ours in zip(REFERENCE_TEXTS, frame["score/neighbourhood"]):
+        nbs = word_swap_neighbours(text, words, 5, swaps=1, seed=0)
+        loss = _hf_loss(reference_trained, tokenizer(text).input_ids)
+        theirs = loss - np.mean([_hf_loss(reference_trained, tokenizer(nb).input_ids) for nb in nbs])
+        assert ours == pytest.approx(-theirs, rel=1e-4, abs=1e-5)
+
+
+def test_recall_equals_the_authors_run_py(reference_trained, tokenizer):
+    """ReCaLL's ``run.py``: LL(x) = −HF loss of ``tokenizer.encode(x)``; LL(x | P) = −HF loss of
+    ``tokenizer(P) ++ tokenizer(x)`` with P's positions labelled −100, P = "".join(shots); score
+    LL(x | P) / LL(x). ``recall_format: authors`` reproduces it; ours (blank-line joiner, P + x
+    tokenized as one text) differs."""
+    shots = ["Every spring the market in Fern sells apples from nearby farms.",
+             "The library in Cedar keeps old letters."]
+    texts = REFERENCE_TEXTS[:4] + ["Lena Voss was born in Porto in 1933 and studied law in the capital."]
+    authors, _ = _attack_frame(reference_trained, tokenizer, texts, names=["recall"], recall_shots=2, recall_format="authors",
+                               recall_prefix=shots)
+    ours, _ = _attack_frame(reference_trained, tokenizer, texts, names=["recall"], recall_shots=2, recall_prefix=shots)
+    prefix_ids = tokenizer("".join(shots)).input_ids
+    for text, a, o in zip(texts, authors["score/recall"], ours["score/recall"]):
+        ll = -_hf_loss(reference_trained, tokenizer.encode(text))
+        x_ids = tokenizer(text).input_ids
+        ll_cond = -_hf_loss(reference_trained, prefix_ids + x_ids, [-100] * len(prefix_ids) + x_ids)
+        assert a == pytest.approx(ll_cond / ll, rel=1e-4)
+        # ours, written out: P joined by blank lines, P + x one text, x's tokens scored
+        p = "\n\n".join(shots) + "\n\n"
+        whole, n_p = tokenizer(p + text).input_ids, len(tokenizer(p.rstrip()).input_ids)
+        ll_ours = -_hf_loss(reference_trained, whole, [-100] * n_p + whole[n_p:])
+        assert o == pytest.approx(ll_ours / ll, rel=1e-4)
+
+
+def test_samia_equals_the_authors_scripts(reference_trained, tokenizer):
+    """SaMIA's ``sampling.py`` + ``eval_samia.py``: prompt = first int(n/2) words; the decoded
+    prompt + sample, split on spaces, minus its first round(n/2) words, against the text's last
+    n − round(n/2) words: ROUGE-1 recall (clipped unigram overlap / |reference|), mean over
+    samples. top_k = 1 makes the samples deterministic so both sides see the same ones; N new
+    tokens as ``samia_max_new_tokens`` (theirs: up to max_length 1024)."""
+    from collections import Counter
+
+    texts = [t for t in REFERENCE_TEXTS if len(t.split()) % 2 == 0]  # n even: int(n/2) = round(n/2)
+    assert len(texts) >= 3
+    frame, _ = _attack_frame(reference_trained, tokenizer, texts, names=["samia"], samia_samples=2, samia_top_k=1,
+                             samia_max_new_tokens=12)
+    for text, ours in zip(texts, frame["score/samia"]):
+        n = len(text.split())
+        prefix = " ".join(text.split()[: int(n * 0.5)])
+        ids = tokenizer(prefix, return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = reference_trained.generate(ids, do_sample=False, max_new_tokens=12, pad_token_id=tokenizer.eos_token_id)
+        gen = tokenizer.batch_decode(out)[0].replace(tokenizer.eos_token or "\x00", "")
+        cand = [w for w in gen.split(" ") if w][round(n * 0.5):]
+        ref = [w for w in text.split(" ") if w][round(n * 0.5):]
+        recall = sum((Counter(ref) & Counter(cand)).values()) / len(ref) if cand else 0.0
+        assert ours == pytest.approx(recall, abs=1e-12)  # both samples are the same greedy text
+    assert frame["score/samia"].max() > 0.5  # the memorised texts come back: the comparison is not of zeros

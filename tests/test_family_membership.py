@@ -1,5 +1,6 @@
 """families.membership: per-text attack scores from one pass, the reference and lowercase scores
-beside them, the WikiMIA reader, and the flat metrics (AUC against sklearn, missing scores)."""
+beside them, the WikiMIA reader, the flat metrics (AUC against sklearn, missing scores), and LOSS / zlib /
+Min-K% / Min-K%++ against MIMIR's and the Min-K%++ authors' code written out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
 from mnemoscope.engine import Engine
@@ -18,7 +20,7 @@ from mnemoscope.lab.tiny import build_model
 from mnemoscope.metrics.membership import zlib_bytes
 
 from .conftest import MICRO
-from .helpers import MEMBERS, NONMEMBERS, write_jsonl
+from .helpers import MEMBERS, NONMEMBERS, REFERENCE_TEXTS, reference_log_softmax, write_jsonl
 
 TEXTS = ["Anna was born in Lisbon in 1901.", "Every spring the market sells apples.", "Hi there friend"]
 
@@ -152,3 +154,30 @@ def test_membership_family_against_sklearn_and_with_missing_scores():
     assert "mia/b: not computed: 1 members" in notes["mia/b/auc"]
     assert "mia/b: 2 text(s) have no finite score" in notes["mia/b/auc"]
     assert any("underpowered" in n and "3 non-members" in n for n in notes.values())
+
+
+def test_membership_scores_equal_mimir_and_min_k_pp(reference_trained, tokenizer):
+    k = 0.2
+    # the published code rounds k·n down: reproduce it with rounding="down"
+    frame = score_texts(Engine(reference_trained, tokenizer), REFERENCE_TEXTS, k=k, rounding="down")
+    for text, (_, row) in zip(REFERENCE_TEXTS, frame.iterrows()):
+        ids = tokenizer(text).input_ids  # MIMIR: self.tokenizer(text), default special tokens
+        lp_all = reference_log_softmax(reference_trained, ids)[:-1]
+        target = torch.tensor(ids[1:])
+        all_prob = lp_all.gather(1, target[:, None]).squeeze(1).numpy()
+        # MIMIR get_ll: −mean log p (lower = member); our scores are oriented higher = member
+        loss = -np.mean(all_prob)
+        assert row["score/loss"] == pytest.approx(-loss, rel=1e-4, abs=1e-6)  # float32 engine
+        # MIMIR zlib: loss / len(zlib.compress(bytes(document, "utf-8")))
+        assert row["score/zlib"] == pytest.approx(-loss / len(zlib.compress(bytes(text, "utf-8"))), rel=1e-4, abs=1e-8)
+        # MIMIR min_k (window 1, stride 1): −mean(sorted(probs)[: int(len · k)])
+        assert int(len(all_prob) * k) >= 1
+        min_k = -np.mean(sorted(all_prob)[: int(len(all_prob) * k)])
+        assert row["score/min_k"] == pytest.approx(-min_k, rel=1e-4, abs=1e-6)
+        # Min-K%++ (run.py; MIMIR's min_k_plus_plus is the same): μ = Σ p log p, σ² = Σ p (log p)² − μ²,
+        # z = (log p − μ)/σ, mean of the lowest int(len · k)
+        p = lp_all.exp()
+        mu = (p * lp_all).sum(-1)
+        sigma = ((p * lp_all.square()).sum(-1) - mu.square()).sqrt()
+        z = ((torch.tensor(all_prob) - mu) / sigma).numpy()
+        assert row["score/min_k_pp"] == pytest.approx(np.mean(np.sort(z)[: int(len(z) * k)]), rel=1e-4, abs=1e-4)
