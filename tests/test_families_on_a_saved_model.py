@@ -25,5 +25,5 @@ def test_families_run_on_a_saved_model(saved_model_dir, corpus, tmp_path):
                       engine).metrics["approx/n"] > 0
     assert run_family(provenance, family_config(provenance, texts=texts, order=str(tmp_path / "order.txt"), n_perm=99),
                       engine).metrics["provenance/n"] == 12
-    assert run_family(acr, family_config(acr, targets=texts, start_tokens=1, max_prompt_tokens=2, steps=1, budget_steps=1,
-                            batch_size=4, topk=4), engine).metrics["acr/n"] == 12
+    assert run_family(acr, family_config(acr, targets=texts, start_tokens=1, max_prompt_tokens=2, steps=1,
+                                         budget_steps=1, batch_size=4, topk=4), engine).metrics["acr/n"] == 12

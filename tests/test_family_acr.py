@@ -20,8 +20,8 @@ def test_acr_finds_a_known_short_trigger(tokenizer, tmp_path):
     t_ids = engine.text_ids(target)
     assert len(engine.text_ids(trigger)) == 2
     assert engine.generate([engine.text_ids(trigger)], max_new_tokens=len(t_ids))[0].token_ids == t_ids
-    cfg = family_config(acr, targets=write_texts(tmp_path / "targets.jsonl", [target]), start_tokens=2, max_prompt_tokens=6,
-                        steps=40, budget_steps=200, batch_size=64, topk=64)
+    cfg = family_config(acr, targets=write_texts(tmp_path / "targets.jsonl", [target]), start_tokens=2,
+                        max_prompt_tokens=6, steps=40, budget_steps=200, batch_size=64, topk=64)
     res = run_family(acr, cfg, engine)
     row = res.samples.iloc[0]
     assert row["prompt_tokens"] is not None and row["prompt_tokens"] <= 2, row.to_dict()
@@ -32,8 +32,9 @@ def test_acr_finds_a_known_short_trigger(tokenizer, tmp_path):
 
 def test_acr_budget_is_reported(model, tokenizer, tmp_path):
     engine = Engine(model, tokenizer)  # an untrained model: no short prompt reproduces a long text
-    cfg = family_config(acr, targets=write_texts(tmp_path / "t.jsonl", ["Alice Smith was born in Springfield in 1901."]),
-                        start_tokens=2, max_prompt_tokens=30, steps=2, budget_steps=3, batch_size=8, topk=8)
+    texts = write_texts(tmp_path / "t.jsonl", ["Alice Smith was born in Springfield in 1901."])
+    cfg = family_config(acr, targets=texts, start_tokens=2, max_prompt_tokens=30, steps=2, budget_steps=3, batch_size=8,
+                        topk=8)
     res = run_family(acr, cfg, engine)
     assert res.samples.iloc[0]["status"] == "budget"
     assert res.metrics["acr/budget_exhausted/count"] == 1 and "ran out" in res.notes["acr/memorized/rate"]

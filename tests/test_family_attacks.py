@@ -39,8 +39,9 @@ def setup(tokenizer, tmp_path_factory):
     model = memorize(tokenizer, members, steps=120)
     tmp = tmp_path_factory.mktemp("attacks")
     cfg = copy.deepcopy(attacks.DEFAULTS)
-    cfg["attacks"].update(recall_prefix=write_texts(tmp / "prefix.jsonl", [d.split(". ")[0] + "." for d in docs[16:20]]),
-                          dcpdd_corpus=write_texts(tmp / "ref.jsonl", docs[20:40]), n_neighbours=8, samia_samples=4, recall_shots=1)
+    prefix = write_texts(tmp / "prefix.jsonl", [d.split(". ")[0] + "." for d in docs[16:20]])
+    cfg["attacks"].update(recall_prefix=prefix, dcpdd_corpus=write_texts(tmp / "ref.jsonl", docs[20:40]), n_neighbours=8,
+                          samia_samples=4, recall_shots=1)
     return Engine(model, tokenizer), members, nonmembers, cfg
 
 
@@ -161,8 +162,8 @@ def test_recall_equals_the_authors_run_py(reference_trained, tokenizer):
     shots = ["Every spring the market in Fern sells apples from nearby farms.",
              "The library in Cedar keeps old letters."]
     texts = REFERENCE_TEXTS[:4] + ["Lena Voss was born in Porto in 1933 and studied law in the capital."]
-    authors, _ = _attack_frame(reference_trained, tokenizer, texts, names=["recall"], recall_shots=2, recall_format="authors",
-                               recall_prefix=shots)
+    authors, _ = _attack_frame(reference_trained, tokenizer, texts, names=["recall"], recall_shots=2,
+                               recall_format="authors", recall_prefix=shots)
     ours, _ = _attack_frame(reference_trained, tokenizer, texts, names=["recall"], recall_shots=2, recall_prefix=shots)
     prefix_ids = tokenizer("".join(shots)).input_ids
     for text, a, o in zip(texts, authors["score/recall"], ours["score/recall"]):
@@ -194,7 +195,8 @@ def test_samia_equals_the_authors_scripts(reference_trained, tokenizer):
         prefix = " ".join(text.split()[: int(n * 0.5)])
         ids = tokenizer(prefix, return_tensors="pt").input_ids
         with torch.no_grad():
-            out = reference_trained.generate(ids, do_sample=False, max_new_tokens=12, pad_token_id=tokenizer.eos_token_id)
+            out = reference_trained.generate(ids, do_sample=False, max_new_tokens=12,
+                                             pad_token_id=tokenizer.eos_token_id)
         gen = tokenizer.batch_decode(out)[0].replace(tokenizer.eos_token or "\x00", "")
         cand = [w for w in gen.split(" ") if w][round(n * 0.5):]
         ref = [w for w in text.split(" ") if w][round(n * 0.5):]

@@ -20,8 +20,8 @@ def test_forecast_precision_recall_of_predictors(extraction_lab, model, tmp_path
     engine, docs = extraction_lab
     torch.manual_seed(0)
     untrained = Engine(build_model(MICRO, engine.tokenizer, seed=3).eval(), engine.tokenizer)
-    cfg = family_config(forecast, texts=write_texts(tmp_path / "t.jsonl", docs[:8]), models=["a", "b"], fractions=[0.1, 1.0],
-                        prefix=6, suffix=10)
+    cfg = family_config(forecast, texts=write_texts(tmp_path / "t.jsonl", docs[:8]), models=["a", "b"],
+                        fractions=[0.1, 1.0], prefix=6, suffix=10)
     ctx = Context(engines={"forecast.models": [untrained, engine]})
     res = run_family(forecast, cfg, engine, ctx)
     m = res.metrics
@@ -38,8 +38,8 @@ def test_forecast_refuses_a_predictor_with_another_tokenizer(extraction_lab, bos
     vocabulary) would score other text. Refused before anything is generated."""
     engine, docs = extraction_lab
     other = Engine(bos_model, bos_tokenizer)
-    cfg = family_config(forecast, texts=write_texts(tmp_path / "t.jsonl", docs[:4]), models=["a", "b"], fractions=[0.5, 1.0],
-                        prefix=6, suffix=10)
+    cfg = family_config(forecast, texts=write_texts(tmp_path / "t.jsonl", docs[:4]), models=["a", "b"],
+                        fractions=[0.5, 1.0], prefix=6, suffix=10)
     calls = []
     real = engine.generate
     engine.generate = lambda *a, **k: calls.append(1) or real(*a, **k)

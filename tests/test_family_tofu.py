@@ -146,8 +146,9 @@ def _reference_tofu(model, tokenizer, items, eos, *, options: bool):
     para = np.array([_tofu_avg_loss(model, tokenizer, it["question"], it["paraphrased_answer"], eos) for it in items])
     pert = np.array([[_tofu_avg_loss(model, tokenizer, it["question"], p, eos) for p in it["perturbed_answers"]]
                      for it in items])
-    rouge = np.array([scorer.score(it["answer"], reference_greedy(model, tokenizer, "Question: " + it["question"] + "\nAnswer:",
-                                                         8)).get("rougeL").recall for it in items])
+    rouge = np.array([scorer.score(it["answer"],
+                                   reference_greedy(model, tokenizer, "Question: " + it["question"] + "\nAnswer:", 8)
+                                   ).get("rougeL").recall for it in items])
     if options:  # aggregate_eval_stat.get_model_utility, real authors / world facts
         true_p, false_p = np.exp(-gt), np.exp(-pert)
         prob = np.mean(true_p / np.concatenate([true_p[:, None], false_p], axis=1).sum(-1))

@@ -15,8 +15,8 @@ def test_untargeted_finds_verbatim_spans_and_the_filter_removes_them(extraction_
     engine, docs = extraction_lab
     corpus = write_texts(tmp_path / "corpus.jsonl", docs, [f"d{i}" for i in range(len(docs))])
     prompts = write_texts(tmp_path / "prompts.jsonl", [" ".join(d.split()[:2]) for d in docs[:4]])
-    cfg = family_config(untargeted, corpus=corpus, prompts=prompts, min_tokens=8, max_new_tokens=24, n_samples=8, start=False,
-                        filter=True, filter_n=4)
+    cfg = family_config(untargeted, corpus=corpus, prompts=prompts, min_tokens=8, max_new_tokens=24, n_samples=8,
+                        start=False, filter=True, filter_n=4)
     res = run_family(untargeted, cfg, engine)
     m, s = res.metrics, res.samples
     assert m["untargeted/extracted/rate@mode=greedy"] > 0
@@ -45,11 +45,13 @@ def test_untargeted_bad_input(extraction_lab, tmp_path):
         untargeted.read(family_config(untargeted, corpus=corpus, min_tokens=50, max_new_tokens=32))
     assert untargeted.read(family_config(untargeted)) is None
     with pytest.raises(MnemoscopeError, match="exceeds the model's context"):
-        untargeted.plan(untargeted.read(family_config(untargeted, corpus=corpus, max_new_tokens=500, min_tokens=10)), engine)
+        cfg = family_config(untargeted, corpus=corpus, max_new_tokens=500, min_tokens=10)
+        untargeted.plan(untargeted.read(cfg), engine)
 
 
 def test_untargeted_default_prompt_is_document_start(extraction_lab, tmp_path):
     engine, docs = extraction_lab
-    cfg = family_config(untargeted, corpus=write_texts(tmp_path / "c.jsonl", docs), min_tokens=6, max_new_tokens=12, n_samples=2)
+    cfg = family_config(untargeted, corpus=write_texts(tmp_path / "c.jsonl", docs), min_tokens=6, max_new_tokens=12,
+                        n_samples=2)
     plan = untargeted.plan(untargeted.read(cfg), engine)
     assert plan.prompts == [[engine.tokenizer.eos_token_id]]
