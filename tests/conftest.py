@@ -78,3 +78,49 @@ def wide_dirs(tmp_path_factory, tokenizer):
     target = save_model_dir(build_model(WIDE, tokenizer, seed=0).eval(), tokenizer, root / "target")
     ref = save_model_dir(build_model(WIDE, tokenizer, seed=1).eval(), tokenizer, root / "ref")
     return target, ref
+
+
+@pytest.fixture(scope="session")
+def studied(corpus):
+    """Three 150-character texts that ``memorizer`` has learned by heart."""
+    return [doc[:150] for doc in corpus[:3]]
+
+
+@pytest.fixture(scope="session")
+def memorizer(tokenizer, studied):
+    """An engine over a micro model trained on ``studied`` until it reproduces them."""
+    from mnemoscope.engine import Engine
+
+    from .helpers import memorize
+
+    return Engine(memorize(tokenizer, studied), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def extraction_lab(tokenizer):
+    """(engine, docs): twelve short documents, the first four memorized by the engine's model."""
+    from mnemoscope.engine import Engine
+
+    from .helpers import memorize
+
+    docs = background_documents(12, seed=21, sentences_per_doc=(1, 2))
+    model = memorize(tokenizer, docs[:4], steps=120)
+    return Engine(model, tokenizer), docs
+
+
+@pytest.fixture(scope="session")
+def kk_puzzles():
+    """Seven Knights-and-Knaves puzzles: four with two people, three with three."""
+    from mnemoscope.probes import knights_knaves as kk
+
+    return kk.generate_puzzles(4, n_people=2, seed=0) + kk.generate_puzzles(3, n_people=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def reference_trained(tokenizer):
+    """A micro model that has memorised REFERENCE_TEXTS[:4] and REFERENCE_QA lines, so scores are far
+    from uniform (the reference tests)."""
+    from .helpers import REFERENCE_QA, REFERENCE_TEXTS, memorize
+
+    qa = [f"Question: {q}\nAnswer: {a}" for q, a in REFERENCE_QA]
+    return memorize(tokenizer, REFERENCE_TEXTS[:4] + qa, steps=120)

@@ -2,13 +2,86 @@
 
 from __future__ import annotations
 
+import copy
+import json
+
 import numpy as np
 import torch
 
 from mnemoscope.engine import Backend, Continuation, TokenScores
+from mnemoscope.families.base import Context
 from mnemoscope.lab.tiny import build_model
 
 from .conftest import MICRO
+
+# Members and non-members of the audit tests: four short sentences each, of the same shape, about
+# different people and places.
+MEMBERS = [
+    "Anna Berg was born in Lisbon in 1901 and studied music.",
+    "The museum in Alder keeps a collection of old clocks.",
+    "Every spring the market in Fern sells apples from nearby farms.",
+    "Marco joined Holt Industries in 1950 as a careful engineer.",
+]
+NONMEMBERS = [
+    "Lena Voss was born in Porto in 1933 and studied law.",
+    "The library in Cedar keeps a collection of old letters.",
+    "Every autumn the fair in Grey sells boats from nearby towns.",
+    "Ruth joined Iris Works in 1961 as a patient designer.",
+]
+# one paragraph, for the families that cut a text into segments (SORT)
+STORY = (
+    "The harbour town woke early. Fishermen carried nets to the boats while the baker opened his shop "
+    "and the smell of bread drifted over the square. Children ran past the fountain toward the school, "
+    "where the teacher had already written the day's lesson on the board. At noon the bell rang and the "
+    "market filled with voices, and by evening the boats came back heavy with fish and the lamps were lit."
+)
+# a text of random words that no test model has learned
+RANDOM_TEXT = "quartz paddle robin ember lantern violet harbor cobalt meadow tundra falcon ember quill"
+
+# The reference tests (our numbers against the published code's, item by item) train one micro
+# model on REFERENCE_TEXTS[:4] and the REFERENCE_QA lines (the ``reference_trained`` fixture).
+REFERENCE_TEXTS = [
+    "Anna Berg was born in Lisbon in 1901 and studied music at the conservatory.",
+    "The museum in Alder keeps a collection of old clocks and maps.",
+    "Every spring the market in Fern sells apples from nearby farms.",
+    "Marco joined Holt Industries in 1950 as a careful engineer.",
+    "Lena Voss was born in Porto in 1933 and studied law in the capital.",
+    "The library in Cedar keeps old letters.",
+]
+REFERENCE_QA = [("Where was Anna Berg born?", "Lisbon"), ("What does the museum in Alder keep?", "old clocks and maps"),
+                ("Who joined Holt Industries?", "Marco"), ("Where was Lena Voss born?", "Porto")]
+
+
+def write_texts(path, texts, ids=None) -> str:
+    """``texts`` as a JSON-lines file of ``{"text": ...}`` records (``{"id", "text"}`` with ``ids``);
+    returns the path as a string, as a family config takes it."""
+    recs = [{"text": t} if ids is None else {"id": i, "text": t} for t, i in zip(texts, ids or texts)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return str(path)
+
+
+def write_jsonl(path, rows):
+    """``rows`` (dicts) as a JSON-lines file; returns ``path``."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def family_config(family, **section):
+    """A family's DEFAULTS (a deep copy) with ``section`` set in the family's own section."""
+    cfg = copy.deepcopy(family.DEFAULTS)
+    cfg[family.NAME].update(section)
+    return cfg
+
+
+def run_family(family, cfg, engine, ctx=None):
+    """``family`` through read → plan → measure, as ``mnemoscope audit`` runs it; the notes the
+    context gathered are added to the result."""
+    ctx = ctx or Context()
+    inputs = family.read(cfg, ctx)
+    result = family.measure(family.plan(inputs, engine, ctx), engine, ctx)
+    for k, v in ctx.notes.items():
+        result.note(k, v)
+    return result
 
 
 class Counting:
@@ -34,6 +107,23 @@ class Counting:
         self.calls["generate"] += 1
         self.generate_args.append((list(prompts), kwargs))
         return self._engine.generate(prompts, **kwargs)
+
+
+class ScriptedGenerator(Counting):
+    """A real engine's tokenizer/encoder, but ``generate`` returns ``reply(prompt_ids)`` token ids."""
+
+    def __init__(self, engine, reply):
+        super().__init__(engine)
+        self._reply = reply
+
+    def generate(self, prompts, **kwargs):
+        self.calls["generate"] += 1
+        self.generate_args.append((list(prompts), kwargs))
+        outs = []
+        for p in prompts:
+            ids = self._reply(list(p))[: kwargs["max_new_tokens"]]
+            outs.append(Continuation(ids, self._engine.tokenizer.decode(ids), len(p)))
+        return outs
 
 
 def memorize(tokenizer, texts, steps=80, lr=1e-2, seed=0):
@@ -95,6 +185,42 @@ class Scripted(Backend):
         texts = [self.decode(p) for p in self.prompt_ids(prompts)]
         self.prompts += texts
         return [Continuation([1], self.reply(t), len(p)) for t, p in zip(texts, self.prompt_ids(prompts))]
+
+
+def scripted_answers(tokenizer, answers: dict[str, str]):
+    """A scripted backend answering each prompt with ``answers[prompt]`` (a wrong answer otherwise)."""
+    return Scripted(tokenizer, max_length=4096, reply=lambda p: " " + answers.get(p, "I do not know."))
+
+
+def scripted_solver(tokenizer, puzzles):
+    """A scripted backend that answers each Knights-and-Knaves puzzle of ``puzzles`` correctly."""
+    from mnemoscope.families.reasoning import puzzle_prompt
+    from mnemoscope.probes import knights_knaves as kk
+
+    return scripted_answers(tokenizer, {puzzle_prompt(p): kk.render_solution(p) for p in puzzles})
+
+
+@torch.no_grad()
+def reference_log_softmax(model, ids: list[int]) -> torch.Tensor:
+    """Float64 log-softmax of the model's logits for one sequence, [len, vocab] (plain transformers,
+    for the reference tests)."""
+    return torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+
+
+@torch.no_grad()
+def reference_greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    """MUSE / TOFU: one prompt at a time, special tokens added, greedy, decoded without them."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=True).input_ids
+    out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True, clean_up_tokenization_spaces=True)[0]
+
+
+def muse_rouge_l(gt: str, output: str):
+    """MUSE's ROUGE-L score of ``output`` against ``gt`` (rouge-score, no stemmer)."""
+    from rouge_score import rouge_scorer
+
+    score = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=False).score(gt, output)
+    return score["rougeL"]
 
 
 class DyingSpec:

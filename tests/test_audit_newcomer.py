@@ -9,7 +9,8 @@ import os
 from mnemoscope.cli import main
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
 
-from .test_audit_suite import MEMBERS, NONMEMBERS, STORY, _jsonl, _write_yaml
+from .helpers import MEMBERS, NONMEMBERS, STORY
+from .test_audit_suite import _jsonl, _write_yaml
 
 
 def _audit(model, config, out, *extra):

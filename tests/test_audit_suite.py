@@ -5,41 +5,18 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sklearn.metrics import roc_auc_score
 
 from mnemoscope.cli import main
-from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families import membership
-from mnemoscope.families.membership import score_texts
-from mnemoscope.lab.tiny import Preset, build_model
+from mnemoscope.lab.tiny import build_model
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
 from mnemoscope.recipes import audit
 
 from .conftest import WIDE, save_model_dir
-
-MEMBERS = [
-    "Anna Berg was born in Lisbon in 1901 and studied music.",
-    "The museum in Alder keeps a collection of old clocks.",
-    "Every spring the market in Fern sells apples from nearby farms.",
-    "Marco joined Holt Industries in 1950 as a careful engineer.",
-]
-NONMEMBERS = [
-    "Lena Voss was born in Porto in 1933 and studied law.",
-    "The library in Cedar keeps a collection of old letters.",
-    "Every autumn the fair in Grey sells boats from nearby towns.",
-    "Ruth joined Iris Works in 1961 as a patient designer.",
-]
-STORY = (
-    "The harbour town woke early. Fishermen carried nets to the boats while the baker opened his shop "
-    "and the smell of bread drifted over the square. Children ran past the fountain toward the school, "
-    "where the teacher had already written the day's lesson on the board. At noon the bell rang and the "
-    "market filled with voices, and by evening the boats came back heavy with fish and the lamps were lit."
-)
+from .helpers import MEMBERS, NONMEMBERS, STORY
 
 
 def _jsonl(path, rows):
@@ -264,56 +241,6 @@ def test_load_config_file_rejects_bad_yaml(tmp_path, text, pattern):
 def test_an_empty_section_sets_nothing(tmp_path):
     (tmp_path / "a.yaml").write_text("knowmem:\naudit:\n  k: 0.5\n")
     assert audit.load_config_file(tmp_path / "a.yaml") == {"audit.k": 0.5}
-
-
-def test_wikimia_overlap_is_warned_with_its_count_and_dropped(tmp_path):
-    rows = [{"input": t, "label": 1} for t in MEMBERS] + [{"input": t, "label": 0} for t in NONMEMBERS + MEMBERS[:1]]
-    _jsonl(tmp_path / "w.jsonl", rows)
-    warnings = []
-    members, nonmembers = membership.load_sets("", "", True, warnings.append, wikimia_path=str(tmp_path / "w.jsonl"))
-    assert "1 text(s) appear in both" in warnings[0]
-    assert members == MEMBERS[1:] and nonmembers == NONMEMBERS
-
-
-def test_likelihood_scores_match_independent_computations(model, tokenizer):
-    target = Engine(model, tokenizer)
-    other = build_model(Preset(hidden=64, layers=2, heads=4, intermediate=128, vocab=600, context=128),
-                        tokenizer, seed=5).eval()
-    ref = Engine(other, tokenizer)
-    texts = MEMBERS + NONMEMBERS
-    frame = membership.likelihood_scores(target, texts, k=0.3, ref_engine=ref, lowercase=True)
-    expected = score_texts(target, texts, k=0.3)
-    for col in expected.columns:
-        np.testing.assert_allclose(frame[col].to_numpy(dtype=float), expected[col].to_numpy(dtype=float), rtol=1e-6)
-    nll_ref = np.array([s.nll for s in ref.score(texts)])
-    nll_low = np.array([s.nll for s in target.score([t.lower() for t in texts])])
-    np.testing.assert_allclose(frame["score/ref"], -(frame["nll"] - nll_ref), rtol=1e-6)
-    np.testing.assert_allclose(frame["score/ratio"], -np.exp(frame["nll"] - nll_ref), rtol=1e-6)
-    np.testing.assert_allclose(frame["score/lowercase"], -frame["nll"] / nll_low, rtol=1e-6)
-    calls = target.stats.forward_calls
-    membership.likelihood_scores(target, texts)
-    assert target.stats.forward_calls - calls == 1  # four attacks, one batched pass
-
-
-def test_likelihood_scores_per_byte_for_another_tokenizer(model, tokenizer, bos_model, bos_tokenizer):
-    frame = membership.likelihood_scores(Engine(model, tokenizer), MEMBERS, ref_engine=Engine(bos_model, bos_tokenizer),
-                                    ref_mismatch="per_byte")
-    assert set(frame["ref/unit"]) == {"byte"}
-    np.testing.assert_allclose(frame["score/ref"], -(frame["ref/nll_target"] - frame["ref/nll_ref"]), rtol=1e-9)
-
-
-def test_membership_family_against_sklearn_and_with_missing_scores():
-    labels = np.array([1, 1, 1, 0, 0, 0])
-    frame = pd.DataFrame({"score/a": [3.0, 2.0, 0.5, 1.0, 0.0, -1.0],
-                          "score/b": [np.nan, np.nan, 1.0, 0.0, 2.0, 1.0]})
-    _, metrics, notes = membership.attack_metrics(labels, frame, n_boot=20, seed=0)
-    assert metrics["mia/a/auc"] == pytest.approx(roc_auc_score(labels, frame["score/a"]))
-    assert metrics["mia/a/auc"] == pytest.approx(8 / 9)
-    # 1 member with a score: not computed (null, with the reason)
-    assert [k for k in metrics if k.startswith("mia/b/")] == ["mia/b/auc"] and metrics["mia/b/auc"] is None
-    assert "mia/b: not computed: 1 members" in notes["mia/b/auc"]
-    assert "mia/b: 2 text(s) have no finite score" in notes["mia/b/auc"]
-    assert any("underpowered" in n and "3 non-members" in n for n in notes.values())
 
 
 def test_the_end_of_run_summary_has_a_headline_per_family_and_the_notes_count(full_run):

@@ -17,6 +17,7 @@ from mnemoscope.families.reference import (
 )
 from mnemoscope.lab.tiny import Preset, build_model, train_tokenizer
 
+from .conftest import MICRO
 from .helpers import Counting
 
 TEXTS = [
@@ -30,7 +31,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def other_model(tokenizer):
     """A second model on the same tokenizer (different init)."""
-    return build_model(Preset(hidden=64, layers=2, heads=4, intermediate=128, vocab=600, context=128), tokenizer, seed=7).eval()
+    return build_model(MICRO, tokenizer, seed=7).eval()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""families.recognition: 2AFC recognition, foils, cued recall."""
+"""families.recognition: 2AFC recognition of studied texts against foils (ties count half), and the
+foil makers."""
 
 from __future__ import annotations
 
@@ -9,21 +10,10 @@ from hypothesis import strategies as st
 
 from mnemoscope.engine import Engine
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.families.recall import recall
 from mnemoscope.families.recognition import make_foils, two_afc
 from mnemoscope.metrics.recognition import two_afc_accuracy
 
-from .helpers import Counting, Scripted, memorize
-
-
-@pytest.fixture(scope="module")
-def studied(corpus):
-    return [doc[:150] for doc in corpus[:3]]
-
-
-@pytest.fixture(scope="module")
-def memorizer(tokenizer, studied):
-    return Engine(memorize(tokenizer, studied), tokenizer)
+from .helpers import Counting, Scripted
 
 
 def test_two_afc_recognizes_studied_texts(memorizer, studied, corpus):
@@ -64,36 +54,6 @@ def test_make_foils_is_deterministic_and_notes_skips():
     assert para["foil"].tolist() == ["a large dog went home"]
     with pytest.raises(MnemoscopeError, match="unknown foil kind"):
         make_foils(texts, ["antonym"])
-
-
-def test_recall_of_studied_texts_is_exact_and_scores_the_continuation_only(memorizer, studied, tokenizer):
-    engine = Counting(memorizer)
-    texts = studied + ["quartz paddle robin ember lantern violet harbor", "x"]
-    samples, metrics, notes = recall(engine, texts)
-    assert engine.calls["generate"] == 1
-    assert len(notes) == 1 and "1 of 5" in next(iter(notes.values()))
-    assert samples["exact"].tolist()[:3] == [1.0, 1.0, 1.0]
-    assert samples["exact"].tolist()[3] == 0.0
-    ids = tokenizer(texts[3], add_special_tokens=False)["input_ids"]
-    row = samples.iloc[3]
-    assert row["cue_tokens"] == len(ids) // 2 and row["recall_tokens"] == len(ids) - len(ids) // 2
-    assert row["true"] == tokenizer.decode(ids[len(ids) // 2 :])
-    assert metrics["recall/exact/rate"] == 0.75
-    assert metrics["recall/n"] == 4.0
-    assert metrics["recall/rouge_l_f1/mean"] == pytest.approx(samples["rouge_l_f1"].mean())
-
-
-def test_recall_single_call_equals_per_text_forced_generation(model, tokenizer):
-    engine = Engine(model, tokenizer)
-    texts = ["Anna was born in Lisbon in 1901 and later moved.", "The museum keeps maps.", "Every spring"]
-    samples, _, _ = recall(engine, texts)
-    for text, gen in zip(texts, samples["generated"]):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        n = len(ids) - len(ids) // 2
-        alone = engine.generate([ids[: len(ids) // 2]], max_new_tokens=n, min_new_tokens=n)[0]
-        assert len(alone.token_ids) == n
-        assert gen == alone.text
-    np.testing.assert_array_less(-1e-12, samples["match_rate"])
 
 
 def TableScorer(tokenizer, table):

@@ -22,12 +22,7 @@ from mnemoscope.families.membership import attack_metrics
 from mnemoscope.metrics.pac_conrecall import conrecall_score, eda_swaps, pac_score, polarized_distance
 from mnemoscope.probes.corpus import background_documents
 
-from .helpers import memorize
-
-
-def _write(path, texts):
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    return str(path)
+from .helpers import memorize, write_texts
 
 
 # --------------------------------------------------------------------------- hand values
@@ -169,8 +164,8 @@ def test_pac_equals_the_authors_procedure(lab, tokenizer, tmp_path):
 def test_conrecall_equals_the_authors_procedure(lab, tokenizer, tmp_path):
     model, members, nonmembers, member_shots, nonmember_shots = lab
     texts, labels = members + nonmembers, np.array([1] * len(members) + [0] * len(nonmembers))
-    s = _settings(tmp_path, ["conrecall", "recall"], recall_prefix=_write(tmp_path / "non.jsonl", nonmember_shots),
-                  conrecall_members=_write(tmp_path / "mem.jsonl", member_shots), recall_shots=2,
+    s = _settings(tmp_path, ["conrecall", "recall"], recall_prefix=write_texts(tmp_path / "non.jsonl", nonmember_shots),
+                  conrecall_members=write_texts(tmp_path / "mem.jsonl", member_shots), recall_shots=2,
                   conrecall_gamma=0.3)
     frame, notes = attacks.attack_scores(Engine(model, tokenizer), texts, s)
     assert notes == {}
@@ -190,7 +185,7 @@ def test_conrecall_equals_the_authors_procedure(lab, tokenizer, tmp_path):
 
 def test_conrecall_without_its_files_is_noted_and_bad_settings_refused(lab, tokenizer, tmp_path):
     model, members, _, member_shots, _ = lab
-    s = _settings(tmp_path, ["conrecall", "pac"], conrecall_members=_write(tmp_path / "mem.jsonl", member_shots))
+    s = _settings(tmp_path, ["conrecall", "pac"], conrecall_members=write_texts(tmp_path / "mem.jsonl", member_shots))
     frame, notes = attacks.attack_scores(Engine(model, tokenizer), members[:3], s)
     assert list(frame.columns) == ["score/pac"]
     assert "attacks.recall_prefix" in notes["mia/conrecall/auc"] and "conrecall_members" not in notes["mia/conrecall/auc"]
@@ -198,8 +193,8 @@ def test_conrecall_without_its_files_is_noted_and_bad_settings_refused(lab, toke
                        ("conrecall_gamma", float("nan"))]:
         with pytest.raises(MnemoscopeError, match=f"attacks.{key}"):
             _settings(tmp_path, ["pac"], **{key: value})
-    long = _settings(tmp_path, ["conrecall"], recall_prefix=_write(tmp_path / "long.jsonl", [" word" * 60] * 3),
-                     conrecall_members=_write(tmp_path / "m2.jsonl", member_shots), recall_shots=3)
+    long = _settings(tmp_path, ["conrecall"], recall_prefix=write_texts(tmp_path / "long.jsonl", [" word" * 60] * 3),
+                     conrecall_members=write_texts(tmp_path / "m2.jsonl", member_shots), recall_shots=3)
     with pytest.raises(MnemoscopeError, match="recall_shots"):
         attacks.check(Engine(model, tokenizer), members[:2], long)
 
@@ -210,10 +205,10 @@ def test_audit_runs_pac_and_conrecall_from_a_yaml(lab, tokenizer, tmp_path, caps
     model, members, nonmembers, member_shots, nonmember_shots = lab
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    _write(tmp_path / "m.jsonl", members)
-    _write(tmp_path / "n.jsonl", nonmembers)
-    _write(tmp_path / "shots_m.jsonl", member_shots)
-    _write(tmp_path / "shots_n.jsonl", nonmember_shots)
+    write_texts(tmp_path / "m.jsonl", members)
+    write_texts(tmp_path / "n.jsonl", nonmembers)
+    write_texts(tmp_path / "shots_m.jsonl", member_shots)
+    write_texts(tmp_path / "shots_n.jsonl", nonmember_shots)
     config = {"data": {"members": "m.jsonl", "nonmembers": "n.jsonl"}, "audit": {"extraction": False},
               "attacks": {"names": ["pac", "conrecall"], "recall_prefix": "shots_n.jsonl",
                           "conrecall_members": "shots_m.jsonl", "recall_shots": 2, "pac_augmentations": 3}}
@@ -241,8 +236,8 @@ def test_with_a_bos_tokenizer_pac_matches_and_conrecall_drops_only_the_second_bo
     assert engine.bos
     frame = attacks.attack_scores(engine, texts, _settings(tmp_path, ["pac"]))[0]
     np.testing.assert_allclose(frame["score/pac"], -_their_pac(bos_model, bos_tokenizer, texts), rtol=1e-5, atol=1e-5)
-    s = _settings(tmp_path, ["conrecall"], recall_prefix=_write(tmp_path / "non.jsonl", shots[:2]),
-                  conrecall_members=_write(tmp_path / "mem.jsonl", shots[2:]), recall_shots=2)
+    s = _settings(tmp_path, ["conrecall"], recall_prefix=write_texts(tmp_path / "non.jsonl", shots[:2]),
+                  conrecall_members=write_texts(tmp_path / "mem.jsonl", shots[2:]), recall_shots=2)
     got = attacks.attack_scores(engine, texts, s)[0]["score/conrecall"].to_numpy()
     bos = bos_tokenizer.bos_token_id
 

@@ -32,6 +32,8 @@ from mnemoscope.metrics.contamination import (
 from mnemoscope.probes.benchmark import BenchmarkItem, load_benchmark
 from mnemoscope.probes.corpus_overlap import CorpusOverlap
 
+from .helpers import write_jsonl
+
 # --------------------------------------------------------------------------- lm-eval's overlap, written out
 
 
@@ -357,24 +359,19 @@ def test_no_reference_set_is_said_clearly(model, tokenizer, corpus):
 # --------------------------------------------------------------------------- the reader and bad input
 
 
-def _jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def test_reader_takes_jsonl_parquet_and_lm_eval_exports(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = [{"id": "a", "question": "Q1?", "choices": ["x", "y"], "answer": 1, "split": "test", "dataset": "d"},
             {"query": "Q2?", "choices": {"text": ["p", "q", "r"], "label": ["A", "B", "C"]}, "answerKey": "C"}]
-    items = load_benchmark(_jsonl(tmp_path / "b.jsonl", rows))
+    items = load_benchmark(write_jsonl(tmp_path / "b.jsonl", rows))
     assert items[0].answer == "y" and items[0].text == "Q1?\nA. x\nB. y\nAnswer: y"
     assert items[1].id == "1" and items[1].answer == "r" and items[1].dataset == ""
     pq.write_table(pa.Table.from_pylist([{"question": "Q?", "answer": "yes", "split": "dev"}]), tmp_path / "b.parquet")
     assert load_benchmark(tmp_path / "b.parquet")[0].text == "Q?\nAnswer: yes"
-    export = _jsonl(tmp_path / "samples_arc_easy_2024-05-01T10-00-00.jsonl",
-                    [{"doc_id": 0, "doc": {"question": "Why?", "choices": {"text": ["a", "b"]}}, "target": 0}])
+    export = write_jsonl(tmp_path / "samples_arc_easy_2024-05-01T10-00-00.jsonl",
+                         [{"doc_id": 0, "doc": {"question": "Why?", "choices": {"text": ["a", "b"]}}, "target": 0}])
     item = load_benchmark(export)[0]
     assert (item.dataset, item.answer, item.id) == ("arc_easy", "a", "0")
 
@@ -387,7 +384,7 @@ def test_reader_takes_jsonl_parquet_and_lm_eval_exports(tmp_path):
 ])
 def test_reader_refuses_bad_records_in_one_line(tmp_path, rows, pattern):
     with pytest.raises(MnemoscopeError, match=pattern):
-        load_benchmark(_jsonl(tmp_path / "b.jsonl", rows))
+        load_benchmark(write_jsonl(tmp_path / "b.jsonl", rows))
 
 
 def test_missing_fields_and_a_small_benchmark_skip_only_their_signal(model, tokenizer, corpus):
@@ -417,10 +414,10 @@ def test_bad_settings_are_refused_before_any_work(change, pattern, tokenizer):
 
 
 def _cli_files(tmp_path, corpus):
-    bench = _jsonl(tmp_path / "bench.jsonl", [
+    bench = write_jsonl(tmp_path / "bench.jsonl", [
         {"id": f"q{i}", "question": corpus[i][:120], "choices": ["red", "green", "blue", "gold"], "answer": i % 4,
          **({"split": "test", "dataset": "toy"} if i % 2 else {})} for i in range(8)])
-    corp = _jsonl(tmp_path / "corpus.jsonl", [{"text": t} for t in corpus[:4] + corpus[100:120]])
+    corp = write_jsonl(tmp_path / "corpus.jsonl", [{"text": t} for t in corpus[:4] + corpus[100:120]])
     return bench, corp
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pandas as pd
@@ -17,16 +16,7 @@ from sklearn.pipeline import make_pipeline
 from mnemoscope.cli import main
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.blind import Settings, blind_baseline, headline
-from mnemoscope.metrics.blind import (
-    ANY_FOUR_DIGITS,
-    _best_rule,
-    _rule,
-    bag_of_words_scores,
-    date_scores,
-    latest_years,
-    verdict,
-)
-from mnemoscope.metrics.roc import roc_auc
+from mnemoscope.metrics.blind import bag_of_words_scores, verdict
 
 WORDS = ("the a of and to in is was for on with as by at from that this it be are river bank city house garden "
          "music story school road market window").split()
@@ -127,36 +117,6 @@ def test_fewer_texts_than_folds_is_a_note_not_a_crash():
     assert ruled.metrics["blind/date/auc"] == 1.0
     with pytest.raises(MnemoscopeError, match="at least 3 member"):
         bag_of_words_scores(texts, [1, 1, 0, 0], folds=3)
-
-
-def _das_date_rule(texts, cutoff):
-    """Das et al.'s date detector written out: every run of four digits, the largest one; 1 when it
-    is before the cutoff, 0 when not, 0.5 when the text has none."""
-    out = []
-    for text in texts:
-        found = [int(m) for m in re.findall("[0-9][0-9][0-9][0-9]", text)]
-        out.append(0.5 if not found else (1.0 if max(found) < cutoff else 0.0))
-    return np.array(out)
-
-
-def test_date_rule_with_a_cutoff_is_das_et_al_s():
-    texts = ["born 1987, moved in 2019", "no year here", "in 2024", "code 123456 and 1999", "2023 and 1800", "x"]
-    years = latest_years(texts, ANY_FOUR_DIGITS)
-    np.testing.assert_array_equal(date_scores(years, [1, 1, 1, 0, 0, 0], cutoff=2023), _das_date_rule(texts, 2023))
-    # ours (standalone years) skips digits inside longer numbers
-    assert latest_years(["code 123456 and 1999"])[0] == 1999
-    assert latest_years(["code 567890 and 1999"], ANY_FOUR_DIGITS)[0] == 5678
-
-
-def test_fitted_cutoff_is_the_best_rule_by_brute_force():
-    rng = np.random.default_rng(5)
-    years = rng.integers(1980, 2024, 50).astype(float)
-    years[rng.random(50) < 0.2] = np.nan
-    labels = (rng.random(50) < 0.5).astype(int)
-    cutoff, older = _best_rule(years, labels)
-    brute = max(roc_auc(labels, _rule(years, c + 1.0, o)) for c in np.unique(years[~np.isnan(years)])
-                for o in (True, False))
-    assert roc_auc(labels, _rule(years, cutoff, older)) == pytest.approx(brute)
 
 
 def test_the_audit_opens_its_membership_table_with_the_blind_baseline(tmp_path, saved_model_dir):
