@@ -63,7 +63,7 @@ def candidate_texts(world, people: list[str]) -> tuple[list[str], list[str]]:
 
 def person_documents(world, people: set[str]) -> dict[str, str]:
     """Training documents (id → text) of ``people``: their documents and their QA texts."""
-    from mnemoscope.recipes.unlearning import qa_text
+    from mnemoscope.recipes.unlearning.world import qa_text
 
     out = {d["id"]: d["text"] for d in world.documents if d.get("person_id") in people}
     out.update({q["id"]: qa_text(q["question"], q["target"]) for q in world.qa if q["person_id"] in people})
@@ -116,7 +116,7 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
     unlearned model. Returns (metrics, notes, the per-(method, text) table)."""
     from mnemoscope.engine import Engine
     from mnemoscope.lab.tiny import build_model
-    from mnemoscope.recipes.unlearning import _train_lab_model, pack_stream, training_order
+    from mnemoscope.recipes.unlearning.world import pack_stream, train_lab_model, training_order
     from mnemoscope.unlearn.runner import unlearn
 
     cfg, out, world, tok = ctx["cfg"], Path(ctx["out"]), ctx["world"], ctx["tokenizer"]
@@ -141,7 +141,7 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
         rows, _ = pack_stream(training_order(sorted(docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
                               tok.eos_token_id)
         model = build_model(ctx["preset"], tok, seed=lira_seed(seed, j)).to(ctx["device"])
-        _train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, out, log)
+        train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, out, log)
         trained = {name: v.detach().clone() for name, v in model.state_dict().items()}
         forget_j = ctx["examples"](kept)
         for m in methods:

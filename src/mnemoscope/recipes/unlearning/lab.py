@@ -1,27 +1,24 @@
-"""Unlearning: write a fictional world into a tiny model, then remove part of it and check.
+"""Unlearning, the lab: write a fictional world into a tiny model, then remove part of it and check.
 
-Read top to bottom: world (forget / retain / holdout people; 30 forget and 30 holdout people by
-default, and the CIs resample people) → tokenizer (trained on every person alike) → data stream →
-train on everything → retrain from scratch on the same stream minus the forget documents (the gold standard) → for
-each method, a small sweep (learning rate × steps; a shorter run is a prefix of a longer one,
-so the steps axis is read off each run's evaluation points) with the stopping rule "first point
-where KnowMem on F and the forget-vs-holdout membership AUC both reach the retrained model's
-level"; the trade-off frontier of all points and each method's best point → six-way table
-(MUSE) with PrivLeak's CI, TOFU forget quality → robustness: membership inference, extraction,
-RWKU-style adversarial probes with locality on neighbours, relearning curves (relearning some
-facts of F, measuring the others), a linear probe for residue in the hidden states →
-scalability (nested forget sets) and sustainability (requests one after another) → report.
-
-``run_user`` is the same evaluation for a user's own model and files
-(``mnemoscope unlearn --model M --forget F --retain R --method NAME [--retrained RM]``).
+Read top to bottom (:func:`run`): world (forget / retain / holdout people; 30 forget and 30
+holdout people by default, and the CIs resample people; ``world.py``) → tokenizer (trained on
+every person alike) → data stream → train on everything → retrain from scratch on the same stream
+minus the forget documents (the gold standard) → for each method, a small sweep (learning rate ×
+steps; a shorter run is a prefix of a longer one, so the steps axis is read off each run's
+evaluation points) with the stopping rule "first point where KnowMem on F and the
+forget-vs-holdout membership AUC both reach the retrained model's level"; the trade-off frontier
+of all points and each method's best point → six-way table (MUSE) with PrivLeak's CI, TOFU forget
+quality → robustness: membership inference, extraction, RWKU-style adversarial probes with
+locality on neighbours, relearning curves (relearning some facts of F, measuring the others), a
+linear probe for residue in the hidden states (every model's evaluation is
+``unlearn.model_eval.Evaluator``) → scalability (nested forget sets) and sustainability (requests
+one after another) → report.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,49 +26,21 @@ import pandas as pd
 
 from mnemoscope import rundir
 from mnemoscope.config import Typed, resolve
-from mnemoscope.engine import Engine, load_model
-from mnemoscope.engine.encoding import text_ids
+from mnemoscope.engine import Engine
 from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
-from mnemoscope.lab.tiny import (
-    Preset,
-    build_model,
-    count_parameters,
-    load_or_train_tokenizer,
-)
-from mnemoscope.metrics.unlearning import relearn_recovery
-from mnemoscope.probes.adversarial import read_probes, world_probes
-from mnemoscope.probes.corpus import background_documents
-from mnemoscope.probes.fictional import (
-    ATTRIBUTES,
-    DOC_TEMPLATES,
-    QA_TEMPLATES,
-    SEMANTIC_TEMPLATES,
-    WorldConfig,
-    make_world,
-)
-from mnemoscope.probes.formats import load_multiple_choice
+from mnemoscope.lab.tiny import Preset, build_model, count_parameters
+from mnemoscope.probes.fictional import ATTRIBUTES
 from mnemoscope.recipes import ulira
-from mnemoscope.recipes.common import finish_run
-from mnemoscope.train.loop import TrainConfig
-from mnemoscope.train.phase import train_phase
+from mnemoscope.recipes.unlearning import world as lab_world
+from mnemoscope.recipes.unlearning.finish import finish
 from mnemoscope.unlearn import evaluation as ev
 from mnemoscope.unlearn import stress
 from mnemoscope.unlearn.methods import METHODS, get_method
-from mnemoscope.unlearn.refusals import LAB_REFUSALS, read_refusals, with_refusals
-from mnemoscope.unlearn.runner import (
-    QA_TEMPLATE,
-    Example,
-    UnlearnConfig,
-    check_overlap,
-    fingerprint,
-    qa_examples,
-    text_examples,
-    unlearn,
-    unlearn_sequence,
-)
+from mnemoscope.unlearn.model_eval import Evaluator, RelearnSet, prefixed
+from mnemoscope.unlearn.runner import UnlearnConfig, fingerprint, unlearn, unlearn_sequence
 
 ALL_METHODS = list(METHODS)
 
@@ -114,194 +83,203 @@ DEFAULTS = {
     # per-example audit with shadow models (recipes.ulira): off by default; methods [] = every method
     "ulira": dict(ulira.DEFAULTS),
 }
-STOP_KEYS = ("knowmem_forget", "mia_auc")
 
 
-# --------------------------------------------------------------------------- data stream
-
-def training_order(doc_ids: list[str], epochs: int, seed: int) -> list[str]:
-    """Every document once per epoch, each epoch in its own seeded shuffle."""
-    rng = random.Random(seed)
-    order: list[str] = []
-    for _ in range(epochs):
-        epoch = list(doc_ids)
-        rng.shuffle(epoch)
-        order += epoch
-    return order
-
-
-def pack_stream(order: list[str], tokens: dict[str, list[int]], seq_len: int, eos: int) -> tuple[np.ndarray, list[set[str]]]:
-    """Concatenate documents (+EOS) in ``order`` and cut into rows of ``seq_len`` (the last row
-    EOS-padded). Returns the rows and, per row, the ids of the documents with tokens in it."""
-    stream: list[int] = []
-    owner: list[str] = []
-    for doc in order:
-        ids = tokens[doc] + [eos]
-        stream += ids
-        owner += [doc] * len(ids)
-    n_rows = -(-len(stream) // seq_len)
-    pad = n_rows * seq_len - len(stream)
-    rows = np.asarray(stream + [eos] * pad, dtype=np.int64).reshape(n_rows, seq_len)
-    provenance = [set(owner[i * seq_len : (i + 1) * seq_len]) for i in range(n_rows)]
-    return rows, provenance
+def check(cfg: dict) -> stress.Settings:
+    """Refuse a bad config before the run directory exists; returns the checked stress settings."""
+    u, sw, rb = cfg["unlearn"], cfg["sweep"], cfg["robustness"]
+    unknown = sorted(set(u["methods"]) - set(ALL_METHODS))
+    if unknown:
+        get_method(unknown[0])  # raises with the known names
+    ev.check_stop_on(u["stop_on"])
+    if any(lr <= 0 for lrs in [sw["lr"], *sw["method_lr"].values()] for lr in lrs):
+        raise MnemoscopeError("sweep.lr and sweep.method_lr.<method>: learning rates must be > 0")
+    if not sw["lr"] or not sw["steps"] or min(sw["steps"]) < 1:
+        raise MnemoscopeError("sweep.lr and sweep.steps need at least one value each (steps ≥ 1)")
+    taught = {a for attrs in rb["relearn_attributes"] for a in attrs}
+    if taught & set(rb["test_attributes"]) or not (taught | set(rb["test_attributes"])) <= set(ATTRIBUTES):
+        raise MnemoscopeError(f"robustness: relearn_attributes and test_attributes must be disjoint attributes of "
+                              f"{', '.join(ATTRIBUTES)} (the test measures what was not relearned)")
+    conf = stress.settings(cfg["stress"], cfg["model"]["device"], ("retain", "background"))
+    ulira.check(cfg["ulira"], u["methods"])
+    return conf
 
 
-def assert_never_seen(provenance: list[set[str]], forbidden: set[str]) -> None:
-    """The retrain stream must hold no forget document: checked on every row."""
-    leaked = sorted(set().union(*provenance) & forbidden)
-    if leaked:
-        raise RuntimeError(f"retrain data stream contains {len(leaked)} forget document(s), e.g. {leaked[0]}")
+def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=print) -> Path:
+    cfg = resolve(DEFAULTS, overrides)
+    conf = check(cfg)
+    run = rundir.Run(out, cfg, "unlearning")
+    out = run.out
+    u, sw, rb, seed = cfg["unlearn"], cfg["sweep"], cfg["robustness"], cfg["seed"]
 
+    # the world, its tokenizer and the two training streams (with and without the forget documents)
+    with run.phase("data"):
+        lab = lab_world.build(cfg, out)
+    data, tokenizer = lab.data, lab.tokenizer
+    m, t = cfg["model"], cfg["train"]
+    preset = Preset(hidden=m["hidden"], layers=m["layers"], heads=m["heads"], intermediate=m["intermediate"],
+                    vocab=m["vocab_size"], context=max(256, t["seq_len"]))
+    device = resolve_device(m["device"])
+    original = build_model(preset, tokenizer, seed=seed).to(device)
+    retrained = build_model(preset, tokenizer, seed=seed).to(device)
+    log(f"world: {len(lab.world.people)} people ({len(lab.forget_people)} forget: {len(data.forget_texts)} texts; "
+        f"{len(lab.holdout_people)} holdout: {len(data.holdout_texts)} texts); model "
+        f"{count_parameters(original) / 1e6:.2f} M parameters; {len(lab.rows_full)} rows full, "
+        f"{len(lab.rows_retrain)} retrain")
 
-def qa_text(question: str, answer: str) -> str:
-    return f"Question: {question}\nAnswer: {answer}"
+    # train the original on everything, retrain from scratch without F
+    with run.phase("train"):
+        history = lab_world.train_lab_model("original", original, tokenizer, lab.rows_full, cfg, out, log)
+    with run.phase("retrain"):
+        lab_world.train_lab_model("retrained", retrained, tokenizer, lab.rows_retrain, cfg, out, log)
+    base_state = {k: v.detach().clone() for k, v in original.state_dict().items()}
 
-
-def lab_documents(world, background: list[str]) -> tuple[dict[str, str], set[str]]:
-    """Training documents (id → text) and the ids that belong to the forget set."""
-    docs: dict[str, str] = {}
-    forget: set[str] = set()
-    for d in world.documents:
-        if d["split"] in ("forget", "retain", "background"):
-            docs[d["id"]] = d["text"]
-            if d["split"] == "forget":
-                forget.add(d["id"])
-    for q in world.qa:
-        if q["split"] in ("forget", "retain"):
-            docs[q["id"]] = qa_text(q["question"], q["target"])
-            if q["split"] == "forget":
-                forget.add(q["id"])
-    for i, text in enumerate(background):
-        docs[f"bg{i:05d}"] = text
-    return docs, forget
-
-
-def tokenizer_texts(world, background: list[str]) -> list[str]:
-    """What the lab's tokenizer is trained on: every person's documents and QA texts — forget,
-    retain, holdout and never-seen alike — plus the background documents.
-
-    The tokenizer must not know who was trained on. Trained on the training documents only, it
-    merged the forget people's names and phrasings into whole tokens (1.19 tokens/word against
-    1.55 for the holdout people), so even the retrained model, which never saw F, separated F
-    from the holdout set (Min-40% AUC 0.69). Treating every person alike removes that trace (the
-    same 1.19 tokens/word for both) and keeps the forget texts tokenized as before. Only the
-    *models'* data differ between the original and the retrained model; the tokenizer is shared.
-    """
-    people = [d["text"] for d in world.documents if d.get("person_id") is not None]
-    qa = [qa_text(q["question"], q["target"]) for q in world.qa]
-    companies = [d["text"] for d in world.documents if d.get("person_id") is None]
-    return people + qa + companies + list(background)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _qa_items(world, people: set[str], attributes=ATTRIBUTES) -> list[dict]:
-    """QA in TOFU form with the bare value as the answer (the trained answer)."""
-    return [{"id": q["id"], "question": q["question"], "answer": q["target"],
-             "paraphrased_answer": q["paraphrased_answer"], "perturbed_answers": q["perturbed_answers"]}
-            for q in world.qa if q["person_id"] in people and q["attribute"] in attributes]
-
-
-def _examples(world, people: set[str]) -> list[Example]:
-    """The people's documents and QA, each with one of the lab's refusal answers (IdkDPO's preferred answer)."""
-    docs = [d for d in world.documents if d.get("person_id") in people]
-    qa = [q for q in world.qa if q["person_id"] in people]
-    return with_refusals(text_examples([d["text"] for d in docs], [d["id"] for d in docs]) + qa_examples(
-        [{"id": q["id"], "question": q["question"], "answer": q["target"]} for q in qa]), LAB_REFUSALS)
-
-
-def _eval_data(world, forget: set[str], retain_eval: set[str], holdout: set[str], ppl: list[str], cfg: dict) -> ev.EvalData:
     e = cfg["eval"]
-    return ev.EvalData(
-        forget_qa=_qa_items(world, forget), retain_qa=_qa_items(world, retain_eval),
-        forget_texts=[d["text"] for d in world.documents if d.get("person_id") in forget],
-        holdout_texts=[d["text"] for d in world.documents if d.get("person_id") in holdout],
-        forget_groups=[d["person_id"] for d in world.documents if d.get("person_id") in forget],  # CIs resample people
-        holdout_groups=[d["person_id"] for d in world.documents if d.get("person_id") in holdout],
-        holdout_qa=_qa_items(world, holdout), ppl_texts=ppl,
-        forget_tofu=_qa_items(world, forget), retain_tofu=_qa_items(world, retain_eval),
-        paraphrase_probes=[p for p in world.probes if p["kind"] == "semantic" and p["person_id"] in forget],
-        knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"], seed=cfg["seed"],
-        mc_forget=mc_items(world, forget, cfg["seed"]), mc_retain=mc_items(world, retain_eval, cfg["seed"]),
-        **switches(e))
+    evaluator = Evaluator(tokenizer, data, conf, lab.attacks, out, batch_size=u["batch_size"], max_length=t["seq_len"],
+                          seed=seed, probes=lab.probes, residue_sets=lab.residue_sets,
+                          lm_eval={"tasks": e["lm_eval_tasks"], "limit": e["lm_eval_limit"],
+                                   "include": e["lm_eval_include"]},
+                          relearn_sets=[RelearnSet(*plan) for plan in lab.relearn_plan],
+                          relearn_steps=rb["relearn_steps"], relearn_lr=rb["relearn_lr"], original_state=base_state,
+                          phase=run.phase)
+    metrics, not_computed = evaluator.metrics, evaluator.notes
+    metrics.update({"model/parameters": count_parameters(original),
+                    "train/final_loss": float(np.mean([h["loss"] for h in history[-10:]])),
+                    "data/forget_texts": len(data.forget_texts), "data/holdout_texts": len(data.holdout_texts),
+                    "data/forget_people": len(lab.forget_people), "data/holdout_people": len(lab.holdout_people)})
+    blind = blind_baseline(data.forget_texts + data.holdout_texts,  # PrivLeak's sets told apart without a model?
+                           [1] * len(data.forget_texts) + [0] * len(data.holdout_texts),
+                           groups=data.forget_groups + data.holdout_groups, n_boot=e["n_boot"], seed=seed)
+    metrics.update(blind.metrics)
+    not_computed.update(blind.notes)
+
+    # the reference: the retrained model; every model measured against it
+    with run.phase("evaluate"):
+        reference = ev.reference_from_retrained(Engine(retrained, tokenizer), data)
+        evaluator.evaluate("retrain", retrained, reference)
+        evaluator.evaluate("original", original, reference)
+    levels = {"knowmem_forget": reference.knowmem_forget,
+              "mia_auc": ev.auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)}
+    levels = {k: v for k, v in levels.items() if k in u["stop_on"]}
+    metrics.update({f"unlearn/reference/{k}": v for k, v in levels.items()})
+    metrics["unlearn/reference/knowmem_forget"] = reference.knowmem_forget
+    with run.phase("relearn"):
+        evaluator.relearn("retrain", retrained)
+        evaluator.relearn("original", original)
+
+    # each method: the sweep, its best point, that point's evaluation
+    sweep = Sweep(cfg, out, lab, original, base_state, evaluator, curve_points(tokenizer, data, reference),
+                  ev.stop_rule(levels) if levels else None, levels, log)
+    events: dict[str, str] = {}  # what happened to a method (stopping rule, divergence), by its steps_run key
+    ulira_targets: dict[str, np.ndarray] = {}
+    for method in u["methods"]:
+        with run.phase(f"unlearn/{method}"):
+            model, events[f"unlearn/{method}/steps_run"] = sweep.method(method)
+            evaluator.evaluate(method, model, reference)
+            if ulira.wants(cfg["ulira"], method):
+                ulira_targets[method] = ulira.target_phi(Engine(model, tokenizer), lab.world, lab.forget_people,
+                                                         lab.holdout_people)
+            evaluator.relearn(method, model)
+    tables = {}
+    if ulira_targets:
+        with run.phase("ulira"):
+            ctx = {"cfg": cfg, "out": out, "world": lab.world, "docs": lab.docs, "tokenizer": tokenizer,
+                   "preset": preset, "device": device, "forget_people": lab.forget_people,
+                   "holdout_people": lab.holdout_people, "retain_ex": lab.retain_ex,
+                   "configs": {m: unlearn_config(cfg, m, *sweep.best[m]) for m in ulira_targets},
+                   "examples": lab.examples}
+            u_metrics, u_notes, tables["ulira"] = ulira.audit(ctx, ulira_targets, log)
+            metrics.update(u_metrics)
+            not_computed.update(u_notes)
+
+    # more forget sets: nested (scalability) and one after another (sustainability)
+    with run.phase("scalability"):
+        scalability(cfg, lab, original, base_state, sweep, metrics)
+    with run.phase("sustainability"):
+        sustainability(cfg, lab, original, base_state, sweep, metrics, not_computed)
+
+    restored, rnotes = stress.restoration(metrics, ["retrain", *u["methods"]])
+    metrics.update(restored)
+    not_computed.update(rnotes)
+    tables.update({**evaluator.tables(), "unlearn_curves": pd.DataFrame(sweep.curves),
+                   "unlearn_frontier": frontier(sweep.curves, sweep.best), "curves": pd.DataFrame(history)})
+    return finish(run, metrics, {**not_computed, **events}, tables, device, {"reference": reference.kind})
 
 
-def mc_items(world, people: set[str], seed: int) -> list[dict]:
-    """Multiple-choice items about ``people``: each question with its paraphrased answer among the
-    perturbed ones (the same sentence template, as TOFU's truth ratio compares them), in a seeded order."""
-    rng = random.Random(seed * 7919 + 1)
-    items = []
-    for q in world.qa:
-        if q["person_id"] in people:
-            choices = [q["paraphrased_answer"]] + list(q["perturbed_answers"])
-            order = list(range(len(choices)))
-            rng.shuffle(order)
-            items.append({"id": q["id"], "question": q["question"], "choices": [choices[j] for j in order],
-                          "answer": order.index(0)})
-    return items
+# --------------------------------------------------------------------------- the sweep
 
 
-def switches(e: dict) -> dict:
-    """The eval section's switches that reproduce the published code, as ``EvalData`` fields."""
-    if e["min_k_rounding"] not in ("up", "down"):
-        raise MnemoscopeError(f"eval.min_k_rounding must be 'up' or 'down', got {e['min_k_rounding']!r}")
-    return {"min_k_rounding": e["min_k_rounding"], "knowmem_trailing_space": bool(e["knowmem_trailing_space"]),
-            "tofu_eos": bool(e["tofu_eos"])}
+def unlearn_config(cfg: dict, method: str, lr: float, steps: int, eval_steps=()) -> UnlearnConfig:
+    """One unlearning run of the lab: ``method`` at ``lr`` for ``steps``, evaluated after each of ``eval_steps``."""
+    u = cfg["unlearn"]
+    return UnlearnConfig(method=method, steps=steps, lr=lr, batch_size=u["batch_size"], max_length=cfg["train"]["seq_len"],
+                         eval_steps=tuple(eval_steps), seed=cfg["seed"], hparams=dict(cfg["hparams"].get(method, {})),
+                         lora=u["lora"], gradient_checkpointing=u["gradient_checkpointing"])
 
 
-def relearn_sets(world, forget: set[str], attributes: list[str], test_attributes: list[str]) -> tuple[list[Example], list[dict]]:
-    """What the relearning attack teaches (every document sentence about ``attributes`` of the
-    forget people, in all its wordings) and what it tests (their QA about ``test_attributes``,
-    never taught): recovery there is knowledge that came back, not knowledge relearned."""
-    people = [p for p in world.people if p["person_id"] in forget]
-    texts = [t.format(name=p["name"], v=p[a]) for p in people for a in attributes for t in DOC_TEMPLATES[a]]
-    return text_examples(texts), _qa_items(world, forget, tuple(test_attributes))
+def curve_points(tokenizer, data: ev.EvalData, reference: ev.Reference):
+    """A curve point (``evaluation.quick_eval`` with the membership AUC); the untouched original
+    (every run's step 0 but ULD's) is measured once."""
+    cache: dict[str, dict] = {}
+
+    def quick(model) -> dict:
+        key = fingerprint(model)
+        if key not in cache:
+            cache[key] = ev.quick_eval(Engine(model, tokenizer), data, reference, mia=True)
+        return dict(cache[key])
+
+    return quick
 
 
-def residue_items(world, people: set[str], attribute: str) -> tuple[list[str], list[int]]:
-    """Prompts that end where a person's ``attribute`` comes next (the trained question, a reworded
-    cloze, the document cloze) and a binary label: the attribute's value is in the first half of
-    its (sorted) pool. The probe reads the class from the hidden state at the last prompt token."""
-    from mnemoscope.probes.adversarial import QA, REWORDED
+class Sweep:
+    """Each method's sweep (every learning rate, evaluated after each number of steps), its curve
+    points (``curves``) and its best point (``best``: method → (lr, step))."""
 
-    values = sorted({p[attribute] for p in world.people})
-    if len(values) < 2:
-        raise MnemoscopeError(f"robustness.residue_attribute {attribute!r} takes one value in this world; pick another")
-    first_half = set(values[: len(values) // 2])
-    prompts, labels = [], []
-    for p in sorted(world.people, key=lambda p: p["person_id"]):
-        if p["person_id"] not in people:
-            continue
-        name = p["name"]
-        for prompt in (QA.format(q=QA_TEMPLATES[attribute][0].format(name=name)),
-                       QA.format(q=REWORDED[attribute].format(name=name)),
-                       DOC_TEMPLATES[attribute][0].split("{v}")[0].format(name=name).rstrip(),
-                       SEMANTIC_TEMPLATES[attribute][0].split("{v}")[0].format(name=name).rstrip()):
-            prompts.append(prompt)
-            labels.append(int(p[attribute] in first_half))
-    return prompts, labels
+    def __init__(self, cfg, out, lab, model, base_state, evaluator, quick, rule, levels, log):
+        self.cfg, self.out, self.lab, self.model, self.base_state = cfg, out, lab, model, base_state
+        self.metrics, self.notes = evaluator.metrics, evaluator.notes
+        self.quick, self.rule, self.levels, self.log = quick, rule, levels, log
+        self.longest = max(cfg["sweep"]["steps"])
+        self.curves: list[dict] = []
+        self.best: dict[str, tuple[float, int]] = {}
 
+    def unlearn(self, method: str, lr: float):
+        """``method`` at ``lr`` from the original (a rerun reloads its result from its directory)."""
+        self.model.load_state_dict(self.base_state)
+        return unlearn(self.model, self.lab.tokenizer, self.lab.forget_ex, self.lab.retain_ex,
+                       unlearn_config(self.cfg, method, lr, self.longest, self.cfg["sweep"]["steps"]),
+                       self.out / "unlearn" / method / f"lr{lr:g}", evaluate=self.quick, stop_when=self.rule, log=self.log)
 
-def _train_lab_model(name, model, tokenizer, rows, cfg, out: Path, log) -> list[dict]:
-    """One pass over ``rows`` (the training phase in ``out/train/<name>``), the model and its
-    tokenizer also kept as a loadable directory in ``out/models/<name>`` (e.g. for
-    ``mnemoscope unlearn --model``)."""
-    t = cfg["train"]
-    bs = t["batch_size"]
-    steps = -(-len(rows) // bs)
-    tcfg = TrainConfig(steps=steps, batch_size=bs, seq_len=t["seq_len"], lr=t["lr"], warmup=t["warmup"],
-                       checkpoint_every=max(1, steps // 4), seed=cfg["seed"])
-    history = train_phase(model, lambda s: rows[s * bs : (s + 1) * bs], tcfg, out / "train" / name, log, name=name)
-    if not (out / "models" / name / "config.json").exists():
-        model.save_pretrained(out / "models" / name)
-    if not (out / "models" / name / "tokenizer_config.json").exists():
-        tokenizer.save_pretrained(out / "models" / name)
-    return history
+    def method(self, method: str) -> tuple[object, str]:
+        """Sweep ``method``, record its best point; returns the model at that point and why it was chosen."""
+        sw = self.cfg["sweep"]
+        runs = []
+        for lr in sw["method_lr"].get(method) or sw["lr"]:
+            res = self.unlearn(method, lr)
+            points = sorted(res.curve, key=lambda p: p["step"])
+            self.curves.extend({"method": method, "lr": lr, **p} for p in points)
+            runs.append({"lr": lr, "stop": next((p for p in points if p.get("stop")), None), "last": points[-1],
+                         "steps_run": res.steps_run, "diverged": res.diverged_at is not None, "notes": res.notes})
+        chosen, why = best_point(runs)
+        step = chosen["stop"]["step"] if chosen["stop"] else chosen["last"]["step"]
+        self.best[method] = (chosen["lr"], max(1, step))
+        p = f"unlearn/{method}/"
+        self.metrics[p + "best/lr"] = chosen["lr"]
+        self.metrics[p + "best/step"] = step
+        self.metrics[p + "stop_step"] = chosen["stop"]["step"] if chosen["stop"] else float("nan")
+        if chosen["stop"] is None:
+            self.notes[p + "stop_step"] = (
+                "the stopping rule is off (unlearn.stop_on is empty)" if self.rule is None else
+                f"no run reached the retrained level on {', '.join(self.levels)} within {self.longest} steps")
+        self.metrics[p + "steps_run"] = chosen["steps_run"]
+        self.metrics[p + "diverged"] = float(chosen["diverged"])
+        res = self.unlearn(method, chosen["lr"])  # the chosen run's result, reloaded from its directory
+        return res.model, "; ".join([why] + chosen["notes"])
 
-
-def _prefixed(prefix: str, values: dict) -> dict:
-    return {f"unlearn/{prefix}/{k}": v for k, v in values.items()}
+    def config(self, method: str) -> UnlearnConfig:
+        """A method's best point as one run (the first learning rate and the longest run if it was not swept)."""
+        lr, steps = self.best.get(method, (self.cfg["sweep"]["lr"][0], self.longest))
+        return unlearn_config(self.cfg, method, lr, steps)
 
 
 def pareto(points: list[dict], x: str = "knowmem_forget", y: str = "knowmem_retain") -> list[bool]:
@@ -333,309 +311,66 @@ def best_point(runs: list[dict]) -> tuple[dict, str]:
                     f"(lr {chosen['lr']:g}, step {chosen['last']['step']})")
 
 
-# --------------------------------------------------------------------------- the recipe
-
-
-def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=print) -> Path:
-    cfg = resolve(DEFAULTS, overrides)
-    u, sw, rb = cfg["unlearn"], cfg["sweep"], cfg["robustness"]
-    unknown = sorted(set(u["methods"]) - set(ALL_METHODS))
-    if unknown:
-        get_method(unknown[0])  # raises with the known names
-    if not set(u["stop_on"]) <= set(STOP_KEYS):
-        raise MnemoscopeError(f"unlearn.stop_on: unknown key(s) {sorted(set(u['stop_on']) - set(STOP_KEYS))}; "
-                              f"use any of {', '.join(STOP_KEYS)}")
-    if any(lr <= 0 for lrs in [sw["lr"], *sw["method_lr"].values()] for lr in lrs):
-        raise MnemoscopeError("sweep.lr and sweep.method_lr.<method>: learning rates must be > 0")
-    if not sw["lr"] or not sw["steps"] or min(sw["steps"]) < 1:
-        raise MnemoscopeError("sweep.lr and sweep.steps need at least one value each (steps ≥ 1)")
-    taught = {a for attrs in rb["relearn_attributes"] for a in attrs}
-    if taught & set(rb["test_attributes"]) or not (taught | set(rb["test_attributes"])) <= set(ATTRIBUTES):
-        raise MnemoscopeError(f"robustness: relearn_attributes and test_attributes must be disjoint attributes of "
-                              f"{', '.join(ATTRIBUTES)} (the test measures what was not relearned)")
-    conf = stress.settings(cfg["stress"], cfg["model"]["device"], ("retain", "background"))
-    ulira.check(cfg["ulira"], u["methods"])
-    run = rundir.Run(out, cfg, "unlearning")
-    out = run.out
-    seed, scale = cfg["seed"], max(1, int(cfg["scale"]))
-
-    with run.phase("data"):
-        w = cfg["world"]
-        world = make_world(WorldConfig(n_people=w["n_people"] * scale, seed=seed, n_cities=w["n_cities"],
-                                       n_universities=w["n_universities"], n_companies=w["n_companies"],
-                                       n_majors=w["n_majors"], forget_fraction=w["forget_fraction"],
-                                       holdout_fraction=w["holdout_fraction"],
-                                       never_seen_fraction=w["never_seen_fraction"]))
-        corpus = background_documents(cfg["corpus"]["n_docs"] * scale + cfg["corpus"]["n_ppl_docs"], seed=seed)
-        background, ppl_docs = corpus[: cfg["corpus"]["n_docs"] * scale], corpus[cfg["corpus"]["n_docs"] * scale :]
-        docs, forget_docs = lab_documents(world, background)
-        tokenizer = _tokenizer(out, tokenizer_texts(world, background), cfg)
-        tokens = {k: text_ids(tokenizer, v) for k, v in docs.items()}
-        t = cfg["train"]
-        order = training_order(sorted(docs), t["epochs"], seed)
-        rows_full, _ = pack_stream(order, tokens, t["seq_len"], tokenizer.eos_token_id)
-        rows_retrain, prov = pack_stream([d for d in order if d not in forget_docs], tokens, t["seq_len"],
-                                         tokenizer.eos_token_id)
-        assert_never_seen(prov, forget_docs)
-        splits = world.splits
-        forget_people, holdout_people = set(splits["forget"]), set(splits["holdout"])
-        retain_people = set(splits["retain"])
-        retain_eval = set(sorted(retain_people)[: cfg["eval"]["n_retain_people"]])
-        data = _eval_data(world, forget_people, retain_eval, holdout_people, ppl_docs, cfg)
-        forget_ex = _examples(world, forget_people)
-        retain_ex = _examples(world, retain_people)
-        forget_ex, retain_ex, _ = check_overlap(forget_ex, retain_ex)
-        probes = world_probes(world, forget_people, retain_people) if rb["probes"] else []
-        relearn_plan = [(len(attrs), *relearn_sets(world, forget_people, attrs, rb["test_attributes"]))
-                        for attrs in rb["relearn_attributes"]]
-        attr = rb["residue_attribute"]
-        residue_sets = ([residue_items(world, people, attr) for people in (retain_people, forget_people, holdout_people)]
-                        if attr else None)
-        attacks = stress.lab_inputs(world, retain_people, retain_eval, background, data.forget_qa, seed)
-
-    m = cfg["model"]
-    preset = Preset(hidden=m["hidden"], layers=m["layers"], heads=m["heads"], intermediate=m["intermediate"],
-                    vocab=m["vocab_size"], context=max(256, t["seq_len"]))
-    device = resolve_device(m["device"])
-    original = build_model(preset, tokenizer, seed=seed).to(device)
-    retrained = build_model(preset, tokenizer, seed=seed).to(device)
-    log(f"world: {len(world.people)} people ({len(forget_people)} forget: {len(data.forget_texts)} texts; "
-        f"{len(holdout_people)} holdout: {len(data.holdout_texts)} texts); model "
-        f"{count_parameters(original) / 1e6:.2f} M parameters; {len(rows_full)} rows full, {len(rows_retrain)} retrain")
-    with run.phase("train"):
-        history = _train_lab_model("original", original, tokenizer, rows_full, cfg, out, log)
-    with run.phase("retrain"):
-        _train_lab_model("retrained", retrained, tokenizer, rows_retrain, cfg, out, log)
-    base_state = {k: v.detach().clone() for k, v in original.state_dict().items()}
-
-    metrics: dict[str, float] = {"model/parameters": count_parameters(original),
-                                 "train/final_loss": float(np.mean([h["loss"] for h in history[-10:]])),
-                                 "data/forget_texts": len(data.forget_texts), "data/holdout_texts": len(data.holdout_texts),
-                                 "data/forget_people": len(forget_people), "data/holdout_people": len(holdout_people)}
-    not_computed: dict[str, str] = {}
-    blind = blind_baseline(data.forget_texts + data.holdout_texts,  # PrivLeak's sets told apart without a model?
-                           [1] * len(data.forget_texts) + [0] * len(data.holdout_texts),
-                           groups=data.forget_groups + data.holdout_groups, n_boot=cfg["eval"]["n_boot"], seed=seed)
-    metrics.update(blind.metrics)
-    not_computed.update(blind.notes)
-    events: dict[str, str] = {}  # what happened to a method (stopping rule, divergence), by its steps_run key
-    frames: list[pd.DataFrame] = []
-    probe_frames: list[pd.DataFrame] = []
-    curves: list[dict] = []
-    relearn_rows: list[dict] = []
-    stress_rows: list[dict] = []
-    e = cfg["eval"]
-
-    def evaluate_model(name: str, model, reference) -> dict:
-        """Six ways + TOFU, robustness, adversarial probes, residue, and lm-eval tasks when asked."""
-        engine = Engine(model, tokenizer)
-        six, samples, notes = ev.six_way(engine, data, reference)
-        rob, rnotes = ev.robustness(engine, data)
-        values = {**six, **{f"robust/{k}": v for k, v in rob.items()}}
-        notes.update({f"robust/{k}": r for k, r in rnotes.items()})
-        if probes:
-            adv, frame = ev.adversarial(engine, probes)
-            values.update(adv)
-            probe_frames.append(frame.assign(model=name))
-        if residue_sets:
-            inner = getattr(model, "hidden_model", model)
-            res = ev.residue(Engine(inner, tokenizer), *residue_sets, seed=seed)
-            values.update({f"residue/{k}": v for k, v in res.items()})
-            if inner is not model:
-                notes["residue/accuracy"] = (f"{name} combines models at decoding time: the probe reads its base "
-                                             "model's hidden states, which the method leaves unchanged (the original's)")
-        if e["lm_eval_tasks"]:
-            from mnemoscope.unlearn.lm_eval_bridge import utility
-
-            scores = utility(model, tokenizer, e["lm_eval_tasks"], limit=e["lm_eval_limit"],
-                             include_path=e["lm_eval_include"], seed=seed)
-            values.update({f"utility/{k}": v for k, v in scores.items()})
-        with run.phase("quantize"):
-            quant, qnotes = stress.quantized_eval(model, tokenizer, data, reference, conf.modes,
-                                                  attacks.retain_texts[:conf.max_retain_texts], original_state=base_state)
-        values.update(quant)
-        notes.update(qnotes)
-        metrics.update(_prefixed(name, values))
-        not_computed.update({f"unlearn/{name}/{k}": r for k, r in notes.items()})
-        frames.append(samples.assign(model=name))
-        return values
-
-    with run.phase("evaluate"):
-        reference = ev.reference_from_retrained(Engine(retrained, tokenizer), data)
-        evaluate_model("retrain", retrained, reference)
-        evaluate_model("original", original, reference)
-    levels = {"knowmem_forget": reference.knowmem_forget,
-              "mia_auc": ev.auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)}
-    levels = {k: v for k, v in levels.items() if k in u["stop_on"]}
-    metrics.update({f"unlearn/reference/{k}": v for k, v in levels.items()})
-    metrics["unlearn/reference/knowmem_forget"] = reference.knowmem_forget
-
-    def relearn(name: str, model) -> None:
-        """Relearning curves: for each number of relearned facts, KnowMem on the facts not relearned."""
-        for facts, learn, test_qa in relearn_plan:
-            curve = ev.relearn_curve(model, tokenizer, learn, test_qa, data, out / "relearn" / name / f"facts{facts}",
-                                     steps=max(rb["relearn_steps"]), eval_steps=rb["relearn_steps"],
-                                     lr=rb["relearn_lr"], batch_size=u["batch_size"], max_length=t["seq_len"])
-            relearn_rows.extend({"model": name, "facts": facts, **p} for p in curve)
-            metrics[f"unlearn/{name}/relearn/knowmem_before"] = curve[0]["knowmem"]
-            metrics[f"unlearn/{name}/relearn/knowmem_after@facts={facts}"] = curve[-1]["knowmem"]
-            rec = relearn_recovery([p["step"] for p in curve], [p["knowmem"] for p in curve])
-            metrics.update({f"unlearn/{name}/relearn/{k}@facts={facts}": v for k, v in rec.items()})
-            for p in curve[1:]:
-                metrics[f"unlearn/{name}/relearn/knowmem@facts={facts},step={p['step']}"] = p["knowmem"]
-        with run.phase("stress_relearn"):  # benign and in-context relearning
-            routes, rnotes, rows = stress.relearn_routes(model, tokenizer, data, conf, attacks.benign, attacks.near,
-                                                         out / "stress" / name, batch_size=u["batch_size"],
-                                                         max_length=t["seq_len"])
-        metrics.update(_prefixed(name, routes))
-        not_computed.update(_prefixed(name, rnotes))
-        stress_rows.extend({"model": name, **r} for r in rows)
-
-    with run.phase("relearn"):
-        relearn("retrain", retrained)
-        relearn("original", original)
-
-    cache: dict[str, dict] = {}
-
-    def quick(model) -> dict:
-        """A curve point; the untouched original (every run's step 0 but ULD's) is measured once."""
-        key = fingerprint(model)
-        if key not in cache:
-            cache[key] = ev.quick_eval(Engine(model, tokenizer), data, reference, mia=True)
-        return dict(cache[key])
-
-    def config_for(method: str, lr: float, steps: int, eval_steps=()) -> UnlearnConfig:
-        return UnlearnConfig(method=method, steps=steps, lr=lr, batch_size=u["batch_size"], max_length=t["seq_len"],
-                             eval_steps=tuple(eval_steps), seed=seed, hparams=dict(cfg["hparams"].get(method, {})),
-                             lora=u["lora"], gradient_checkpointing=u["gradient_checkpointing"])
-
-    rule = ev.stop_rule(levels) if levels else None
-    ulira_targets: dict[str, np.ndarray] = {}
-    longest = max(sw["steps"])
-    best: dict[str, tuple[float, int]] = {}
-    model = original
-    for method in u["methods"]:
-        with run.phase(f"unlearn/{method}"):
-            runs = []
-            for lr in sw["method_lr"].get(method) or sw["lr"]:
-                model.load_state_dict(base_state)
-                res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, lr, longest, sw["steps"]),
-                              out / "unlearn" / method / f"lr{lr:g}", evaluate=quick, stop_when=rule, log=log)
-                points = sorted(res.curve, key=lambda p: p["step"])
-                curves.extend({"method": method, "lr": lr, **p} for p in points)
-                runs.append({"lr": lr, "stop": next((p for p in points if p.get("stop")), None), "last": points[-1],
-                             "steps_run": res.steps_run, "diverged": res.diverged_at is not None, "notes": res.notes})
-            chosen, why = best_point(runs)
-            step = chosen["stop"]["step"] if chosen["stop"] else chosen["last"]["step"]
-            best[method] = (chosen["lr"], max(1, step))
-            events[f"unlearn/{method}/steps_run"] = "; ".join([why] + chosen["notes"])
-            metrics[f"unlearn/{method}/best/lr"] = chosen["lr"]
-            metrics[f"unlearn/{method}/best/step"] = step
-            metrics[f"unlearn/{method}/stop_step"] = chosen["stop"]["step"] if chosen["stop"] else float("nan")
-            if chosen["stop"] is None:
-                not_computed[f"unlearn/{method}/stop_step"] = (
-                    "the stopping rule is off (unlearn.stop_on is empty)" if rule is None else
-                    f"no run reached the retrained level on {', '.join(levels)} within {longest} steps")
-            metrics[f"unlearn/{method}/steps_run"] = chosen["steps_run"]
-            metrics[f"unlearn/{method}/diverged"] = float(chosen["diverged"])
-            model.load_state_dict(base_state)  # the chosen run's result, reloaded from its directory
-            res = unlearn(model, tokenizer, forget_ex, retain_ex, config_for(method, chosen["lr"], longest, sw["steps"]),
-                          out / "unlearn" / method / f"lr{chosen['lr']:g}", evaluate=quick, stop_when=rule, log=log)
-            evaluate_model(method, res.model, reference)
-            if ulira.wants(cfg["ulira"], method):
-                ulira_targets[method] = ulira.target_phi(Engine(res.model, tokenizer), world, forget_people, holdout_people)
-            relearn(method, res.model)
-
-    frontier = pd.DataFrame(curves)
-    if len(frontier):
-        frontier["pareto"] = False
-        frontier["best"] = False
-        for method, g in frontier.groupby("method", sort=False):
-            frontier.loc[g.index, "pareto"] = pareto(g.to_dict("records"))
+def frontier(curves: list[dict], best: dict[str, tuple[float, int]]) -> pd.DataFrame:
+    """Every curve point, whether it is on its method's trade-off frontier and whether it is the best point."""
+    table = pd.DataFrame(curves)
+    if len(table):
+        table["pareto"] = False
+        table["best"] = False
+        for method, g in table.groupby("method", sort=False):
+            table.loc[g.index, "pareto"] = pareto(g.to_dict("records"))
             lr, step = best[method]
-            frontier.loc[g.index[((g["lr"] == lr) & (g["step"] == step)).to_numpy()], "best"] = True
+            table.loc[g.index[((g["lr"] == lr) & (g["step"] == step)).to_numpy()], "best"] = True
+    return table
 
-    def scaled_config(method: str) -> UnlearnConfig:
-        lr, steps = best.get(method, (sw["lr"][0], longest))
-        return config_for(method, lr, steps)
 
-    if ulira_targets:
-        with run.phase("ulira"):
-            ctx = {"cfg": cfg, "out": out, "world": world, "docs": docs, "tokenizer": tokenizer, "preset": preset,
-                   "device": device, "forget_people": forget_people, "holdout_people": holdout_people,
-                   "retain_ex": retain_ex, "configs": {m: config_for(m, *best[m]) for m in ulira_targets},
-                   "examples": lambda people: _examples(world, people)}
-            u_metrics, u_notes, tables_ulira = ulira.audit(ctx, ulira_targets, log)
-            metrics.update(u_metrics)
-            not_computed.update(u_notes)
+# --------------------------------------------------------------------------- more forget sets
 
-    with run.phase("scalability"):
-        people = sorted(forget_people)
-        for method in cfg["scalability"]["methods"]:
-            for frac in cfg["scalability"]["fractions"]:
-                n = max(1, min(len(people), round(frac * len(people))))
-                subset = set(people[:n])
-                model.load_state_dict(base_state)
-                res = unlearn(model, tokenizer, _examples(world, subset), retain_ex, scaled_config(method),
-                              out / "scale" / method / f"n{n}")
-                sub = ev.EvalData(forget_qa=_qa_items(world, subset), retain_qa=data.retain_qa,
-                                  knowmem_tokens=data.knowmem_tokens,
-                                  knowmem_trailing_space=data.knowmem_trailing_space)
-                point = ev.quick_eval(Engine(res.model, tokenizer), sub)
-                metrics.update(_prefixed(method, {f"scale@n={n}/{k}": v for k, v in point.items()}))
 
-    with run.phase("sustainability"):
-        k = max(1, min(int(cfg["sustainability"]["requests"]), len(forget_people)))
-        groups = [sorted(forget_people)[i::k] for i in range(k)]
-        for method in cfg["sustainability"]["methods"]:
-            if get_method(method).combines:
-                not_computed[f"unlearn/{method}/sustain@req=1/knowmem_forget"] = (
-                    f"{method} combines models at decoding time; sequential requests need a method that changes weights")
-                continue
+def scalability(cfg: dict, lab, model, base_state: dict, sweep: Sweep, metrics: dict) -> None:
+    """Each method at its best point on nested forget sets (the first n forget people, n from
+    ``scalability.fractions``): KnowMem on those people and on R, keys ``scale@n=<n>/…``."""
+    people = sorted(lab.forget_people)
+    for method in cfg["scalability"]["methods"]:
+        for frac in cfg["scalability"]["fractions"]:
+            n = max(1, min(len(people), round(frac * len(people))))
+            subset = set(people[:n])
             model.load_state_dict(base_state)
-
-            def measure_request(i: int, current, method=method) -> None:
-                """Each request's state, measured before the next request changes the model."""
-                done = set().union(*groups[:i])
-                sub = ev.EvalData(forget_qa=_qa_items(world, done), retain_qa=data.retain_qa,
-                                  knowmem_tokens=data.knowmem_tokens,
-                                  knowmem_trailing_space=data.knowmem_trailing_space)
-                point = ev.quick_eval(Engine(current, tokenizer), sub)
-                metrics.update(_prefixed(method, {f"sustain@req={i}/{key}": v for key, v in point.items()}))
-
-            unlearn_sequence(model, tokenizer, [_examples(world, set(g)) for g in groups], retain_ex,
-                             scaled_config(method), out / "sustain" / method, after_request=measure_request)
-
-    restored, rnotes = stress.restoration(metrics, ["retrain", *u["methods"]])
-    metrics.update(restored)
-    not_computed.update(rnotes)
-    tables = {"samples": frames, "unlearn_curves": pd.DataFrame(curves), "unlearn_frontier": frontier,
-              "relearn_curves": pd.DataFrame(relearn_rows), "curves": pd.DataFrame(history),
-              "stress_curves": pd.DataFrame(stress_rows)}
-    if ulira_targets:
-        tables["ulira"] = tables_ulira
-    if probe_frames:
-        tables["adversarial_probes"] = pd.concat(probe_frames, ignore_index=True)
-    return _finish(run, metrics, {**not_computed, **events}, tables, device, {"reference": reference.kind})
+            res = unlearn(model, lab.tokenizer, lab.examples(subset), lab.retain_ex, sweep.config(method),
+                          sweep.out / "scale" / method / f"n{n}")
+            point = ev.quick_eval(Engine(res.model, lab.tokenizer), _about(lab, subset))
+            metrics.update(prefixed(method, {f"scale@n={n}/{k}": v for k, v in point.items()}))
 
 
-def _finish(run: rundir.Run, metrics: dict, notes: dict, tables: dict, device, extra: dict) -> Path:
-    """Metrics (NaN = not computed: null), notes, the tables (``samples``: the per-model frames,
-    object columns as text), then the manifest and the report."""
-    run.metrics.update(metrics)
-    for key, reason in notes.items():
-        if reason:
-            run.note(key, reason)
-    for name, table in tables.items():
-        if name == "samples":
-            table = pd.concat(table, ignore_index=True)
-            table = table.astype({c: str for c in table.columns if table[c].dtype == object})
-        run.add_table(name, table)
-    return finish_run(run, device=str(device), extra=extra)
+def sustainability(cfg: dict, lab, model, base_state: dict, sweep: Sweep, metrics: dict, notes: dict) -> None:
+    """Each method at its best point on ``sustainability.requests`` disjoint forget requests, one
+    after another: after request i, KnowMem on every person forgotten so far and on R
+    (``sustain@req=<i>/…``)."""
+    k = max(1, min(int(cfg["sustainability"]["requests"]), len(lab.forget_people)))
+    groups = [sorted(lab.forget_people)[i::k] for i in range(k)]
+    for method in cfg["sustainability"]["methods"]:
+        if get_method(method).combines:
+            notes[f"unlearn/{method}/sustain@req=1/knowmem_forget"] = (
+                f"{method} combines models at decoding time; sequential requests need a method that changes weights")
+            continue
+        model.load_state_dict(base_state)
+
+        def measure_request(i: int, current, method=method) -> None:
+            """Each request's state, measured before the next request changes the model."""
+            point = ev.quick_eval(Engine(current, lab.tokenizer), _about(lab, set().union(*groups[:i])))
+            metrics.update(prefixed(method, {f"sustain@req={i}/{key}": v for key, v in point.items()}))
+
+        unlearn_sequence(model, lab.tokenizer, [lab.examples(set(g)) for g in groups], lab.retain_ex,
+                         sweep.config(method), sweep.out / "sustain" / method, after_request=measure_request)
 
 
-def _tokenizer(out: Path, texts: list[str], cfg: dict):
-    return load_or_train_tokenizer(out / "models" / "tokenizer", texts, cfg["model"]["vocab_size"])
+def _about(lab, people: set[str]) -> ev.EvalData:
+    """KnowMem's data for a subset of the forget people (and the evaluated retain people)."""
+    return ev.EvalData(forget_qa=lab.qa(people), retain_qa=lab.data.retain_qa, knowmem_tokens=lab.data.knowmem_tokens,
+                       knowmem_trailing_space=lab.data.knowmem_trailing_space)
+
+
+# --------------------------------------------------------------------------- the closing table
 
 
 def summary(out: Path) -> str:
@@ -667,238 +402,3 @@ def summary(out: Path) -> str:
     if None not in a_r:
         lines.append(f"retrained model's forget-vs-holdout AUC {a_r[0]:.3f} [{a_r[1]:.3f}, {a_r[2]:.3f}] (CI over people)")
     return "\n".join(lines + blind_headline(metrics, attacks=r"unlearn/(original)/mia_auc")) + stress.summary(metrics)
-
-
-# --------------------------------------------------------------------------- user models
-
-
-def _hparam_section() -> dict:
-    """Every method's hyperparameters with their defaults (``--set hparams.<method>.<name>=...``);
-    names without a default (RMU's layer) are typed nulls."""
-    section = {}
-    for name in METHODS:
-        method = get_method(name)
-        section[name] = {**dict(method.defaults), **{k: Typed(float) for k in method.extra_hparams}}
-    return section
-
-
-USER_DEFAULTS = {
-    "seed": 0,
-    "model": {"name": "", "dtype": "auto", "device": "auto", "trust_remote_code": False, "allow_pickle": False},
-    "data": {"forget": "", "retain": "", "holdout": "", "ppl": "", "retrained": "", "drop_overlap": False,
-             "probes": "", "relearn": "", "benign": "", "refusals": "", "mc_forget": "", "mc_retain": ""},
-    # stop_on: keys brought to the reference's level (knowmem_forget; mia_auc needs --retrained and --holdout texts)
-    "unlearn": {"method": "npo_gd", "steps": 30, "lr": 1e-5, "batch_size": 4, "max_length": 512, "eval_every": 10,
-                "stop_rule": True, "stop_on": ["knowmem_forget"], "lora": False, "lora_rank": 8,
-                "gradient_checkpointing": False},
-    "hparams": _hparam_section(),
-    "eval": {"knowmem_tokens": 32, "verbmem_tokens": 128, "n_boot": 1000,
-             "min_k_rounding": "up", "knowmem_trailing_space": False, "tofu_eos": False, "chat_template": False,
-             "lm_eval_tasks": [], "lm_eval_limit": Typed(float), "lm_eval_include": "",
-             "relearn_steps": [5, 10, 20], "relearn_lr": 1e-5, "mc_description": ""},
-    # quantization, benign relearning (sources: retain = the retain file, benign = data.benign) and
-    # in-context relearning of the original, retrained and unlearned model (unlearn/stress.py)
-    "stress": stress.USER_DEFAULTS,
-}
-
-
-def read_unlearn_file(path: str, template: str = QA_TEMPLATE) -> dict:
-    """A forget / retain / holdout file in any supported layout → ``{examples, qa, tofu, texts, verbmem}``
-    (``verbmem``: MUSE's (prompt, gt) pairs, used as given for VerbMem). QA examples are prompted
-    with ``template`` (a ``{question}`` template: ``unlearn.chat.chat_template`` for chat models).
-
-    TOFU-style (question, answer, paraphrased_answer, perturbed_answer[s]), QA (question/answer),
-    MUSE VerbMem (prompt, gt) and plain texts (text) are recognised from the first record's fields.
-    """
-    from mnemoscope.probes import formats
-
-    first = formats.read_rows(path)[0][1]
-    if "paraphrased_answer" in first and any(k in first for k in formats.PERTURBED_KEYS):
-        tofu = formats.load_tofu(path)
-        return {"examples": qa_examples(tofu, template), "qa": tofu, "tofu": tofu, "texts": [], "verbmem": []}
-    if any(k in first for k in formats.QUESTION_KEYS):
-        qa = formats.load_qa(path)
-        return {"examples": qa_examples(qa, template), "qa": qa, "tofu": [], "texts": [], "verbmem": []}
-    if "prompt" in first:
-        pc = formats.load_prompt_continuations(path)
-        texts = [r["prompt"] + r["continuation"] for r in pc]
-        return {"examples": [Example(r["prompt"], r["continuation"], r["id"]) for r in pc], "qa": [], "tofu": [],
-                "texts": texts, "verbmem": [(r["prompt"], r["continuation"]) for r in pc]}
-    texts = formats.load_texts_any(path)
-    return {"examples": text_examples(texts), "qa": [], "tofu": [], "texts": texts, "verbmem": []}
-
-
-def run_user(out: str | Path, overrides: dict, log=print) -> Path:
-    """Unlearn a user's model: one method, the six-way table, robustness, stop rule; adversarial
-    probes, a relearning curve and lm-eval tasks when asked."""
-    cfg = resolve(USER_DEFAULTS, overrides)
-    d, u, e, m = cfg["data"], cfg["unlearn"], cfg["eval"], cfg["model"]
-    if not cfg["model"]["name"]:
-        raise MnemoscopeError("unlearn needs --model PATH_OR_HUB_ID")
-    for flag in ("forget", "retain"):
-        if not d[flag]:
-            raise MnemoscopeError(f"unlearn needs --{flag} FILE")
-    method = u["method"]
-    if get_method(method).needs_refusals and not d["refusals"]:
-        raise MnemoscopeError(f"method {method} trains towards refusal answers: pass --refusals FILE (one refusal a "
-                              "line, e.g. \"I don't know.\") or pick another method")
-    hp = {k: v for k, v in cfg["hparams"][method].items() if v is not None}
-    from mnemoscope.unlearn.runner import resolve_hparams
-
-    resolve_hparams(method, hp)  # a bad value fails here, before the model loads
-    if not set(u["stop_on"]) <= set(STOP_KEYS):
-        raise MnemoscopeError(f"unlearn.stop_on: unknown key(s) {sorted(set(u['stop_on']) - set(STOP_KEYS))}; "
-                              f"use any of {', '.join(STOP_KEYS)}")
-    if u["lora"]:
-        from mnemoscope.unlearn.runner import require_peft
-
-        require_peft()
-    if e["lm_eval_tasks"]:
-        from mnemoscope.unlearn.lm_eval_bridge import require_lm_eval
-
-        require_lm_eval()
-    conf = stress.settings(cfg["stress"], m["device"], ("retain", "benign") if d["benign"] else ("retain",))
-    forget, retain = read_unlearn_file(d["forget"]), read_unlearn_file(d["retain"])
-    check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
-    holdout = read_unlearn_file(d["holdout"]) if d["holdout"] else {"qa": [], "texts": []}
-    ppl = read_unlearn_file(d["ppl"])["texts"] if d["ppl"] else []
-    probes = read_probes(d["probes"]) if d["probes"] else []
-    relearn_ex = read_unlearn_file(d["relearn"])["examples"] if d["relearn"] else []
-    refusals = read_refusals(d["refusals"]) if d["refusals"] else []
-    mc = {k: load_multiple_choice(d[f"mc_{k}"]) if d[f"mc_{k}"] else [] for k in ("forget", "retain")}
-    load = dict(dtype=m["dtype"], device=m["device"], trust_remote_code=m["trust_remote_code"], allow_pickle=m["allow_pickle"])
-    loaded = load_model(m["name"], **load)
-    tokenizer = loaded.tokenizer
-    chat = {}
-    if e["chat_template"]:
-        from mnemoscope.unlearn.chat import chat_prompt, chat_template
-
-        template = chat_template(tokenizer)
-        forget, retain = read_unlearn_file(d["forget"], template), read_unlearn_file(d["retain"], template)
-        if d["relearn"]:
-            relearn_ex = read_unlearn_file(d["relearn"], template)["examples"]
-        chat = {"qa_prompt": chat_prompt(tokenizer), "tofu_template": template}
-    forget_ex, retain_ex, n_overlap = check_overlap(forget["examples"], retain["examples"], drop=d["drop_overlap"])
-    if d["refusals"]:
-        forget_ex = with_refusals(forget_ex, refusals, cfg["seed"])
-    if n_overlap:
-        print(f"warning: dropped {n_overlap} example(s) of {d['retain']} that are also in {d['forget']}", file=sys.stderr)
-    run = rundir.Run(out, cfg, "unlearn")
-    out = run.out
-    kept = {(x.prompt, x.target) for x in retain_ex}
-    retain_qa = [r for r, x in zip(retain["qa"], retain["examples"]) if (x.prompt, x.target) in kept]
-    data = ev.EvalData(forget_qa=forget["qa"], retain_qa=retain_qa, forget_texts=forget["texts"],
-                       holdout_texts=holdout["texts"], holdout_qa=holdout["qa"], ppl_texts=ppl,
-                       forget_tofu=forget["tofu"], retain_tofu=[r for r in retain["tofu"] if r in retain_qa],
-                       knowmem_tokens=e["knowmem_tokens"], verbmem_tokens=e["verbmem_tokens"], n_boot=e["n_boot"],
-                       seed=cfg["seed"], verbmem_pairs=forget["verbmem"], mc_forget=mc["forget"],
-                       mc_retain=mc["retain"], mc_description=e["mc_description"], **switches(e), **chat)
-    not_computed: dict[str, str] = {}
-    metrics: dict[str, float] = {"model/parameters": count_parameters(loaded.model)}
-    attacks = stress.Inputs(benign={"retain": retain_ex, "benign": read_unlearn_file(d["benign"])["examples"] if d["benign"] else []},
-                            near=stress.neighbours(len(data.forget_qa)), retain_texts=retain["texts"])
-    retrained = None
-    with run.phase("reference"):
-        if d["retrained"]:
-            retrained = load_model(d["retrained"], **load).model
-            reference = ev.reference_from_retrained(Engine(retrained, tokenizer), data)
-        elif data.holdout_qa:
-            reference = ev.reference_from_holdout(Engine(loaded.model, tokenizer), data)
-        else:
-            reference = None
-            not_computed["unlearn/reference"] = ("no retrained model (--retrained) and no held-out QA (--holdout): "
-                                                 "the stopping rule, PrivLeak and forget quality are not computed")
-    levels: dict[str, float] = {}
-    if reference is not None and data.forget_qa and "knowmem_forget" in u["stop_on"]:
-        levels["knowmem_forget"] = reference.knowmem_forget
-    if "mia_auc" in u["stop_on"]:
-        if reference is not None and reference.mia_forget is not None:
-            levels["mia_auc"] = ev.auc_forget_vs_holdout(reference.mia_forget, reference.mia_holdout)
-        else:
-            not_computed["unlearn/reference/mia_auc"] = ("unlearn.stop_on names mia_auc, which needs --retrained and "
-                                                        "forget and --holdout texts; the rule leaves it out")
-    frames, probe_frames = [], []
-    relearn_rows: list[dict] = []
-    stress_rows: list[dict] = []
-
-    def evaluate(name: str, model, ref) -> None:
-        engine = Engine(model, tokenizer)
-        six, samples, notes = ev.six_way(engine, data, ref)
-        values = dict(six)
-        if name != "original":
-            rob, rnotes = ev.robustness(engine, data)
-            values.update({f"robust/{k}": v for k, v in rob.items()})
-            notes.update({f"robust/{k}": r for k, r in rnotes.items()})
-        if probes:
-            adv, frame = ev.adversarial(engine, probes)
-            values.update(adv)
-            probe_frames.append(frame.assign(model=name))
-        if e["lm_eval_tasks"]:
-            from mnemoscope.unlearn.lm_eval_bridge import utility
-
-            values.update({f"utility/{k}": v for k, v in utility(
-                model, tokenizer, e["lm_eval_tasks"], limit=e["lm_eval_limit"], include_path=e["lm_eval_include"],
-                seed=cfg["seed"]).items()})
-        if relearn_ex and data.forget_qa:
-            curve = ev.relearn_curve(model, tokenizer, relearn_ex, data.forget_qa, data, out / "relearn" / name,
-                                     steps=max(e["relearn_steps"]), eval_steps=e["relearn_steps"], lr=e["relearn_lr"],
-                                     batch_size=u["batch_size"], max_length=u["max_length"])
-            relearn_rows.extend({"model": name, **p} for p in curve)
-            values["relearn/knowmem_before"], values["relearn/knowmem_after"] = curve[0]["knowmem"], curve[-1]["knowmem"]
-            values.update({f"relearn/{k}": v for k, v in relearn_recovery(
-                [p["step"] for p in curve], [p["knowmem"] for p in curve]).items()})
-        elif relearn_ex:
-            notes["relearn/recovery"] = "the relearning curve measures KnowMem on the forget QA; the forget file has none"
-        with run.phase("quantize"):
-            quant, qnotes = stress.quantized_eval(model, tokenizer, data, ref, conf.modes,
-                                                  attacks.retain_texts[:conf.max_retain_texts])
-        routes, rnotes, rows = stress.relearn_routes(model, tokenizer, data, conf, attacks.benign, attacks.near,
-                                                     out / "stress" / name, batch_size=u["batch_size"],
-                                                     max_length=u["max_length"])
-        values.update({**quant, **routes})
-        notes.update({**qnotes, **rnotes})
-        stress_rows.extend({"model": name, **r} for r in rows)
-        metrics.update(_prefixed(name, values))
-        not_computed.update({f"unlearn/{name}/{k}": r for k, r in notes.items()})
-        frames.append(samples.assign(model=name))
-
-    with run.phase("original"):
-        evaluate("original", loaded.model, reference)
-    if retrained is not None:
-        with run.phase("retrain"):
-            evaluate("retrain", retrained, reference)
-    ucfg = UnlearnConfig(method=method, steps=u["steps"], lr=u["lr"], batch_size=u["batch_size"],
-                         max_length=u["max_length"], eval_every=u["eval_every"], seed=cfg["seed"], lora=u["lora"],
-                         lora_rank=u["lora_rank"], gradient_checkpointing=u["gradient_checkpointing"], hparams=hp)
-    use_stop = u["stop_rule"] and bool(levels)
-    mia_in_curve = "mia_auc" in levels
-    no_qa = [name for name, qa in (("forget", data.forget_qa), ("retain", retain_qa)) if not qa]
-    if no_qa:
-        sets = " and ".join(f"--{n}" for n in no_qa)
-        log(f"note: {sets} {'hold' if len(no_qa) > 1 else 'holds'} plain texts, not question/answer records, so "
-            f"KnowMem on {' and '.join(no_qa)} is not measured and the progress lines leave it out")
-    with run.phase("unlearn"):
-        res = unlearn(loaded.model, tokenizer, forget_ex, retain_ex, ucfg, out / "unlearn" / method,
-                      evaluate=lambda mdl: ev.quick_eval(Engine(mdl, tokenizer), data, reference, mia=mia_in_curve),
-                      stop_when=ev.stop_rule(levels) if use_stop else None, log=log)
-    metrics[f"unlearn/{method}/stop_step"] = float("nan") if res.stop_step is None else res.stop_step
-    if res.stop_step is None:
-        not_computed[f"unlearn/{method}/stop_step"] = (
-            "no reference level (pass --retrained or --holdout with QA) or no forget QA" if not use_stop
-            else f"never reached the reference level on {', '.join(levels)}")
-    metrics[f"unlearn/{method}/steps_run"] = res.steps_run
-    metrics[f"unlearn/{method}/diverged"] = float(res.diverged_at is not None)
-    with run.phase("evaluate"):
-        evaluate(method, res.model, reference)
-    not_computed[f"unlearn/{method}/steps_run"] = "; ".join(res.notes)
-    restored, rnotes = stress.restoration(metrics, ["retrain", method])
-    metrics.update(restored)
-    not_computed.update(rnotes)
-    tables = {"samples": frames, "unlearn_curves": pd.DataFrame([{"method": method, **p} for p in res.curve]),
-              "stress_curves": pd.DataFrame(stress_rows)}
-    if relearn_rows:
-        tables["relearn_curves"] = pd.DataFrame(relearn_rows)
-    if probe_frames:
-        tables["adversarial_probes"] = pd.concat(probe_frames, ignore_index=True)
-    return _finish(run, metrics, not_computed, tables, loaded.device,
-                   {"model": loaded.name, "reference": reference.kind if reference else "none"})
