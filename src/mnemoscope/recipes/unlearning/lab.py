@@ -106,11 +106,12 @@ def check(cfg: dict) -> stress.Settings:
 
 
 def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=print) -> Path:
+    """The lab recipe (see the module), its run directory in ``out``."""
     cfg = resolve(DEFAULTS, overrides)
     conf = check(cfg)
     run = rundir.Run(out, cfg, "unlearning")
     out = run.out
-    u, sw, rb, seed = cfg["unlearn"], cfg["sweep"], cfg["robustness"], cfg["seed"]
+    u, rb, seed = cfg["unlearn"], cfg["robustness"], cfg["seed"]
 
     # the world, its tokenizer and the two training streams (with and without the forget documents)
     with run.phase("data"):
