@@ -182,14 +182,9 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
                                                          lab.holdout_people)
             evaluator.relearn(method, model)
     tables = {}
-    if ulira_targets:
+    if ulira_targets:  # the per-example audit with shadow models
         with run.phase("ulira"):
-            ctx = {"cfg": cfg, "out": out, "world": lab.world, "docs": lab.docs, "tokenizer": tokenizer,
-                   "preset": preset, "device": device, "forget_people": lab.forget_people,
-                   "holdout_people": lab.holdout_people, "retain_ex": lab.retain_ex,
-                   "configs": {m: unlearn_config(cfg, m, *sweep.best[m]) for m in ulira_targets},
-                   "examples": lab.examples}
-            u_metrics, u_notes, tables["ulira"] = ulira.audit(ctx, ulira_targets, log)
+            u_metrics, u_notes, tables["ulira"] = ulira_audit(cfg, out, lab, preset, device, sweep, ulira_targets, log)
             metrics.update(u_metrics)
             not_computed.update(u_notes)
 
@@ -323,6 +318,15 @@ def frontier(curves: list[dict], best: dict[str, tuple[float, int]]) -> pd.DataF
             lr, step = best[method]
             table.loc[g.index[((g["lr"] == lr) & (g["step"] == step)).to_numpy()], "best"] = True
     return table
+
+
+def ulira_audit(cfg: dict, out: Path, lab, preset, device, sweep: Sweep, targets: dict, log):
+    """``recipes.ulira.audit`` on the lab: shadow models of its world, each method at its best point."""
+    ctx = {"cfg": cfg, "out": out, "world": lab.world, "docs": lab.docs, "tokenizer": lab.tokenizer,
+           "preset": preset, "device": device, "forget_people": lab.forget_people,
+           "holdout_people": lab.holdout_people, "retain_ex": lab.retain_ex,
+           "configs": {m: unlearn_config(cfg, m, *sweep.best[m]) for m in targets}, "examples": lab.examples}
+    return ulira.audit(ctx, targets, log)
 
 
 # --------------------------------------------------------------------------- more forget sets
