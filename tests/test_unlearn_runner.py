@@ -191,3 +191,49 @@ def test_each_sequential_request_is_measured_in_its_own_state(fresh, tokenizer, 
                                  after_request=lambda k, m: seen.append((k, R.fingerprint(m))))
     assert [k for k, _ in seen] == [1, 2]
     assert seen[0][1] == results[0].end_fingerprint != seen[1][1] == results[1].end_fingerprint
+
+
+def test_a_method_keeps_no_state_of_its_own_the_run_holds_it(fresh, tokenizer, tmp_path, monkeypatch):
+    """RMU's taps and control vector are the run's (``UnlearnRun.method_state``): the shared method
+    object is unchanged by a run, the hooks are gone afterwards, and two runs do not share state."""
+    from mnemoscope.unlearn.methods import get_method
+
+    rmu = get_method("rmu")
+    before = dict(vars(rmu))
+    layer = decoder_layers(fresh)[len(decoder_layers(fresh)) // 2]
+    states = []
+    real_start = type(rmu).start
+    monkeypatch.setattr(type(rmu), "start", lambda self, *a: states.append(real_start(self, *a)) or states[-1])
+    for k in (1, 2):
+        run = R.UnlearnRun(fresh, tokenizer, R.text_examples(FORGET), R.text_examples(RETAIN), _cfg("rmu", steps=1),
+                           tmp_path / f"rmu{k}")
+        run.run()
+        assert run.method_state is states[-1] and run.method_state.control.shape == (fresh.config.hidden_size,)
+    assert dict(vars(rmu)) == before  # nothing stored on the shared object
+    assert states[0] is not states[1] and states[0].tap is not states[1].tap
+    assert not layer._forward_hooks  # both runs removed their hooks
+
+
+def test_nothing_under_methods_imports_the_runner():
+    import ast
+    from pathlib import Path
+
+    import mnemoscope.unlearn.methods as methods
+
+    for path in Path(methods.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "mnemoscope.unlearn.runner", path.name
+                assert not (node.module == "mnemoscope.unlearn" and any(a.name == "runner" for a in node.names)), path.name
+            elif isinstance(node, ast.Import):
+                assert all(a.name != "mnemoscope.unlearn.runner" for a in node.names), path.name
+
+
+def test_the_run_goes_through_its_named_phases_in_order(fresh, tokenizer, tmp_path, monkeypatch):
+    calls = []
+    for phase in ("prepare", "evaluate", "stop", "finish"):
+        real = getattr(R.UnlearnRun, phase)
+        monkeypatch.setattr(R.UnlearnRun, phase, lambda self, *a, _real=real, _name=phase: calls.append(_name) or _real(self, *a))
+    R.unlearn(fresh, tokenizer, R.text_examples(FORGET), None, _cfg("ga", steps=2, eval_every=1), tmp_path / "u",
+              evaluate=lambda m: {"knowmem_forget": 1.0}, stop_when=lambda p: False)
+    assert calls == ["prepare", "evaluate", "stop", "evaluate", "stop", "evaluate", "stop", "finish"]

@@ -40,9 +40,11 @@ def test_retrain_stream_never_holds_a_forget_document():
 
 def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     assert get_recipe("unlearning") is U
+    from mnemoscope.recipes.unlearning import lab
+
     asked = []
-    real = U.resolve_device
-    monkeypatch.setattr(U, "resolve_device", lambda name: asked.append(name) or real(name))
+    real = lab.resolve_device
+    monkeypatch.setattr(lab, "resolve_device", lambda name: asked.append(name) or real(name))
     out = U.run(tmp_path / "run", MICRO, log=lambda m: None)
     manifest = json.loads((out / "manifest.json").read_text())
     assert asked == ["auto"] and manifest["device"] == str(real("auto"))  # the lab models' real device

@@ -99,7 +99,7 @@ def candidate_texts(world, people: list[str]) -> tuple[list[str], list[str]]:
 
 def person_documents(world, people: set[str]) -> dict[str, str]:
     """Training documents (id → text) of ``people``: their documents and their QA texts."""
-    from mnemoscope.recipes.unlearning import qa_text
+    from mnemoscope.recipes.unlearning.world import qa_text
 
     out = {d["id"]: d["text"] for d in world.documents if d.get("person_id") in people}
     out.update({q["id"]: qa_text(q["question"], q["target"]) for q in world.qa if q["person_id"] in people})
@@ -165,7 +165,7 @@ def shadow_phis(job: ShadowAudit, device: str = "cpu", log=print) -> dict[str, n
     texts after each: method → (n_texts,)."""
     from mnemoscope.engine import Engine
     from mnemoscope.lab.tiny import build_model
-    from mnemoscope.recipes.unlearning import _train_lab_model, pack_stream, training_order
+    from mnemoscope.recipes.unlearning.world import pack_stream, train_lab_model, training_order
     from mnemoscope.unlearn.runner import unlearn
 
     cfg, tok, j = job.cfg, job.tokenizer, job.index
@@ -174,7 +174,7 @@ def shadow_phis(job: ShadowAudit, device: str = "cpu", log=print) -> dict[str, n
     rows, _ = pack_stream(training_order(sorted(job.docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
                           tok.eos_token_id)
     model = build_model(job.preset, tok, seed=lira_seed(seed, j)).to(device)
-    _train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, job.out, log)
+    train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, job.out, log)
     trained = {name: v.detach().clone() for name, v in model.state_dict().items()}
     phis = {}
     for m, config in job.configs.items():

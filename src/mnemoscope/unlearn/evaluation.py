@@ -174,6 +174,16 @@ def stop_rule(target: float | Mapping[str, float], key: str = "knowmem_forget") 
                              for k, v in levels.items())
 
 
+STOP_KEYS = ("knowmem_forget", "mia_auc")  # what the stopping rule can bring to the reference's level
+
+
+def check_stop_on(keys) -> None:
+    """Refuse an ``unlearn.stop_on`` key the stopping rule does not know."""
+    if not set(keys) <= set(STOP_KEYS):
+        raise MnemoscopeError(f"unlearn.stop_on: unknown key(s) {sorted(set(keys) - set(STOP_KEYS))}; "
+                              f"use any of {', '.join(STOP_KEYS)}")
+
+
 def choose_stop_step(curve: Sequence[Mapping], target: float | Mapping[str, float],
                      key: str = "knowmem_forget") -> int | None:
     """Step of the first curve point (in step order) that meets :func:`stop_rule`; None if never."""

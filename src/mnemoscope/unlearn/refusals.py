@@ -36,7 +36,7 @@ def read_refusals(path: str) -> list[str]:
 
 
 def with_refusals(examples: Sequence, refusals: Sequence[str], seed: int = 0) -> list:
-    """``examples`` (``unlearn.runner.Example``) each with a refusal drawn from ``refusals``
+    """``examples`` (``unlearn.examples.Example``) each with a refusal drawn from ``refusals``
     (seeded: the same seed and examples give the same pairs)."""
     if not refusals:
         raise MnemoscopeError("no refusal answers to draw from: give at least one")

@@ -13,8 +13,15 @@ method needs π_ref, trains a copy when the method's result is computed from the
 - divergence: a non-finite loss stops the run and restores the last good state (saved at every
   eval point as ``last_good.safetensors``), and the result says so.
 
-Examples are (prompt, target) pairs: the loss covers the target's tokens only. A plain text is
-``Example("", text)`` (every token after the first is a target token).
+One run is an :class:`UnlearnRun` in named phases — ``prepare`` (token batches, the reference
+copy, the module to train, LoRA, the method's per-run state), ``step`` (the loss of one batch,
+called by the loop), ``evaluate`` (a curve point), ``stop`` (the stopping rule on that point),
+``restore`` (after a divergence) and ``finish`` (the result) — and :func:`unlearn` runs them. A
+method object is shared and stateless: what it keeps during a run (RMU's layer taps and control
+vector) is returned by ``Method.start``, held by the run and handed back in every ``Step``.
+
+Examples (``unlearn.examples``) are (prompt, target) pairs: the loss covers the target's tokens
+only. A plain text is ``Example("", text)`` (every token after the first is a target token).
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,14 +38,29 @@ from pathlib import Path
 import torch
 
 from mnemoscope import rundir
-from mnemoscope.engine.encoding import Encoder, text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.train.loop import TrainConfig, train
-from mnemoscope.unlearn import losses as L
+from mnemoscope.unlearn.adapters import apply_lora, disable_checkpointing, enable_checkpointing, require_peft
+from mnemoscope.unlearn.batches import (
+    BatchStream,
+    TokenBatch,
+    TrainItem,
+    collate,
+    encode_examples,
+    encode_forget,
+    to_device,
+)
+from mnemoscope.unlearn.examples import QA_TEMPLATE, Example, check_overlap, qa_examples, text_examples
 from mnemoscope.unlearn.methods import METHODS, get_method
 from mnemoscope.unlearn.methods.base import Method, Step
 
-QA_TEMPLATE = "Question: {question}\nAnswer:"
+__all__ = [  # the runner's API; examples, batches and adapters are re-exported for callers that import them from here
+    "BatchStream", "Diverged", "Example", "FINETUNE", "QA_TEMPLATE", "TokenBatch", "TrainItem", "UnlearnConfig",
+    "UnlearnResult", "UnlearnRun", "apply_lora", "check_overlap", "collate", "disable_checkpointing",
+    "enable_checkpointing", "encode_examples", "encode_forget", "finetune", "fingerprint", "make_loss_fn",
+    "qa_examples", "require_peft", "resolve_hparams", "text_examples", "unlearn", "unlearn_sequence",
+]
+
 DONE = "done.json"
 CURVE = "curve.jsonl"
 LAST_GOOD = "last_good.safetensors"
@@ -47,156 +68,7 @@ STOP = "stop.safetensors"
 FINAL = "model.safetensors"
 
 
-# --------------------------------------------------------------------------- examples
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training item: ``prompt + target`` is the text; the loss covers ``target`` only.
-    ``refusal``: an "I don't know"-style answer to the same prompt, for methods that train towards
-    one (``Method.needs_refusals``; ``unlearn.refusals``)."""
-
-    prompt: str
-    target: str
-    id: str = ""
-    refusal: str = ""
-
-
-def text_examples(texts: Sequence[str], ids: Sequence[str] | None = None) -> list[Example]:
-    """Plain texts (MUSE-style corpora): the whole text is the target."""
-    ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
-    return [Example("", t, i) for t, i in zip(texts, ids)]
-
-
-def qa_examples(qa: Sequence[Mapping], template: str = QA_TEMPLATE) -> list[Example]:
-    """QA records (``question``, ``answer``) → ``Example(template(q), " " + answer)``."""
-    return [Example(template.format(question=r["question"]), " " + r["answer"], str(r.get("id", i)))
-            for i, r in enumerate(qa)]
-
-
-def _key(e: Example) -> str:
-    return e.prompt + "\x00" + e.target
-
-
-def check_overlap(
-    forget: Sequence[Example], retain: Sequence[Example], *, drop: bool = False
-) -> tuple[list[Example], list[Example], int]:
-    """Count examples present in both sets (same prompt and target). Overlap is refused unless
-    ``drop``: then the shared examples are removed from the *retain* set (they must be forgotten).
-    Returns (forget, retain, n_overlap)."""
-    shared = {_key(e) for e in forget} & {_key(e) for e in retain}
-    if shared and not drop:
-        raise MnemoscopeError(
-            f"retain set: {len(shared)} example(s) also appear in the forget set; remove them from "
-            "the retain file or pass --drop-overlap to drop them from the retain set"
-        )
-    kept = [e for e in retain if _key(e) not in shared]
-    return list(forget), kept, len(shared)
-
-
-# --------------------------------------------------------------------------- token batches
-
-
-@dataclass(frozen=True)
-class TrainItem:
-    """Token ids and labels (``IGNORE_INDEX`` on prompt tokens) of one example window."""
-
-    ids: tuple[int, ...]
-    labels: tuple[int, ...]
-    source: str
-
-
-def encode_examples(examples: Sequence[Example], tokenizer, *, max_length: int, bos: str = "auto") -> list[TrainItem]:
-    """Tokenize under the engine's BOS policy. Texts longer than ``max_length`` are cut into
-    consecutive windows (each a new sequence; a BOS, when used, only at position 0); a prompted
-    example keeps its target and drops the oldest prompt tokens. Windows with no target token
-    after the first position are dropped."""
-    if max_length < 2:
-        raise MnemoscopeError(f"unlearn.max_length must be ≥ 2, got {max_length}")
-    enc = Encoder(tokenizer, bos=bos, max_length=max_length, truncation="truncate")
-    prefix = enc.prefix_ids()
-    out: list[TrainItem] = []
-    for e in examples:
-        if not e.target:
-            raise MnemoscopeError(f"example {e.id or '?'}: empty target; every example needs text to unlearn")
-        if e.prompt:
-            item = enc.encode_pair(e.prompt, e.target)
-            labels = [L.IGNORE_INDEX] * item.score_from + list(item.ids[item.score_from:])
-            out.append(TrainItem(tuple(item.ids), tuple(labels), e.id))
-            continue
-        body = text_ids(tokenizer, e.target)
-        width = max_length - len(prefix)
-        for start in range(0, len(body), width):
-            ids = prefix + body[start : start + width]
-            if len(ids) >= 2:
-                out.append(TrainItem(tuple(ids), tuple(ids), e.id))
-    if not out:
-        raise MnemoscopeError("no example has a token to unlearn after tokenization; check the forget file")
-    return out
-
-
-@dataclass
-class TokenBatch:
-    input_ids: torch.Tensor  # [B, T]
-    attention_mask: torch.Tensor  # [B, T]
-    labels: torch.Tensor  # [B, T], IGNORE_INDEX on prompt and pad
-    sources: list[str]
-
-    def split_rows(self, parts: int) -> list["TokenBatch"]:
-        """``parts`` equal slices of rows (for gradient accumulation and data-parallel processes)."""
-        n = self.input_ids.shape[0]
-        if n % parts:
-            raise MnemoscopeError(f"an unlearning batch of {n} rows does not split into {parts} equal parts "
-                                  "(processes): make unlearn.batch_size a multiple of the number of processes")
-        k = n // parts
-        return [TokenBatch(self.input_ids[i * k:(i + 1) * k], self.attention_mask[i * k:(i + 1) * k],
-                           self.labels[i * k:(i + 1) * k], self.sources[i * k:(i + 1) * k]) for i in range(parts)]
-
-
-def collate(items: Sequence[TrainItem], pad_id: int) -> TokenBatch:
-    """Right-pad to the longest item; pads are masked out of attention and labels."""
-    width = max(len(it.ids) for it in items)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    labels = torch.full((len(items), width), L.IGNORE_INDEX, dtype=torch.long)
-    for b, it in enumerate(items):
-        n = len(it.ids)
-        ids[b, :n] = torch.tensor(it.ids)
-        mask[b, :n] = 1
-        labels[b, :n] = torch.tensor(it.labels)
-    return TokenBatch(ids, mask, labels, [it.source for it in items])
-
-
-class BatchStream:
-    """Batch ``step`` of a seeded epoch-wise shuffle of ``items`` (deterministic, resumable)."""
-
-    def __init__(self, items: Sequence[TrainItem], batch_size: int, seed: int, pad_id: int):
-        if not items:
-            raise MnemoscopeError("an unlearning set is empty after tokenization")
-        self.items, self.batch_size, self.seed, self.pad_id = list(items), max(1, batch_size), seed, pad_id
-        self.per_epoch = max(1, math.ceil(len(self.items) / self.batch_size))
-        self._orders: dict[int, list[int]] = {}
-
-    def _order(self, epoch: int) -> list[int]:
-        if epoch not in self._orders:
-            order = list(range(len(self.items)))
-            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._orders[epoch] = order
-        return self._orders[epoch]
-
-    def indices(self, step: int) -> list[int]:
-        epoch, k = divmod(step, self.per_epoch)
-        return self._order(epoch)[k * self.batch_size : (k + 1) * self.batch_size]
-
-    def batch(self, step: int) -> TokenBatch:
-        return collate([self.items[i] for i in self.indices(step)], self.pad_id)
-
-
-def _to(batch: TokenBatch, device) -> TokenBatch:
-    return TokenBatch(batch.input_ids.to(device), batch.attention_mask.to(device), batch.labels.to(device), batch.sources)
-
-
-# --------------------------------------------------------------------------- loss functions
+# --------------------------------------------------------------------------- the loss
 
 
 class Diverged(Exception):
@@ -232,9 +104,10 @@ def resolve_hparams(method: str | Method, overrides: Mapping[str, object] | None
     return known
 
 
-def make_loss_fn(method: Method, hp: Mapping[str, float], reference=None) -> Callable:
+def make_loss_fn(method: Method, hp: Mapping[str, float], reference=None, state=None) -> Callable:
     """``loss_fn(model, batch) -> (loss, extras)`` for the training loop; ``batch`` is the
-    runner's ``{"step", "forget": TokenBatch, "retain": TokenBatch | None}``. Raises
+    runner's ``{"step", "forget": TokenBatch, "retain": TokenBatch | None}``; ``state`` is the
+    method's per-run state (``Method.start``), handed to it in every ``Step``. Raises
     :class:`Diverged` on a non-finite loss."""
     if method.needs_reference and reference is None:
         raise MnemoscopeError(f"method '{method.name}' needs a reference model (the model before unlearning)")
@@ -242,63 +115,18 @@ def make_loss_fn(method: Method, hp: Mapping[str, float], reference=None) -> Cal
 
     def loss_fn(model, batch):
         device = next(model.parameters()).device
-        batches = {"forget": _to(batch["forget"], device)}
+        batches = {"forget": to_device(batch["forget"], device)}
         for extra in ("retain", "pair"):
             if batch.get(extra) is not None:
-                batches[extra] = _to(batch[extra], device)
+                batches[extra] = to_device(batch[extra], device)
         if method.needs_retain and "retain" not in batches:
             raise MnemoscopeError(f"method '{method.name}' needs a retain set; pass --retain FILE")
-        loss, extras = method.loss(Step(model, reference, batches, int(batch.get("step", -1))), hp)
+        loss, extras = method.loss(Step(model, reference, batches, int(batch.get("step", -1)), state), hp)
         if not torch.isfinite(loss):
             raise Diverged(int(batch.get("step", -1)), float(loss.detach()))
         return loss, extras
 
     return loss_fn
-
-
-# --------------------------------------------------------------------------- LoRA
-
-
-def require_peft():
-    """Import peft or explain how to get it."""
-    try:
-        import peft  # noqa: F401
-    except ImportError:
-        raise MnemoscopeError(
-            "unlearn.lora needs the 'peft' package, which is not installed: run `pip install peft` "
-            "(or set unlearn.lora=false for full fine-tuning)"
-        ) from None
-    return peft
-
-
-def apply_lora(model, rank: int, alpha: float, target_modules: Sequence[str] | None = None):
-    """Wrap ``model`` with LoRA adapters (peft); only adapter weights train."""
-    peft = require_peft()
-    config = peft.LoraConfig(r=int(rank), lora_alpha=float(alpha), lora_dropout=0.0, task_type="CAUSAL_LM",
-                             target_modules=list(target_modules) if target_modules else None)
-    return peft.get_peft_model(model, config)
-
-
-def enable_checkpointing(model) -> None:
-    """Gradient checkpointing on a transformers model: activations are recomputed in the backward
-    pass instead of stored. Non-reentrant checkpointing, so frozen inputs (LoRA: only the adapters
-    train, the embeddings are frozen) still carry gradients to the adapters inside each block."""
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.x
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    elif hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    else:
-        raise MnemoscopeError(f"unlearn.gradient_checkpointing: {type(model).__name__} does not support gradient "
-                              "checkpointing; set unlearn.gradient_checkpointing=false")
-
-
-def disable_checkpointing(model) -> None:
-    if hasattr(model, "activation_checkpointing_disable"):
-        if getattr(model, "is_activation_checkpointing", False):
-            model.activation_checkpointing_disable()
-    elif getattr(model, "is_gradient_checkpointing", False):
-        model.gradient_checkpointing_disable()
 
 
 # --------------------------------------------------------------------------- the run
@@ -386,20 +214,207 @@ def _read_curve(path: Path) -> list[dict]:
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
+class UnlearnRun:
+    """One unlearning run (see :func:`unlearn`), in named phases: :meth:`prepare`, :meth:`step`
+    (called by the training loop for every batch), :meth:`evaluate` (a curve point, where
+    :meth:`stop` applies the stopping rule), :meth:`restore` (after a divergence) and
+    :meth:`finish`. :meth:`run` runs them in order. The method's per-run state (``Method.start``)
+    lives here, in ``method_state``, never on the shared method object."""
 
-def encode_forget(forget: Sequence[Example], tokenizer, method: Method, hp: dict, *, max_length: int,
-                  bos: str) -> tuple[list[TrainItem], list[TrainItem] | None]:
-    """The forget items and, for a method with ``needs_pairs``, each item's partner (the paired
-    example of its source example, repeated for every window of a long text), row for row."""
-    if not method.needs_pairs:
-        return encode_examples(forget, tokenizer, max_length=max_length, bos=bos), None
-    items, pairs = [], []
-    for e in forget:
-        own = encode_examples([e], tokenizer, max_length=max_length, bos=bos)
-        partner = encode_examples([method.paired(e, hp)], tokenizer, max_length=max_length, bos=bos)[0]
-        items += own
-        pairs += [partner] * len(own)
-    return items, pairs
+    def __init__(self, model, tokenizer, forget: Sequence[Example], retain: Sequence[Example] | None,
+                 cfg: UnlearnConfig, out: str | Path, *, evaluate: Callable[[object], dict] | None = None,
+                 stop_when: Callable[[dict], bool] | None = None, log: Callable[[str], None] | None = None,
+                 accelerator=None):
+        self.model, self.tokenizer, self.forget, self.retain, self.cfg = model, tokenizer, forget, retain, cfg
+        self.out = Path(out)
+        self.measure, self.stop_when = evaluate, stop_when
+        self.log = log or (lambda _m: None)
+        self.accelerator = accelerator
+        self.main = accelerator is None or accelerator.is_main_process  # only the main process evaluates and writes
+        self.method = cfg.method if isinstance(cfg.method, Method) else get_method(cfg.method)
+        self.name = self.method.name
+        self.hp = resolve_hparams(self.method, cfg.hparams)
+        self.method_state = None  # what Method.start returned (e.g. RMU's layer taps and control vector)
+        self.curve: list[dict] = []
+        self.stop_step: int | None = None  # the first curve point that met the stopping rule
+        self.good_step: int | None = None  # the newest state saved as last good
+        self.diverged_at: int | None = None
+        self.restored: int | None = None
+        self.history: list[dict] = []
+        self.notes: list[str] = []
+
+    def run(self) -> UnlearnResult:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.cfg.lora and not self.method.lora:
+            raise MnemoscopeError(f"unlearn.lora: {self.name} cannot train LoRA adapters; set unlearn.lora=false for it")
+        self.start_fingerprint = fingerprint(self.model)
+        if (self.out / DONE).exists():
+            return self.reuse()
+        self.prepare()
+        if not self.curve:  # a resumed run keeps its points
+            self.evaluate(0, None)
+        try:
+            self.history = train(self.trained, self.batch, self.cfg.train_config(), self.out, loss_fn=self.step,
+                                 on_step=self.after_step, log=self.log, accelerator=self.accelerator)
+        except Diverged as exc:
+            self.restore(exc)
+        finally:
+            self.method.stop(self.method_state)
+        return self.finish()
+
+    # ------------------------------------------------------------------ prepare
+
+    def reuse(self) -> UnlearnResult:
+        """A finished run (``done.json``): reload its result instead of training."""
+        method, model = self.method, self.model
+        saved = json.loads((self.out / DONE).read_text())
+        result_model = method.result_model(model, {}, method.trainee(model, self.hp), self.hp) if method.combines else model
+        _load(result_model, self.out / FINAL)
+        result_model.eval()
+        self.log(f"{self.name}: already done, reusing {self.out / FINAL}")
+        saved.pop("model", None)
+        return UnlearnResult(**saved, model=result_model)
+
+    def prepare(self) -> None:
+        """Token batches, the frozen reference, the module to train, the method's per-run state, and
+        what an interrupted run had saved (its curve and stop point)."""
+        self._prepare_batches()
+        self._prepare_models()
+        self.method_state = self.method.start(self.trained, self.reference, self.hp, self.cfg.seed)
+        self.loss_fn = make_loss_fn(self.method, self.hp, reference=self.reference, state=self.method_state)
+        self.curve = _read_curve(self.out / CURVE)
+        if (self.out / STOP).exists():
+            self.stop_step = next((p["step"] for p in self.curve if p.get("stop")), None)
+        self._barrier()  # every process reads the saved state before the main one writes
+
+    def _prepare_batches(self) -> None:
+        cfg, method, tokenizer = self.cfg, self.method, self.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        f_items, p_items = encode_forget(self.forget, tokenizer, method, self.hp, max_length=cfg.max_length, bos=cfg.bos)
+        r_items = encode_examples(self.retain, tokenizer, max_length=cfg.max_length, bos=cfg.bos) if self.retain else None
+        if method.needs_retain and not r_items:
+            raise MnemoscopeError(f"method '{self.name}' needs a retain set; pass --retain FILE or pick one of "
+                                  f"{', '.join(n for n in METHODS if not get_method(n).needs_retain)}")
+        self.streams = {"forget": BatchStream(f_items, cfg.batch_size, cfg.seed, pad),
+                        "pair": BatchStream(p_items, cfg.batch_size, cfg.seed, pad) if p_items else None,  # F's order
+                        "retain": BatchStream(r_items, cfg.batch_size, cfg.seed + 1, pad) if r_items else None}
+
+    def _prepare_models(self) -> None:
+        """π_ref, a frozen copy of the model before unlearning (taken before any adapter is added);
+        the module to train; the original weights when the method writes its result into the model
+        (task vectors) and so needs them at every eval point."""
+        model, method, cfg = self.model, self.method, self.cfg
+        self.reference = None
+        if method.needs_reference:
+            self.reference = copy.deepcopy(model).eval()
+            for p in self.reference.parameters():
+                p.requires_grad_(False)
+        self.trained = method.trainee(model, self.hp)
+        keeps_model = self.trained is model or method.combines
+        self.base_state = {} if keeps_model else {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if cfg.gradient_checkpointing:
+            enable_checkpointing(self.trained)
+        if cfg.lora:
+            self.trained = apply_lora(self.trained, cfg.lora_rank, cfg.lora_alpha)
+
+    # ------------------------------------------------------------------ step
+
+    def batch(self, step: int) -> dict:
+        """The loop's batch ``step``: forget rows, their partners, retain rows when the method uses them."""
+        s = self.streams
+        return {"step": step, "forget": s["forget"].batch(step),
+                "pair": s["pair"].batch(step) if s["pair"] is not None else None,
+                "retain": s["retain"].batch(step) if s["retain"] is not None and self.method.needs_retain else None}
+
+    def step(self, model, batch: dict):
+        """The method's loss on one batch (raises :class:`Diverged` on a non-finite loss)."""
+        return self.loss_fn(model, batch)
+
+    def after_step(self, step: int, record: dict) -> None:
+        n = step + 1
+        cfg = self.cfg
+        if (cfg.eval_every and n % cfg.eval_every == 0) or n in {int(s) for s in cfg.eval_steps} or n == cfg.steps:
+            self.evaluate(n, record["loss"])
+
+    # ------------------------------------------------------------------ evaluate and stop
+
+    def result_model(self):
+        """What to evaluate now: the trained module, the original with new weights, or a composite."""
+        return self.method.result_model(self.model, self.base_state, self.trained, self.hp)
+
+    def evaluate(self, steps_done: int, loss: float | None) -> None:
+        """A curve point after ``steps_done`` steps (the main process measures and writes; the others wait)."""
+        if self.main:
+            self._write_point(steps_done, loss)
+        self._barrier()
+
+    def _write_point(self, steps_done: int, loss: float | None) -> None:
+        m = self.result_model()
+        was_training = self.trained.training
+        m.eval()
+        point = {"step": steps_done, **(self.measure(m) if self.measure else {})}
+        if loss is not None:
+            point["loss"] = loss
+        if self.stop(point):
+            _save(m, self.out / STOP)
+            self.stop_step = steps_done
+            point["stop"] = True
+        _save(self.trained, self.out / LAST_GOOD)
+        self.good_step = steps_done
+        self.curve[:] = [p for p in self.curve if p["step"] < steps_done] + [point]  # a resumed run redoes later points
+        rundir.write_text(self.out / CURVE, "".join(json.dumps(rundir.json_safe(p)) + "\n" for p in self.curve))
+        if was_training:
+            self.trained.train()
+        shown = [f"{k} {v:.2f}" for k, v in point.items()  # a value not measured (NaN) is left out, not printed
+                 if k not in ("step", "stop") and isinstance(v, float) and math.isfinite(v)]
+        self.log(f"{self.name} step {steps_done}" + (": " + ", ".join(shown) if shown else ""))
+
+    def stop(self, point: dict) -> bool:
+        """Whether ``point`` is where the run stops: the first point that meets the stopping rule."""
+        return (self.stop_when is not None and self.stop_step is None and self.measure is not None
+                and self.stop_when(point))
+
+    def restore(self, exc: Diverged) -> None:
+        """A non-finite loss: keep the last good state (saved at every curve point) and say so."""
+        self.diverged_at = exc.step
+        if (self.out / LAST_GOOD).exists():
+            _load(self.trained, self.out / LAST_GOOD)
+            self.restored = self.good_step if self.good_step is not None else max(p["step"] for p in self.curve)
+        self.notes.append(f"{self.name}: the loss diverged ({exc.value}) at step {exc.step}; stopped and restored "
+                          f"the last good state (step {self.restored}); lower unlearn.lr")
+        self.log(self.notes[-1])
+
+    # ------------------------------------------------------------------ finish
+
+    def finish(self) -> UnlearnResult:
+        """The result: the stop point's state if the rule was met, else the last; LoRA merged; saved."""
+        cfg, method = self.cfg, self.method
+        self.trained.eval()
+        result_model = self.result_model()
+        if self.stop_step is not None:
+            _load(result_model, self.out / STOP)
+            self.notes.append(f"{self.name}: stopping rule met at step {self.stop_step}; that state is the result")
+        elif self.stop_when is not None:
+            self.notes.append(f"{self.name}: stopping rule never met within {cfg.steps} steps; the last state is the result")
+        if cfg.lora:
+            self.trained = self.trained.merge_and_unload()
+            result_model = self.result_model() if method.combines else (
+                self.trained if result_model is not self.model else result_model)
+        if cfg.gradient_checkpointing:
+            disable_checkpointing(self.trained)
+        result_model.eval()
+        steps_run = self.history[-1]["step"] + 1 if self.history else (self.diverged_at or 0)
+        result = UnlearnResult(self.name, steps_run, self.history, self.curve, self.stop_step, self.diverged_at,
+                               self.restored, self.start_fingerprint, fingerprint(result_model), self.notes, result_model)
+        if self.main:
+            _save(result_model, self.out / FINAL)
+            rundir.write_json(self.out / DONE, result.to_dict())
+        self._barrier()
+        return result
+
+    def _barrier(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
 
 
 def unlearn(
@@ -420,6 +435,11 @@ def unlearn(
     LoRA the adapters merged), or a composite that combines ``model`` with a module the method
     trained (``Method.combines``: WHP, ULD), leaving ``model``'s weights unchanged.
 
+    ``evaluate(model) -> dict`` is called at step 0, every ``cfg.eval_every`` steps, after each of
+    ``cfg.eval_steps`` and at the end (the curve, persisted to ``curve.jsonl``); the first point
+    that meets ``stop_when(point)`` is saved (``stop.safetensors``) and becomes the result; a
+    non-finite loss stops the run and restores the last good state (saved at every curve point).
+
     Writes ``out/{checkpoints/, curve.jsonl, model.safetensors, done.json}``; a rerun with a
     complete ``done.json`` reloads the result instead of training, and an interrupted run
     resumes from its newest checkpoint.
@@ -429,147 +449,8 @@ def unlearn(
     evaluates, applies the stopping rule and writes files, the others wait for it. Its result
     is the run's result.
     """
-    main = accelerator is None or accelerator.is_main_process
-    method = cfg.method if isinstance(cfg.method, Method) else get_method(cfg.method)
-    name = method.name
-    hp = resolve_hparams(method, cfg.hparams)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = log or (lambda _m: None)
-    if cfg.lora and not method.lora:
-        raise MnemoscopeError(f"unlearn.lora: {name} cannot train LoRA adapters; set unlearn.lora=false for it")
-    start_fp = fingerprint(model)
-    done = out / DONE
-    if done.exists():
-        saved = json.loads(done.read_text())
-        result_model = method.result_model(model, {}, method.trainee(model, hp), hp) if method.combines else model
-        _load(result_model, out / FINAL)
-        result_model.eval()
-        log(f"{name}: already done, reusing {out / FINAL}")
-        saved.pop("model", None)
-        return UnlearnResult(**saved, model=result_model)
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    f_items, p_items = encode_forget(forget, tokenizer, method, hp, max_length=cfg.max_length, bos=cfg.bos)
-    r_items = encode_examples(retain, tokenizer, max_length=cfg.max_length, bos=cfg.bos) if retain else None
-    if method.needs_retain and not r_items:
-        raise MnemoscopeError(f"method '{name}' needs a retain set; pass --retain FILE or pick one of "
-                              f"{', '.join(n for n in METHODS if not get_method(n).needs_retain)}")
-    f_stream = BatchStream(f_items, cfg.batch_size, cfg.seed, pad)
-    p_stream = BatchStream(p_items, cfg.batch_size, cfg.seed, pad) if p_items else None  # same order as F's
-    r_stream = BatchStream(r_items, cfg.batch_size, cfg.seed + 1, pad) if r_items else None
-
-    def batch_fn(step: int) -> dict:
-        return {"step": step, "forget": f_stream.batch(step),
-                "pair": p_stream.batch(step) if p_stream is not None else None,
-                "retain": r_stream.batch(step) if r_stream is not None and method.needs_retain else None}
-
-    # π_ref is a frozen copy of the model before unlearning (taken before any adapter is added).
-    ref_model = None
-    if method.needs_reference:
-        ref_model = copy.deepcopy(model).eval()
-        for p in ref_model.parameters():
-            p.requires_grad_(False)
-    train_model = method.trainee(model, hp)
-    # A method that trains another module and writes its result into the model (task vectors)
-    # needs the original weights at every eval point: keep them.
-    keeps_model = train_model is model or method.combines
-    base_state = {} if keeps_model else {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if cfg.gradient_checkpointing:
-        enable_checkpointing(train_model)
-    if cfg.lora:
-        train_model = apply_lora(train_model, cfg.lora_rank, cfg.lora_alpha)
-
-    def eval_model():
-        return method.result_model(model, base_state, train_model, hp)
-
-    method.start(train_model, ref_model, hp, cfg.seed)
-    loss_fn = make_loss_fn(method, hp, reference=ref_model)
-    curve_path = out / CURVE
-    tcfg = cfg.train_config()
-    every = cfg.eval_every
-    at = {int(s) for s in cfg.eval_steps}
-    state = {"stop_step": None, "good_step": None}
-    curve = _read_curve(curve_path)
-    if (out / STOP).exists():
-        state["stop_step"] = next((p["step"] for p in curve if p.get("stop")), None)
-    if accelerator is not None:  # every process reads the saved state before the main one writes
-        accelerator.wait_for_everyone()
-
-    def record_point(steps_done: int, loss: float | None) -> None:
-        if main:
-            write_point(steps_done, loss)
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
-
-    def write_point(steps_done: int, loss: float | None) -> None:
-        m = eval_model()
-        was_training = train_model.training
-        m.eval()
-        point = {"step": steps_done, **(evaluate(m) if evaluate else {})}
-        if loss is not None:
-            point["loss"] = loss
-        if stop_when is not None and state["stop_step"] is None and evaluate and stop_when(point):
-            _save(m, out / STOP)
-            state["stop_step"] = steps_done
-            point["stop"] = True
-        _save(train_model, out / LAST_GOOD)
-        state["good_step"] = steps_done
-        curve[:] = [p for p in curve if p["step"] < steps_done] + [point]  # a resumed run redoes later points
-        rundir.write_text(curve_path, "".join(json.dumps(rundir.json_safe(p)) + "\n" for p in curve))
-        if was_training:
-            train_model.train()
-        shown = [f"{k} {v:.2f}" for k, v in point.items()  # a value not measured (NaN) is left out, not printed
-                 if k not in ("step", "stop") and isinstance(v, float) and math.isfinite(v)]
-        log(f"{name} step {steps_done}" + (": " + ", ".join(shown) if shown else ""))
-
-    def on_step(step: int, rec: dict) -> None:
-        n = step + 1
-        if (every and n % every == 0) or n in at or n == cfg.steps:
-            record_point(n, rec["loss"])
-
-    resuming = bool(curve)
-    if not resuming:
-        record_point(0, None)
-    notes: list[str] = []
-    diverged_at = restored = None
-    history: list[dict] = []
-    try:
-        history = train(train_model, batch_fn, tcfg, out, loss_fn=loss_fn, on_step=on_step, log=log,
-                        accelerator=accelerator)
-    except Diverged as exc:
-        diverged_at = exc.step
-        if (out / LAST_GOOD).exists():
-            _load(train_model, out / LAST_GOOD)
-            restored = state["good_step"] if state["good_step"] is not None else max(p["step"] for p in curve)
-        notes.append(f"{name}: the loss diverged ({exc.value}) at step {exc.step}; stopped and restored "
-                     f"the last good state (step {restored}); lower unlearn.lr")
-        log(notes[-1])
-    finally:
-        method.stop()
-    train_model.eval()
-    result_model = eval_model()
-    if state["stop_step"] is not None:
-        _load(result_model, out / STOP)
-        notes.append(f"{name}: stopping rule met at step {state['stop_step']}; that state is the result")
-    elif stop_when is not None:
-        notes.append(f"{name}: stopping rule never met within {cfg.steps} steps; the last state is the result")
-    if cfg.lora:
-        train_model = train_model.merge_and_unload()
-        result_model = method.result_model(model, base_state, train_model, hp) if method.combines else (
-            train_model if result_model is not model else result_model)
-    if cfg.gradient_checkpointing:
-        disable_checkpointing(train_model)
-    result_model.eval()
-    steps_run = history[-1]["step"] + 1 if history else (diverged_at or 0)
-    result = UnlearnResult(name, steps_run, history, curve, state["stop_step"], diverged_at, restored,
-                           start_fp, fingerprint(result_model), notes, result_model)
-    if main:
-        _save(result_model, out / FINAL)
-        rundir.write_json(done, result.to_dict())
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    return result
+    return UnlearnRun(model, tokenizer, forget, retain, cfg, out, evaluate=evaluate, stop_when=stop_when, log=log,
+                      accelerator=accelerator).run()
 
 
 class FineTune(Method):

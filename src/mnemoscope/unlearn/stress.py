@@ -316,7 +316,7 @@ def lab_inputs(world, retain_people: set[str], retain_eval: set[str], background
     (the background corpus, both trained on and holding no forget fact); each forget question's
     neighbours are the same person's other forget questions; VerbMem on R reads the evaluated
     retain people's documents."""
-    from mnemoscope.unlearn.runner import text_examples
+    from mnemoscope.unlearn.examples import text_examples
 
     person = {q["id"]: q["person_id"] for q in world.qa}
     docs = [d for d in world.documents if d.get("person_id") is not None]

@@ -9,6 +9,10 @@ copy of the model, a paired example for each forget example), which module to tr
 model to evaluate (the trained model; the original with new weights, e.g. a negated task
 vector; or a composite that combines the original with the trained module at decoding time,
 ``engine.combined.CombinedLogits``). ``methods.METHODS`` lists them.
+
+A method object is shared by every run and keeps no state of its own: what a run needs to keep
+(RMU's layer taps and control vector) is what ``start`` returns; the run holds it, hands it to
+the loss as ``Step.state`` and back to ``stop``. Nothing under ``methods/`` imports the runner.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ class Step:
     and the frozen reference's logits on the forget (``"forget"``) or retain (``"retain"``)
     batch, sequence log-likelihoods log π(y|x), per-example NLL −log π(y|x)/|y|, per-example mean
     token probability, token counts |y| and the next-token mask. A method with ``needs_pairs``
-    also gets the ``"pair"`` batch: the paired example of each forget example, row for row."""
+    also gets the ``"pair"`` batch: the paired example of each forget example, row for row.
+    ``state``: what the method's ``start`` returned for this run (None by default)."""
 
-    def __init__(self, model, reference, batches: dict, step: int = -1):
-        self.model, self.reference, self.batches, self.step = model, reference, batches, step
+    def __init__(self, model, reference, batches: dict, step: int = -1, state=None):
+        self.model, self.reference, self.batches, self.step, self.state = model, reference, batches, step, state
         self._cache: dict = {}
 
     def _memo(self, key, fn):
@@ -133,11 +138,13 @@ class Method:
     def check(self, hp: dict) -> None:
         """Refuse bad hyperparameter values with a one-line MnemoscopeError, before any work."""
 
-    def start(self, model, reference, hp: dict, seed: int) -> None:
-        """Before training (e.g. hook a layer)."""
+    def start(self, model, reference, hp: dict, seed: int):
+        """Before training: the run's state this method needs (e.g. a layer's hooks), or None. The
+        run keeps it and hands it to every ``Step`` (``step.state``) and to :meth:`stop`."""
+        return None
 
-    def stop(self) -> None:
-        """After training, also when it failed (remove hooks)."""
+    def stop(self, state) -> None:
+        """After training, also when it failed: release ``state`` (e.g. remove hooks)."""
 
     def trainee(self, model, hp: dict):
         """The module the loop trains: the model itself (default), or one the method builds from
@@ -152,5 +159,5 @@ class Method:
         return trained
 
     def paired(self, example, hp: dict):
-        """The partner of one forget example (``unlearn.runner.Example``), for ``needs_pairs``."""
+        """The partner of one forget example (``unlearn.examples.Example``), for ``needs_pairs``."""
         raise NotImplementedError(f"method {self.name} declares needs_pairs but defines no paired()")

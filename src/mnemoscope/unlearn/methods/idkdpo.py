@@ -14,6 +14,7 @@ import math
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.unlearn import losses as L
+from mnemoscope.unlearn.examples import Example
 from mnemoscope.unlearn.methods.base import Method
 
 
@@ -27,8 +28,6 @@ class IdkDPO(Method):
                           step.seq_logprob("forget"), step.ref_seq_logprob("forget"), hp["beta"])
 
     def paired(self, example, hp):
-        from mnemoscope.unlearn.runner import Example
-
         if not example.refusal.strip():
             raise MnemoscopeError(f"method idkdpo needs a refusal answer for every forget example and example "
                                   f"{example.id or '?'!r} has none: pass --refusals FILE (one refusal a line, "

@@ -5,6 +5,8 @@ Zephyr-7B defaults (c = 6.5, α = 1200); tune both per model. ``layer`` defaults
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mnemoscope.engine.activations import find_blocks
@@ -42,6 +44,15 @@ def make_control(model, seed: int) -> torch.Tensor:
     return L.make_control_vector(int(getattr(model.config, "hidden_size")), seed=seed)
 
 
+@dataclass
+class RMURun:
+    """One run's RMU state: the taps on the trained and the reference model's layer, and u."""
+
+    tap: LayerTap
+    ref_tap: LayerTap
+    control: torch.Tensor
+
+
 class RMU(Method):
     def start(self, model, reference, hp, seed):
         layers, ref_layers = decoder_layers(model), decoder_layers(reference)
@@ -49,24 +60,23 @@ class RMU(Method):
         if not 0 <= layer < len(layers):
             raise MnemoscopeError(f"rmu layer {layer} is out of range: the model has {len(layers)} layers "
                                   f"(0..{len(layers) - 1})")
-        self.taps = (LayerTap(layers[layer]), LayerTap(ref_layers[layer]))
-        self.control = make_control(model, seed)
+        return RMURun(LayerTap(layers[layer]), LayerTap(ref_layers[layer]), make_control(model, seed))
 
-    def stop(self):
-        for tap in getattr(self, "taps", ()):
-            tap.close()
-        self.taps = ()
+    def stop(self, state):
+        if state is not None:
+            state.tap.close()
+            state.ref_tap.close()
 
     def loss(self, step, hp):
-        tap, ref_tap = self.taps
+        run = step.state
         forget, retain = step.batch("forget"), step.batch("retain")
         step.logits("forget")
-        h_f = tap.value
+        h_f = run.tap.value
         step.logits("retain")
-        h_r = tap.value
+        h_r = run.tap.value
         step.ref_logits("retain")
-        h_r_ref = ref_tap.value.detach()
-        loss = L.rmu_loss(h_f, h_r, h_r_ref, self.control, hp["steering_coef"], hp["alpha"],
+        h_r_ref = run.ref_tap.value.detach()
+        loss = L.rmu_loss(h_f, h_r, h_r_ref, run.control, hp["steering_coef"], hp["alpha"],
                           forget_mask=forget.attention_mask.bool(), retain_mask=retain.attention_mask.bool())
         return loss, {}
 

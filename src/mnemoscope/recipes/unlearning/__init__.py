@@ -1,0 +1,22 @@
+"""Unlearning: the lab recipe (``lab.py``: write a fictional world into a tiny model, remove part of
+it, check), its data (``world.py``) and ``mnemoscope unlearn`` for a user's own model
+(``user.py``). Every model of both is evaluated by ``unlearn.model_eval.Evaluator``.
+
+``get_recipe("unlearning")`` is this package: ``DEFAULTS``, ``run`` and ``summary`` are the lab's.
+"""
+
+from mnemoscope.recipes.unlearning.lab import ALL_METHODS, DEFAULTS, METHODS, best_point, pareto, run, summary
+from mnemoscope.recipes.unlearning.user import USER_DEFAULTS, read_unlearn_file, run_user
+from mnemoscope.recipes.unlearning.world import (
+    assert_never_seen,
+    lab_documents,
+    mc_items,
+    pack_stream,
+    qa_text,
+    tokenizer_texts,
+    training_order,
+)
+
+__all__ = ["ALL_METHODS", "DEFAULTS", "METHODS", "USER_DEFAULTS", "assert_never_seen", "best_point", "lab_documents",
+           "mc_items", "pack_stream", "pareto", "qa_text", "read_unlearn_file", "run", "run_user", "summary",
+           "tokenizer_texts", "training_order"]
