@@ -28,7 +28,7 @@ import torch
 from benchmarks.engine import mixed_length_texts
 from mnemoscope.lab.tiny import build_model, count_parameters, get_preset, train_tokenizer
 from mnemoscope.probes.corpus import background_documents
-from mnemoscope.recipes import audit
+from mnemoscope.recipes.audit import recipe as audit
 
 
 def _write(path: Path, texts: list[str]) -> str:

@@ -18,7 +18,7 @@ from mnemoscope.families import membership
 from mnemoscope.families.membership import score_texts
 from mnemoscope.lab.tiny import Preset, build_model
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
-from mnemoscope.recipes import audit
+from mnemoscope.recipes.audit import recipe as audit
 
 from .conftest import WIDE, save_model_dir
 

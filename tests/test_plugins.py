@@ -80,7 +80,7 @@ def plugin_dir(tmp_path, monkeypatch):
 def test_a_new_family_runs_in_the_audit_from_its_module_and_one_registry_line(plugin_dir, saved_model_dir,
                                                                                tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(families.FAMILIES, "toy", "toyplugins.family")
-    from mnemoscope.recipes import audit
+    from mnemoscope.recipes.audit import recipe as audit
 
     audit = importlib.reload(audit)  # the audit reads the registry when it is imported
     try:

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 return _run_seeds(recipe, args, overrides, track, command_line)
             out = api.run(recipe, out=getattr(args, "out", None), command=command_line, **overrides).path
         elif command == "audit":
-            from mnemoscope.recipes import audit as module
+            from mnemoscope.recipes.audit import recipe as module
 
             given = {name: getattr(args, name) for name in api.AUDIT_FLAGS if hasattr(args, name)}
             if hasattr(args, "no_extraction"):
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"tracked: {tracking.log_run(track, out)}")
             return 0
         elif command == "contamination":
-            from mnemoscope.recipes import contamination as module
+            from mnemoscope.recipes.contamination import recipe as module
 
             given = {name: getattr(args, name) for name in api.CONTAMINATION_FLAGS if hasattr(args, name)}
             out = api.contamination(out=args.out, command=command_line,
