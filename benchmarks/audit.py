@@ -3,7 +3,7 @@ and texts, mnemoscope against a MIMIR-style loop.
 
     python -m benchmarks.audit [--texts 1000] [--repeats 1] [--model DIR --ref-model DIR] [--smoke]
 
-- mnemoscope: ``recipes.audit.likelihood_scores`` — one batched pass of the target model feeds
+- mnemoscope: ``families.membership.likelihood_scores`` — one batched pass of the target model feeds
   loss, zlib, min_k and min_k_pp, plus one batched pass of the reference model for ref;
 - the loop, as public attack code is commonly structured: one attack at a time, one example at a
   time, each attack its own forward pass (ref: a target pass and a reference pass per example),

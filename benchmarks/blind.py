@@ -9,7 +9,7 @@ extraction test, the report) on ``--texts`` texts (half members, half non-member
 from the lab corpus, with a fresh tiny lab model unless ``--model`` is given. The blind baseline's
 time is its phase in the run's manifest (``timings_s.blind``: its scikit-learn import, 5-fold
 TF-IDF + logistic regression, the date detector, the bootstrap CIs); the audit's time is the whole
-``recipes.audit.run`` call (model loading to report). The last line is:
+``recipes.audit.recipe.run`` call (model loading to report). The last line is:
     blind: share_of_audit=X blind_s=B audit_s=A
 ``--smoke`` runs every code path at the smallest size (micro model, 20 texts; the test suite runs
 it); its figures mean nothing.
@@ -28,7 +28,7 @@ import torch
 from benchmarks.engine import mixed_length_texts
 from mnemoscope.lab.tiny import build_model, count_parameters, get_preset, train_tokenizer
 from mnemoscope.probes.corpus import background_documents
-from mnemoscope.recipes import audit
+from mnemoscope.recipes.audit import recipe as audit
 
 
 def _write(path: Path, texts: list[str]) -> str:

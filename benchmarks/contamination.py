@@ -33,7 +33,7 @@ from mnemoscope.families import contamination as family
 from mnemoscope.lab.tiny import build_model, count_parameters, train_tokenizer
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.probes.corpus_overlap import CorpusOverlap
-from mnemoscope.recipes.contamination import DEFAULTS, make_items
+from mnemoscope.recipes.contamination.recipe import DEFAULTS, make_items
 
 
 def main(argv=None) -> dict:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     from mnemoscope.lab.tiny import build_model, count_parameters, train_tokenizer
     from mnemoscope.probes.corpora import load_corpus
     from mnemoscope.probes.fictional import WorldConfig, make_world
-    from mnemoscope.recipes.acquisition import DEFAULTS, select_probes
+    from mnemoscope.recipes.acquisition.recipe import DEFAULTS, select_probes
     from mnemoscope.recipes.common import preset_from
     from mnemoscope.train.data import injection_steps
     from mnemoscope.train.loop import TrainConfig, causal_lm_loss, make_optimizer

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     else:
         import torch
 
-        from mnemoscope.recipes import unlearning
+        from mnemoscope.recipes.unlearning import recipe as unlearning
 
         torch.set_num_threads(1)
         overrides = {**(SMOKE if args.smoke else {}), **parse_overrides(args.set)}

@@ -267,3 +267,20 @@ def claim_effects(recipe: str, out, require_all: bool = True) -> dict[str, float
     missing = [r["effect"].formula for r in rows if r["value"] is None]
     assert not (require_all and missing), f"claim effects not computed: {missing}"
     return {r["effect"].label: r["value"] for r in rows}
+
+
+def declare(monkeypatch, *declared, runnable: bool = False, module: str = "toy_declarations") -> None:
+    """Register ``declared`` (``mnemoscope.recipes.plugin.Recipe``) for one test: a module holding
+    them in ``sys.modules`` and one registry line each (``RECIPES`` when ``runnable``, else
+    ``RUN_KINDS``); monkeypatch undoes both."""
+    import sys
+    import types
+
+    from mnemoscope import recipes
+
+    holder = types.ModuleType(module)
+    for i, recipe in enumerate(declared):
+        setattr(holder, f"RECIPE_{i}", recipe)
+    monkeypatch.setitem(sys.modules, module, holder)
+    for recipe in declared:
+        monkeypatch.setitem(recipes.RECIPES if runnable else recipes.RUN_KINDS, recipe.name, module)

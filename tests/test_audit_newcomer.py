@@ -91,7 +91,7 @@ def test_the_full_example_in_the_docs_names_every_key_and_runs_as_written(tmp_pa
     import yaml
 
     from mnemoscope.config import flatten
-    from mnemoscope.recipes import audit
+    from mnemoscope.recipes.audit import recipe as audit
 
     text = _full_example()
     cfg = yaml.safe_load(text)

@@ -13,7 +13,7 @@ from mnemoscope.cli import main
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import build_model
 from mnemoscope.probes.knights_knaves import generate_puzzles, save_puzzles
-from mnemoscope.recipes import audit
+from mnemoscope.recipes.audit import recipe as audit
 
 from .conftest import WIDE, save_model_dir
 from .helpers import MEMBERS, NONMEMBERS, STORY

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from mnemoscope import claims
 from mnemoscope.claims import Claim, Effect, effect_rows, effect_spread, holds, stat_key
+from mnemoscope.recipes.plugin import Recipe
+from tests.helpers import declare
 
 CLAIM = Claim("toy", "Someone 2024", "more exposures, more memory",
               (Effect("toy/gain@e=3", "gain at 3 exposures"), Effect("toy/p_value", "p-value", "<", 0.01)),
@@ -50,11 +51,17 @@ def test_spread_by_hand():
     assert math.isnan(effect_spread(CLAIM, [{"toy/gain@e=3": 1.0}])[0]["sd"])  # one run: no sd
 
 
+def _declared_claims() -> dict:
+    from mnemoscope.recipes import declarations
+
+    return {d.name: d.claim for d in declarations() if d.claim is not None}
+
+
 def test_every_registered_claim_is_well_formed():
     from mnemoscope.recipes import RECIPES
 
-    assert claims.CLAIMS, "no claims registered"
-    for name, claim in claims.CLAIMS.items():
+    assert _declared_claims(), "no claims registered"
+    for name, claim in _declared_claims().items():
         assert name == claim.recipe and name in RECIPES
         assert claim.sentence.strip() and claim.source.strip() and claim.effects
         for e in claim.effects:
@@ -66,7 +73,7 @@ def test_report_opens_with_the_claim(tmp_path, monkeypatch):
     from mnemoscope.report.html import load_run, render_report
     from tests.runfakes import fake_run
 
-    monkeypatch.setitem(claims.CLAIMS, "toy", CLAIM)
+    declare(monkeypatch, Recipe("toy", claim=CLAIM))
     m = {"toy/gain@e=3": 0.2, "toy/gain/ci_lo@e=3": 0.05, "toy/gain/ci_hi@e=3": 0.4, "toy/p_value": 0.3}
     run = fake_run(tmp_path / "r", m, recipe="toy", seed=4)
     import pandas as pd
@@ -99,7 +106,7 @@ def test_seed_comparison_states_the_spread_of_the_claim(tmp_path, monkeypatch):
     from mnemoscope.report.comparison import render_comparison
     from tests.runfakes import fake_run
 
-    monkeypatch.setitem(claims.CLAIMS, "toy", CLAIM)
+    declare(monkeypatch, Recipe("toy", claim=CLAIM))
     values = [(0.1, 0.001), (0.3, 0.002), (-0.1, 0.5)]
     dirs = [fake_run(tmp_path / f"seed={s}", {"toy/gain@e=3": g, "toy/p_value": p, "other": 1.0}, recipe="toy", seed=s)
             for s, (g, p) in enumerate(values)]
@@ -128,4 +135,4 @@ def test_difference_effect_by_hand():
 def test_every_recipe_has_a_claim():
     from mnemoscope.recipes import RECIPES
 
-    assert set(claims.CLAIMS) == set(RECIPES)
+    assert set(_declared_claims()) == set(RECIPES)

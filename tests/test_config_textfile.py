@@ -76,8 +76,9 @@ def test_shared_settings_out_of_range_are_refused(override, pattern):
 
 
 def test_every_recipe_default_passes_its_own_checks():
-    from mnemoscope.recipes import RECIPES, audit, get_recipe
-    from mnemoscope.recipes import unlearning as u
+    from mnemoscope.recipes import RECIPES, get_recipe
+    from mnemoscope.recipes.audit import recipe as audit
+    from mnemoscope.recipes.unlearning import recipe as u
 
     for name in RECIPES:
         resolve(get_recipe(name).DEFAULTS)

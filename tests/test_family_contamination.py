@@ -478,7 +478,7 @@ def test_report_section_lists_each_signal_and_the_items_tripping_several(tmp_pat
     import pandas as pd
 
     from mnemoscope.report.html import RunData
-    from mnemoscope.report.sections.contamination import section_contamination
+    from mnemoscope.recipes.contamination.report import section_contamination
 
     (tmp_path / "family_samples").mkdir()
     items = pd.DataFrame({"id": ["a", "b", "c"], "text": ["t1", "t2", "t3"],

@@ -74,7 +74,7 @@ def test_audit_on_a_backend_without_distribution_measures_the_rest_and_notes_min
     import pandas as pd
 
     from mnemoscope.cli import main
-    from mnemoscope.recipes import audit
+    from mnemoscope.recipes.audit import recipe as audit
 
     target, ref = wide_dirs
     members = ["Anna Berg was born in Lisbon in 1901.", "The museum in Alder keeps old clocks.",

@@ -191,7 +191,7 @@ def test_lira_separates_members_in_the_quickstart(lira_run):
     assert (lira_run / "shadows" / "shadow-03" / "final" / "model.safetensors").exists()
     html = (lira_run / "report.html").read_text()
     assert "Shadow-model LiRA" in html and "lira_online" in html
-    from mnemoscope.recipes.quickstart import summary
+    from mnemoscope.recipes.quickstart.recipe import summary
 
     text = summary(lira_run)
     assert "LiRA with 4 shadows" in text and f"{m['mia/lira_online/auc']:.2f}" in text

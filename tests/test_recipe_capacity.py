@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.recipes import capacity, get_recipe
+from mnemoscope.recipes import get_recipe
+from mnemoscope.recipes.capacity import recipe as capacity
 
 MICRO = {
     "model.hidden": 64, "model.layers": 2, "model.intermediate": 172, "model.vocab_size": 1024,

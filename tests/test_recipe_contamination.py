@@ -45,7 +45,7 @@ def test_run_directory_keys_and_report(finished, capsys):
 
 
 def test_the_claim_is_computed_and_the_summary_prints_by_dose(finished, capsys):
-    from mnemoscope.recipes.contamination import summary
+    from mnemoscope.recipes.contamination.recipe import summary
     from tests.helpers import claim_effects
 
     assert claim_effects("contamination", finished)

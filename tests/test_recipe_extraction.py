@@ -102,7 +102,7 @@ def test_the_powered_scale_is_the_design_written_in_the_docs(tmp_path, capsys):
     one pass); the user's own settings still win; an unknown scale is refused before anything is written."""
     from pathlib import Path
 
-    from mnemoscope.recipes import extraction
+    from mnemoscope.recipes.extraction import recipe as extraction
     from mnemoscope.recipes.common import resolve_scaled
 
     cfg = resolve_scaled(extraction.DEFAULTS, extraction.SCALES, {"scale": "powered"})

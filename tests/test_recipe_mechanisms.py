@@ -11,7 +11,7 @@ import pytest
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import train_tokenizer
 from mnemoscope.recipes import get_recipe
-from mnemoscope.recipes import mechanisms as recipe
+from mnemoscope.recipes.mechanisms import recipe
 
 MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64,

@@ -14,7 +14,8 @@ from mnemoscope.probes.knights_knaves import (
     render_puzzle,
     render_solution,
 )
-from mnemoscope.recipes import get_recipe, reasoning
+from mnemoscope.recipes import get_recipe
+from mnemoscope.recipes.reasoning import recipe as reasoning
 
 MICRO = {
     "model.hidden": 64, "model.layers": 2, "model.intermediate": 172, "model.vocab_size": 512,

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.recipes import get_recipe, retention
+from mnemoscope.recipes import get_recipe
+from mnemoscope.recipes.retention import recipe as retention
 
 MICRO = {
     "model.hidden": 64, "model.layers": 2, "model.intermediate": 172, "model.vocab_size": 1024,

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.recipes import get_recipe, sort
+from mnemoscope.recipes import get_recipe
+from mnemoscope.recipes.sort import recipe as sort
 
 MICRO = {
     "model.hidden": 64, "model.layers": 2, "model.intermediate": 172, "model.vocab_size": 1024,

@@ -11,7 +11,7 @@ import pytest
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.probes.fictional import WorldConfig, make_world
 from mnemoscope.recipes import ulira
-from mnemoscope.recipes import unlearning as U
+from mnemoscope.recipes.unlearning import recipe as U
 
 MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64, "model.vocab_size": 400,

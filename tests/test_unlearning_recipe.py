@@ -10,7 +10,7 @@ import pytest
 
 from mnemoscope.cli import main
 from mnemoscope.recipes import get_recipe
-from mnemoscope.recipes import unlearning as U
+from mnemoscope.recipes.unlearning import recipe as U
 from tests.helpers import claim_effects
 
 MICRO = {

@@ -224,7 +224,7 @@ def audit(model=None, members=None, nonmembers=None, *, tokenizer=None, config: 
     """Audit a model (``mnemoscope audit``). ``model``: a path, a hub id, or a transformers model
     (with ``tokenizer``); ``members`` / ``nonmembers``: files or lists of texts; ``config``: an
     audit YAML (docs/formats.md); ``settings``: flag names or config keys."""
-    from mnemoscope.recipes import audit as recipe
+    from mnemoscope.recipes.audit import recipe
 
     out = Path(out)
     overrides = recipe.load_config_file(config) if config is not None else {}
@@ -245,7 +245,7 @@ def unlearn(model=None, forget=None, retain=None, *, method: str | None = None, 
     """Unlearn ``forget`` from a model and evaluate it six ways (``mnemoscope unlearn``).
     ``forget`` / ``retain`` (and ``holdout``, ``retrained``, ``ppl`` ...): files, or for plain
     texts lists of strings; ``method``: a name from ``unlearn.methods.METHODS``."""
-    from mnemoscope.recipes import unlearning as recipe
+    from mnemoscope.recipes.unlearning import recipe
 
     out = Path(out)
     given = {"model": saved_model(model, tokenizer, out) if _in_memory(model, tokenizer) else model,  # later win
@@ -265,7 +265,7 @@ def contamination(model=None, benchmark=None, *, corpus=None, reference=None, to
     or a list of item dicts (question, choices, answer[, split, dataset]) in canonical order;
     ``corpus`` / ``reference``: files or lists of texts; ``signals``: a subset of
     ``["overlap", "membership", "guided", "order"]``."""
-    from mnemoscope.recipes import contamination as recipe
+    from mnemoscope.recipes.contamination import recipe
 
     out = Path(out)
     in_memory = _in_memory(model, tokenizer)

@@ -27,7 +27,6 @@ from mnemoscope import api, tracking
 from mnemoscope.config import parse_overrides
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.recipes import RECIPES
-from mnemoscope.summary import fmt
 from mnemoscope.tracking import TRACKERS
 from mnemoscope.unlearn.methods import METHODS
 
@@ -181,15 +180,14 @@ def _add_tools(sub) -> None:
     t.add_argument("--to", required=True, choices=TRACKERS)
 
 
-def _summary(out: Path, module) -> str:
-    """What the recipe module's ``summary(run_dir)`` prints, else its first ungrouped numbers."""
-    if hasattr(module, "summary"):
-        return module.summary(out)
-    metrics = json.loads((out / "metrics.json").read_text())
-    plain = [k for k in sorted(metrics) if "@" not in k and isinstance(metrics[k], (int, float))]
-    lines = [f"{k:<48} {fmt(metrics[k])}" for k in plain[:12]]
-    lines.append(f"({len(metrics)} metrics in {out / 'metrics.json'})")
-    return "\n".join(lines)
+def _summary(out: Path) -> str:
+    """The terminal summary the run's kind declares (``mnemoscope.recipes``), else its first
+    ungrouped numbers."""
+    from mnemoscope.recipes import declaration
+    from mnemoscope.recipes.plugin import first_numbers
+
+    declared = declaration(json.loads((out / "manifest.json").read_text()).get("recipe"))
+    return declared.summarize(out) if declared is not None else first_numbers(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,14 +205,12 @@ def main(argv: list[str] | None = None) -> int:
             from mnemoscope.recipes import get_recipe
 
             recipe = getattr(args, "recipe", "quickstart")
-            module = get_recipe(recipe)
+            get_recipe(recipe)  # an unknown name fails here, before anything else
             overrides = parse_overrides(getattr(args, "overrides", []))
             if getattr(args, "seeds", None):
                 return _run_seeds(recipe, args, overrides, track, command_line)
             out = api.run(recipe, out=getattr(args, "out", None), command=command_line, **overrides).path
         elif command == "audit":
-            from mnemoscope.recipes import audit as module
-
             given = {name: getattr(args, name) for name in api.AUDIT_FLAGS if hasattr(args, name)}
             if hasattr(args, "no_extraction"):
                 given["audit.extraction"] = False
@@ -228,8 +224,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"tracked: {tracking.log_run(track, out)}")
             return 0
         elif command == "contamination":
-            from mnemoscope.recipes import contamination as module
-
             given = {name: getattr(args, name) for name in api.CONTAMINATION_FLAGS if hasattr(args, name)}
             out = api.contamination(out=args.out, command=command_line,
                                     **{**given, **parse_overrides(args.overrides)}).path
@@ -263,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnemoscope: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    print(_summary(out, module))
+    print(_summary(out))
     print(f"report: {out / 'report.html'}")
     if track:
         try:

@@ -28,26 +28,9 @@ import pandas as pd
 
 from mnemoscope import runs as runlib
 from mnemoscope.api import callable_module
-from mnemoscope.claims import claim_for
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.runs import Run, natural_key
 
-# A few keys per recipe that summarise a run (listing, default comparison columns); patterns allowed.
-HEADLINES = {
-    "quickstart": ["mia/min_k_pp/auc", "mia/loss/auc", "train/final_loss", "extraction/exact/rate@dose=*"],
-    "audit": ["mia/min_k_pp/auc", "mia/loss/auc", "extraction/exact/rate@set=member"],
-    "capacity": ["capacity/bits_per_parameter", "capacity/bits"],
-    "reasoning": ["reasoning/accuracy@split=train,phase=after", "reasoning/accuracy@split=unseen,phase=after",
-                  "reasoning/limem/limem@phase=after"],
-    "retention": ["recognition/2afc/accuracy@exposures=*,phase=after_study", "continual/bwt"],
-    "sort": ["sort/short_term/accuracy@phase=after", "sort/long_term/accuracy@phase=after"],
-    "acquisition": ["acquisition/retainability/decay_a@group=*,probe=memorization"],
-    "unlearning": ["unlearn/*/knowmem_forget", "unlearn/*/knowmem_retain"],
-    "unlearn": ["unlearn/*/knowmem_forget", "unlearn/*/knowmem_retain"],
-    "contamination": ["contam/*/detect@dose=*", "contam/order/power@dose=*"],
-    "contamination-check": ["contam/overlap/rate", "contam/membership/flagged/rate", "contam/guided/rouge_l/diff",
-                            "contam/order/p_value"],
-}
 FALLBACK_HEADLINES = ["train/final_loss"]
 MISSING = object()  # a key the run does not have (distinct from a null value)
 
@@ -109,16 +92,16 @@ def select_columns(keys: set[str], patterns: list[str], *, strict: bool = True) 
 
 
 def headline_columns(run_list: list[Run], limit: int | None = None) -> list[str]:
-    """The headline keys of the recipes among ``run_list`` that at least one run has: the keys of
-    each recipe's claim (``mnemoscope.claims``) first, then ``HEADLINES``."""
+    """The headline keys of the run kinds among ``run_list`` that at least one run has: the keys of
+    each kind's claim first, then its declared headlines (``mnemoscope.recipes``)."""
     keys = set().union(*(r.metrics for r in run_list)) if run_list else set()
     patterns: list[str] = []
     for r in run_list:
-        claim = claim_for(r.recipe)
-        for p in [k for e in claim.effects for k in e.keys] if claim else []:
-            if p not in patterns:
-                patterns.append(p)
-        for p in HEADLINES.get(r.recipe or "", []):
+        declared = r.declaration
+        if declared is None:
+            continue
+        claim_keys = [k for e in declared.claim.effects for k in e.keys] if declared.claim else []
+        for p in claim_keys + list(declared.headlines):
             if p not in patterns:
                 patterns.append(p)
     columns = select_columns(keys, patterns + FALLBACK_HEADLINES, strict=False)

@@ -107,6 +107,14 @@ class Run:
     def recipe(self) -> str | None:
         return self.manifest.get("recipe") or None
 
+    @functools.cached_property
+    def declaration(self):
+        """What the run's kind declares (``mnemoscope.recipes.plugin.Recipe``: claim, headlines,
+        comparison panels); None for a kind no registry holds. Light: no torch."""
+        from mnemoscope.recipes import declaration
+
+        return declaration(self.recipe)
+
     @property
     def seed(self):
         return self.manifest.get("seed", self.config.get("seed"))

@@ -1,10 +1,11 @@
 """A ``Comparison`` → one self-contained HTML page (inline CSS, base64 PNG plots, no scripts, no
 external URLs; links to each run's own report are relative).
 
-Plots follow the recipes compared: a metric against its group variable (dose, exposures, phase…)
-with one line per run group — its mean over seeds, the min–max band and each seed's point — the
-unlearning trade-off (KnowMem on the forget set against KnowMem on the retain set, every method
-of every run), and a strip of each chosen column across groups.
+Plots follow what the compared runs' kinds declare (``mnemoscope.recipes``: ``series`` and
+``tradeoff``): a metric against its group variable (dose, exposures, phase…) with one line per
+run group — its mean over seeds, the min–max band and each seed's point — the unlearning
+trade-off (KnowMem on the forget set against KnowMem on the retain set, every method of every
+run), and a strip of each chosen column across groups.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -22,84 +22,16 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from mnemoscope import rundir
-from mnemoscope.claims import claim_for, effect_spread
+from mnemoscope.claims import effect_spread
 from mnemoscope.compare import Comparison, as_number, display_value, fmt_cell
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.recipes.plugin import Series
 from mnemoscope.report import plots
 from mnemoscope.report.html import DASH, TEMPLATE, figure_html, html_table, section_html
 from mnemoscope.runs import Run, natural_key
 
 MAX_GROUPS = 8  # lines per panel; more groups are listed as not drawn
 MAX_STRIPS = 12  # chosen columns drawn as strips
-
-
-@dataclass(frozen=True)
-class Series:
-    """One panel: ``pattern`` with ``{x}`` standing for the x-axis value (e.g. the dose)."""
-
-    title: str
-    pattern: str
-    xlabel: str
-    order: tuple[str, ...] = ()
-    chance: float | None = None
-
-    def points(self, keys) -> list[tuple[str, str]]:
-        """(x label, key) for the keys matching, x in ``order`` / numeric / natural order."""
-        rx = re.compile(re.escape(self.pattern).replace(re.escape("{x}"), r"(?P<x>[^/@,=]+)") + r"\Z")
-        found = {m.group("x"): k for k in keys for m in [rx.match(k)] if m}
-
-        def rank(x: str):
-            if x in self.order:
-                return (0, self.order.index(x), 0.0, "")
-            try:
-                return (1, 0, float(x), "")
-            except ValueError:
-                return (2, 0, 0.0, x)
-
-        return [(x, found[x]) for x in sorted(found, key=rank)]
-
-
-SERIES: dict[str, list[Series]] = {
-    "quickstart": [
-        Series("Membership AUC (Min-K%++) by dose", "mia/min_k_pp/auc@dose={x}", "dose", chance=0.5),
-        Series("Membership AUC (loss) by dose", "mia/loss/auc@dose={x}", "dose", chance=0.5),
-        Series("Exact extraction by dose", "extraction/exact/rate@dose={x}", "dose"),
-        Series("Memorization score by dose", "extraction/memorization/mean@dose={x}", "dose"),
-    ],
-    "audit": [Series("Membership AUC by attack", "mia/{x}/auc", "attack", chance=0.5)],
-    "capacity": [
-        Series("Stored bits by exposures", "capacity/bits@exposures={x}", "exposures"),
-        Series("Bits per person by exposures", "capacity/bits_per_person@exposures={x}", "exposures"),
-    ],
-    "retention": [
-        Series("Recognition (2AFC) after study", "recognition/2afc/accuracy@exposures={x},phase=after_study",
-               "exposures", chance=0.5),
-        Series("Recognition (2AFC) at the end", "recognition/2afc/accuracy@exposures={x},phase=end", "exposures",
-               chance=0.5),
-        Series("Recall after study", "recall/match_rate/mean@exposures={x},phase=after_study", "exposures"),
-    ],
-    "reasoning": [Series("Puzzle accuracy after training", "reasoning/accuracy@split={x},phase=after", "split",
-                         order=("train", "perturbed", "unseen"))],
-    "sort": [
-        Series("SORT short-term accuracy", "sort/short_term/accuracy@phase={x}", "phase", ("before", "after"), 0.5),
-        Series("SORT long-term accuracy", "sort/long_term/accuracy@phase={x}", "phase", ("before", "after"), 0.5),
-    ],
-    "acquisition": [
-        Series("Retainability decay (memorization probes)",
-               "acquisition/retainability/decay_a@group={x},probe=memorization", "injection",
-               ("paraphrase", "duplicate", "once")),
-        Series("NLL rise beyond the control (memorization probes)",
-               "acquisition/nll/rise_after_last_vs_control@group={x},probe=memorization", "injection",
-               ("paraphrase", "duplicate", "once")),
-    ],
-}
-SERIES["contamination"] = [
-    Series("Overlap (lm-eval 13-gram) detection by dose", "contam/overlap/detect@dose={x}", "dose"),
-    Series("Membership detection by dose (p ≤ 0.05 vs reference)", "contam/membership/detect@dose={x}", "dose"),
-    Series("Guided-completion detection by dose", "contam/guided/detect@dose={x}", "dose"),
-    Series("Order test power by dose", "contam/order/power@dose={x}", "dose"),
-]
-TRADEOFF_RECIPES = ("unlearning", "unlearn")
 
 
 # --------------------------------------------------------------------------- figures
@@ -164,12 +96,18 @@ def _value(c: Comparison, row: int, key: str) -> float:
     return float(c.values.iat[row, c.values.columns.get_loc(key)])
 
 
+def _declared(c: Comparison, idx: list[int]):
+    """What the run kind of the runs at ``idx`` (all of one kind) declares; None when unknown."""
+    return c.runs[idx[0]].declaration if idx else None
+
+
 def section_series(c: Comparison) -> Markup | None:
     groups = _group_index(c)
     parts = []
     for recipe in c.recipes:
-        specs = SERIES.get(recipe, [])
         idx = [i for i, r in enumerate(c.runs) if r.recipe == recipe]
+        declared = _declared(c, idx)
+        specs = declared.series if declared else ()
         keys = set().union(*(c.runs[i].metrics for i in idx))
         panels = [(s, pts) for s in specs for pts in [s.points(keys)] if len(pts) >= 1]
         panels = [(s, pts) for s, pts in panels
@@ -190,7 +128,7 @@ def section_series(c: Comparison) -> Markup | None:
 
 def section_tradeoff(c: Comparison) -> Markup | None:
     """KnowMem on F (x, lower = more forgotten) against KnowMem on R (y, higher = utility kept)."""
-    idx = [i for i, r in enumerate(c.runs) if r.recipe in TRADEOFF_RECIPES]
+    idx = [i for i, r in enumerate(c.runs) if r.declaration is not None and r.declaration.tradeoff]
     points: dict[str, list[tuple[float, float, int]]] = {}
     for i in idx:
         m = c.runs[i].metrics
@@ -292,14 +230,16 @@ def _num(v: float) -> str:
 
 
 def section_claims(c: Comparison) -> Markup | None:
-    """Per recipe with a claim (``mnemoscope.claims``) and per group of its runs: each effect's value
-    in every run, mean ± sd, min–max and in how many runs it lies on the side the finding predicts."""
+    """Per run kind with a claim (declared in ``mnemoscope.recipes``) and per group of its runs: each
+    effect's value in every run, mean ± sd, min–max and in how many runs it lies on the side the
+    finding predicts."""
     parts = []
     for recipe in c.recipes:
-        claim = claim_for(recipe)
+        idx = [i for i, r in enumerate(c.runs) if r.recipe == recipe]
+        declared = _declared(c, idx)
+        claim = declared.claim if declared else None
         if claim is None:
             continue
-        idx = [i for i, r in enumerate(c.runs) if r.recipe == recipe]
         groups = {}
         for i in idx:
             groups.setdefault(c.groups[i], []).append(i)

@@ -3,8 +3,9 @@ scripts, no external URLs).
 
 The page is a list of *sections*: functions ``RunData -> str | None`` that return an HTML
 fragment (use ``section_html``), or None when the run lacks their data. ``SECTIONS`` holds the
-main content in order, ``APPENDIX`` the reference material drawn last; a recipe adds its own
-with ``register_section``. A section that raises is shown as a visible error box (and warned
+main content in order, ``APPENDIX`` the reference material drawn last; a section module (in
+``report/sections/``, or one a recipe declares, e.g. ``recipes/capacity/report.py``) adds its
+own with ``register_section``. A section that raises is shown as a visible error box (and warned
 about) instead of costing the whole report. Text from the run is always HTML-escaped: cells and
 titles go through ``markupsafe.escape`` unless already ``Markup``.
 """
@@ -404,22 +405,26 @@ def register_section(fn: Section, *, index: int | None = None, order: float | No
 _TOC = re.compile(r'<section id="([^"]+)">\s*<h2>(.*?)</h2>', re.S)
 
 
-_DISCOVERED = False
+_DISCOVERED: set[str] = set()  # section modules imported so far
 
 
 def discover_sections() -> None:
-    """Import every module of ``mnemoscope.report.sections`` once (each registers its sections)."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
+    """Import every module of ``mnemoscope.report.sections`` and every report-section module that a
+    registered run kind declares (``mnemoscope.recipes``: a recipe's own ``report.py``), each once:
+    each registers its sections when imported."""
     import importlib
     import pkgutil
 
+    from mnemoscope.recipes import declarations
     from mnemoscope.report import sections as package
 
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{package.__name__}.{info.name}")
-    _DISCOVERED = True
+    names = [f"{package.__name__}.{info.name}"
+             for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)]
+    names += [name for declared in declarations() for name in declared.sections]
+    for name in dict.fromkeys(names):
+        if name not in _DISCOVERED:
+            importlib.import_module(name)
+            _DISCOVERED.add(name)
 
 
 def _render_section(fn: Section, run: RunData) -> str | None:

@@ -1,7 +1,7 @@
 """The first section of a lab recipe's report: the source's finding as a testable sentence and the
 effect this run measured (value, 95% interval where the recipe computes one, and whether it lies on
-the side the finding predicts). The claims are ``mnemoscope.claims.CLAIMS``; a run of a recipe
-without one gets no section.
+the side the finding predicts). The claim is the one the run's kind declares (``claims.claim_for``);
+a run of a kind without one gets no section.
 """
 
 from __future__ import annotations

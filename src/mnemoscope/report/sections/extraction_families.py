@@ -4,7 +4,7 @@ them): adversarial compression (``acr/``), approximate memorization (``approx/``
 extraction (``untargeted/``), palimpsestic provenance (``provenance/``) and forecasting
 (``forecast/``). Each shows its contrast — memorised vs not, with vs without the verbatim filter,
 the suspect's ρ against the null, the earlier model against the final one — and a few examples.
-The extraction recipe's by-dose overview is ``extraction_lab.py``.
+The extraction recipe's by-dose overview is ``recipes/extraction/report.py``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ membership attacks.
 
 Draws when the run holds by-dose approximate-memorization keys (``approx/exact/rate@dose=D``) and reads
 the ``approx/``, ``untargeted/``, ``acr/``, ``provenance/``, ``forecast/`` and ``mia/`` keys; None otherwise.
-The families' own sections (any run that measured them) are ``extraction_families.py``.
+The families' own sections (any run that measured them) are ``report/sections/extraction_families.py``.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ ALPHA = 0.05  # the order test's level for its power
 
 
 def user_defaults() -> dict:
-    from mnemoscope.recipes.audit import COMMON
+    from mnemoscope.recipes.audit.recipe import COMMON
 
     return merge_sections(COMMON, family.DEFAULTS)
 
@@ -55,7 +55,7 @@ def user_defaults() -> dict:
 def run_user(out: str | Path, overrides: dict, log=print, warn=None, loaded: tuple | None = None) -> Path:
     """read (no model) → load the model → plan (every prompt checked) → run directory → measure.
     ``loaded``: an in-memory ``(model, tokenizer)`` instead of loading ``model.name`` (the Python API)."""
-    from mnemoscope.recipes.audit import in_memory_engine, open_engine
+    from mnemoscope.recipes.audit.recipe import in_memory_engine, open_engine
 
     cfg = resolve(user_defaults(), overrides)
     if not cfg["model"]["name"]:
