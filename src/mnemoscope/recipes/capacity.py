@@ -25,6 +25,7 @@ from mnemoscope import rundir
 from mnemoscope.config import Typed
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.capacity import bits_stored, capacity_ratio, nats_to_bits
 from mnemoscope.metrics.dynamics import log_spaced_steps
@@ -33,7 +34,6 @@ from mnemoscope.recipes.common import (
     bootstrap_ci,
     finish_lab_run,
     fit_log_line,
-    make_model,
     resolve_scaled,
     train_config,
 )

@@ -1,4 +1,4 @@
-"""Helpers shared by recipes: scale presets, lab models and tokenizers, training configs,
+"""Helpers shared by recipes: scale presets, training configs,
 bootstrap intervals, log-line fits and the end of a lab run. Recipes stay short by composing
 these (training phases: ``train.phase.train_phase``; the run directory: ``rundir.Run``)."""
 
@@ -16,20 +16,7 @@ import pandas as pd
 from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.lab.tiny import build_model, get_preset, load_or_train_tokenizer
 from mnemoscope.train.loop import TrainConfig
-
-
-def preset_from(model_cfg: dict):
-    """The size preset named by ``model.size`` with any of hidden/layers/heads/intermediate overridden."""
-    p = get_preset(model_cfg["size"])
-    changes = {k: model_cfg[k] for k in ("hidden", "layers", "heads", "intermediate") if model_cfg.get(k) is not None}
-    return dataclasses.replace(p, **changes)
-
-
-def lab_tokenizer(out: Path, texts: list[str], cfg: dict):
-    """The run's tokenizer: saved in ``out/model`` (a resumed run) or trained on ``texts``."""
-    return load_or_train_tokenizer(Path(out) / "model", texts, cfg["model"]["vocab_size"])
 
 
 def resolve_scaled(defaults: dict, scales: dict[str, dict], overrides: dict | None) -> dict:
@@ -42,23 +29,6 @@ def resolve_scaled(defaults: dict, scales: dict[str, dict], overrides: dict | No
     for section, values in scales[scale].items():
         base[section].update(values)
     return resolve(base, overrides)
-
-
-def make_model(cfg: dict, texts: list[str], out: Path):
-    """(model, tokenizer) from the ``model`` section, on ``model.device`` (auto: a GPU when there is one).
-
-    ``model.init`` set: load that local directory or hub id (``engine.loading.load_model``, float32) and
-    use its tokenizer. Otherwise: a BPE tokenizer trained on ``texts`` (saved in ``out/model``) and a
-    random-init model of the size preset with the section's overrides.
-    """
-    from mnemoscope.engine.loading import load_model, resolve_device
-
-    m = cfg["model"]
-    if m.get("init"):
-        loaded = load_model(m["init"], dtype="float32", device=m["device"])
-        return loaded.model, loaded.tokenizer
-    tokenizer = lab_tokenizer(out, texts, cfg)
-    return build_model(preset_from(m), tokenizer, seed=cfg["seed"]).to(resolve_device(m["device"])), tokenizer
 
 
 def train_config(t: dict, steps: int, seed: int, **changes) -> TrainConfig:

@@ -44,13 +44,11 @@ from mnemoscope.families.base import Context, Result
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.membership import membership_metrics
-from mnemoscope.lab.tiny import build_model
+from mnemoscope.lab.factory import lab_model, lab_tokenizer
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes.common import (
     finish_lab_run,
-    lab_tokenizer,
-    preset_from,
     resolve_scaled,
     train_config,
 )
@@ -134,11 +132,10 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
 
     # ---------------------------------------------------------------- three models
     device = resolve_device(cfg["model"]["device"])
-    preset = preset_from(cfg["model"])
     with run.phase("train"):
         models, histories = {}, {}
         for name, init_seed in (("original", seed), ("independent", seed + 1)):
-            model = build_model(preset, tokenizer, seed=init_seed).to(device)
+            model = lab_model(cfg["model"], tokenizer, seed=init_seed, device=device)
             histories[name] = train_phase(model, streams[name][0].batch, train_config(_no_steps(t), t["steps"], init_seed),
                                           out / name, log)
             models[name] = model
@@ -241,7 +238,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         from safetensors.torch import load_model as load_weights
 
         for ck in checkpoints:
-            m = build_model(preset, tokenizer, seed=seed).to(device)
+            m = lab_model(cfg["model"], tokenizer, seed=seed, device=device)
             load_weights(m, str(ck / "model.safetensors"))
             predictors.append(Engine(m.eval(), tokenizer))
             fractions.append(int(ck.name.split("-")[1]) / t["steps"])

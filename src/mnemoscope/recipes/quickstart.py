@@ -17,16 +17,16 @@ from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
-from mnemoscope.engine.loading import resolve_device
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.membership import membership_metrics, score_texts
-from mnemoscope.lab.tiny import build_model, count_parameters
+from mnemoscope.lab.factory import lab_model, lab_tokenizer
+from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes import lira, quickstart_lira
-from mnemoscope.recipes.common import finish_lab_run, lab_tokenizer
+from mnemoscope.recipes.common import finish_lab_run
 from mnemoscope.train.data import InjectedData, pack_background, plan_injections
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
@@ -79,7 +79,7 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
         )
         data = InjectedData(background, t["batch_size"], plan, doc_ids, tokenizer.eos_token_id)
 
-    model = build_model(cfg["model"]["size"], tokenizer, seed=seed).to(resolve_device(cfg["model"]["device"]))
+    model = lab_model(cfg["model"], tokenizer, seed=seed, device=cfg["model"]["device"])
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters, {len(tokenizer)} tokens; "
         f"{len(plan)} canary injections over {t['steps']} steps")
     with run.phase("train"):

@@ -88,7 +88,7 @@ def _setup(index: int, keep: np.ndarray, *, cfg: dict, tokenizer_dir: str, ids: 
     from transformers import AutoTokenizer
 
     from mnemoscope.engine.encoding import text_ids
-    from mnemoscope.lab.tiny import build_model
+    from mnemoscope.lab.factory import lab_model
     from mnemoscope.probes.corpus import background_documents
     from mnemoscope.train.data import InjectedData, pack_background, plan_injections
     from mnemoscope.train.loop import TrainConfig
@@ -104,7 +104,7 @@ def _setup(index: int, keep: np.ndarray, *, cfg: dict, tokenizer_dir: str, ids: 
     background = pack_background(text_ids(tokenizer, docs), n_rows=t["steps"] * t["batch_size"],
                                  seq_len=t["seq_len"], eos_id=tokenizer.eos_token_id, seed=seed)
     data = InjectedData(background, t["batch_size"], plan, doc_ids, tokenizer.eos_token_id)
-    model = build_model(cfg["model"]["size"], tokenizer, seed=seed)
+    model = lab_model(cfg["model"], tokenizer, seed=seed)
     return model, tokenizer, data.batch, TrainConfig(seed=seed, **t)
 
 

@@ -28,6 +28,7 @@ from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.limem import limem_eval
 from mnemoscope.families.reasoning import evaluate_puzzles, puzzle_prompt
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.probes.knights_knaves import (
@@ -38,7 +39,6 @@ from mnemoscope.probes.knights_knaves import (
 from mnemoscope.recipes.common import (
     bootstrap_ci,
     finish_lab_run,
-    make_model,
     resolve_scaled,
     train_config,
 )

@@ -32,6 +32,7 @@ from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.recall import recall
 from mnemoscope.families.recognition import make_foils, two_afc
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics import continual
 from mnemoscope.metrics.dynamics import log_spaced_steps
@@ -41,7 +42,6 @@ from mnemoscope.recipes.common import (
     bootstrap_ci,
     finish_lab_run,
     fit_log_line,
-    make_model,
     phase_curves,
     resolve_scaled,
     train_config,

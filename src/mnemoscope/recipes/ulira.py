@@ -115,7 +115,7 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
     examples). ``targets``: method → the φ of ``candidate_texts(forget + holdout)`` under the lab's
     unlearned model. Returns (metrics, notes, the per-(method, text) table)."""
     from mnemoscope.engine import Engine
-    from mnemoscope.lab.tiny import build_model
+    from mnemoscope.lab.factory import lab_model
     from mnemoscope.recipes.unlearning import _train_lab_model, pack_stream, training_order
     from mnemoscope.unlearn.runner import unlearn
 
@@ -140,7 +140,7 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
         tokens = {d: _ids(tok, v) for d, v in docs.items()}
         rows, _ = pack_stream(training_order(sorted(docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
                               tok.eos_token_id)
-        model = build_model(ctx["preset"], tok, seed=lira_seed(seed, j)).to(ctx["device"])
+        model = lab_model(ctx["preset"], tok, seed=lira_seed(seed, j), device=ctx["device"])
         _train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, out, log)
         trained = {name: v.detach().clone() for name, v in model.state_dict().items()}
         forget_j = ctx["examples"](kept)
