@@ -10,7 +10,8 @@ import torch
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import build_model
-from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.loop import TrainConfig, lr_at, train
 
 from .conftest import MICRO

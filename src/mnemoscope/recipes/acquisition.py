@@ -31,7 +31,7 @@ from mnemoscope.metrics.dynamics import (
     retainability,
     tokens_from_steps,
 )
-from mnemoscope.probes.corpora import load_corpus, pack_corpus
+from mnemoscope.probes.corpora import load_corpus
 from mnemoscope.probes.fictional import (
     GROUPS,
     WorldConfig,
@@ -49,6 +49,7 @@ from mnemoscope.train.data import (
     schedule_documents,
 )
 from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.packing import pack_corpus
 from mnemoscope.train.phase import train_phase
 from mnemoscope.train.probing import Prober, probe_schedule
 

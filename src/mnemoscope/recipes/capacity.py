@@ -37,7 +37,7 @@ from mnemoscope.recipes.common import (
     resolve_scaled,
     train_config,
 )
-from mnemoscope.train.data import pack_background
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.phase import train_phase
 from mnemoscope.train.probing import Prober
 

@@ -37,7 +37,8 @@ from mnemoscope.probes.benchmark import BenchmarkItem
 from mnemoscope.probes.canaries import WORDS
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes.common import finish_lab_run, finish_run, train_config
-from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.phase import train_phase
 
 ALPHA = 0.05  # the order test's level for its power

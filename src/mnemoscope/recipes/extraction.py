@@ -53,6 +53,7 @@ from mnemoscope.recipes.common import (
     train_config,
 )
 from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.packing import pack_in_order
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
@@ -110,7 +111,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         for name, order_seed in (("original", seed), ("independent", seed + 1)):
             order = list(range(len(docs)))
             random.Random(order_seed).shuffle(order)
-            rows, positions = ordered_rows(doc_tokens, order, t["steps"] * t["batch_size"], t["seq_len"], eos)
+            rows, positions = pack_in_order(doc_tokens, order, t["steps"] * t["batch_size"], t["seq_len"], eos)
             plan = plan_injections({k: len(v) for k, v in canary_ids.items()}, doses, steps=t["steps"],
                                    batch_size=t["batch_size"], seq_len=t["seq_len"], seed=order_seed)
             streams[name] = (InjectedData(rows, t["batch_size"], plan, canary_ids, eos), positions)
@@ -141,7 +142,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
             models[name] = model
         d = cfg["derive"]
         derived = copy.deepcopy(models["original"])
-        ft_rows = ordered_rows(text_ids(tokenizer, extra[: d["n_docs"]]), list(range(d["n_docs"])),
+        ft_rows = pack_in_order(text_ids(tokenizer, extra[: d["n_docs"]]), list(range(d["n_docs"])),
                                d["steps"] * t["batch_size"], t["seq_len"], eos)[0]
         histories["derived"] = train_phase(
             derived, lambda s: ft_rows[s * t["batch_size"] : (s + 1) * t["batch_size"]],
@@ -323,25 +324,6 @@ def _no_steps(t: dict) -> dict:
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
     rundir.write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-
-
-def ordered_rows(doc_tokens: list[list[int]], order: list[int], n_rows: int, seq_len: int,
-                 eos: int) -> tuple[np.ndarray, dict[int, int]]:
-    """Rows of ``seq_len`` tokens from the documents in ``order`` (each + EOS), one pass, and for each
-    document that made it in, the row where it starts: its training position (row // batch = step)."""
-    need = n_rows * seq_len
-    stream: list[int] = []
-    starts: dict[int, int] = {}
-    for i in order:
-        if len(stream) >= need:
-            break
-        starts[i] = len(stream) // seq_len
-        stream.extend(doc_tokens[i])
-        stream.append(eos)
-    if len(stream) < need:
-        raise MnemoscopeError(f"the corpus has {len(stream)} tokens but training needs {need}: raise corpus.n_docs or "
-                              "lower train.steps")
-    return np.asarray(stream[:need], dtype=np.int64).reshape(n_rows, seq_len), starts
 
 
 def untargeted_by_source(spans: pd.DataFrame, doses: list[int], base: dict) -> dict[str, float]:

@@ -27,7 +27,8 @@ from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes import lira, quickstart_lira
 from mnemoscope.recipes.common import finish_lab_run
-from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.phase import train_phase
 

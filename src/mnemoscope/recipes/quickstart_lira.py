@@ -90,7 +90,8 @@ def _setup(index: int, keep: np.ndarray, *, cfg: dict, tokenizer_dir: str, ids: 
     from mnemoscope.engine.encoding import text_ids
     from mnemoscope.lab.factory import lab_model
     from mnemoscope.probes.corpus import background_documents
-    from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+    from mnemoscope.train.data import InjectedData, plan_injections
+    from mnemoscope.train.packing import pack_background
     from mnemoscope.train.loop import TrainConfig
 
     seed = shadow_seed(cfg["seed"], index)

@@ -37,7 +37,7 @@ from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics import continual
 from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.metrics.recognition import unguessed_recall
-from mnemoscope.probes.corpora import load_corpus, pack_corpus
+from mnemoscope.probes.corpora import load_corpus
 from mnemoscope.recipes.common import (
     bootstrap_ci,
     finish_lab_run,
@@ -50,6 +50,7 @@ from mnemoscope.train.data import InjectedData, place_events
 
 STUDY, OTHER = "study", "other"  # the two continual-learning tasks
 
+from mnemoscope.train.packing import pack_corpus
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
