@@ -44,6 +44,7 @@ from mnemoscope.families.base import Context, Result
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.membership import membership_metrics
+from mnemoscope.files import write_jsonl
 from mnemoscope.lab.factory import lab_model, lab_tokenizer
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
@@ -322,8 +323,6 @@ def _no_steps(t: dict) -> dict:
     return {k: v for k, v in t.items() if k != "steps"}
 
 
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    rundir.write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def untargeted_by_source(spans: pd.DataFrame, doses: list[int], base: dict) -> dict[str, float]:

@@ -28,6 +28,7 @@ from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.limem import limem_eval
 from mnemoscope.families.reasoning import evaluate_puzzles, puzzle_prompt
+from mnemoscope.files import write_parquet
 from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.dynamics import log_spaced_steps
@@ -215,7 +216,7 @@ class PuzzleProbe:
 
     def save(self, directory: Path) -> None:
         if self.rows:
-            self.frame().to_parquet(Path(directory) / self.FILE, index=False)
+            write_parquet(Path(directory) / self.FILE, self.frame())
 
     def restore(self, directory: Path) -> None:
         path = Path(directory) / self.FILE

@@ -32,6 +32,7 @@ from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.recall import recall
 from mnemoscope.families.recognition import make_foils, two_afc
+from mnemoscope.files import write_parquet
 from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics import continual
@@ -290,7 +291,7 @@ class ItemProbe:
 
     def save(self, directory: Path) -> None:
         if self.rows:
-            self.frame().to_parquet(Path(directory) / self.FILE, index=False)
+            write_parquet(Path(directory) / self.FILE, self.frame())
 
     def restore(self, directory: Path) -> None:
         path = Path(directory) / self.FILE
