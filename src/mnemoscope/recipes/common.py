@@ -1,13 +1,11 @@
-"""Helpers shared by recipes: scale presets, training configs,
-bootstrap intervals, log-line fits and the end of a lab run. Recipes stay short by composing
-these (training phases: ``train.phase.train_phase``; the run directory: ``rundir.Run``)."""
+"""Helpers shared by recipes: scale presets, training configs, log-line fits and the end of a lab
+run. Recipes stay short by composing these (training phases: ``train.phase.train_phase``; the run
+directory: ``rundir.Run``; the model: ``lab.factory``; bootstrap intervals: ``metrics.bootstrap``)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +32,6 @@ def resolve_scaled(defaults: dict, scales: dict[str, dict], overrides: dict | No
 def train_config(t: dict, steps: int, seed: int, **changes) -> TrainConfig:
     keys = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(seed=seed, steps=steps, **{**{k: v for k, v in t.items() if k in keys}, **changes})
-
-
-def bootstrap_ci(values: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int,
-                 rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat`` over resampled ``values`` (nan, nan when empty)."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0 or n_boot < 1:
-        return math.nan, math.nan
-    boots = [stat(values[rng.integers(0, values.size, values.size)]) for _ in range(n_boot)]
-    q = (1 - level) / 2
-    return float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q))
 
 
 def fit_log_line(t: np.ndarray, y: np.ndarray) -> dict[str, float]:

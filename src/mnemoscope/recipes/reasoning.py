@@ -31,6 +31,7 @@ from mnemoscope.families.reasoning import evaluate_puzzles, puzzle_prompt
 from mnemoscope.files import write_parquet
 from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
+from mnemoscope.metrics.bootstrap import bootstrap_ci
 from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.probes.knights_knaves import (
     generate_puzzles,
@@ -38,7 +39,6 @@ from mnemoscope.probes.knights_knaves import (
     render_solution,
 )
 from mnemoscope.recipes.common import (
-    bootstrap_ci,
     finish_lab_run,
     resolve_scaled,
     train_config,

@@ -32,10 +32,10 @@ from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.sort import sort_in_context
 from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
+from mnemoscope.metrics.bootstrap import bootstrap_ci
 from mnemoscope.probes.corpora import load_corpus
 from mnemoscope.probes.sort import make_sort_pairs, sort_prompt
 from mnemoscope.recipes.common import (
-    bootstrap_ci,
     finish_lab_run,
     phase_curves,
     resolve_scaled,
