@@ -116,7 +116,8 @@ def audit(ctx: dict, targets: dict[str, np.ndarray], log=print) -> tuple[dict[st
     unlearned model. Returns (metrics, notes, the per-(method, text) table)."""
     from mnemoscope.engine import Engine
     from mnemoscope.lab.factory import lab_model
-    from mnemoscope.recipes.unlearning import _train_lab_model, pack_stream, training_order
+    from mnemoscope.recipes.unlearning import _train_lab_model, training_order
+    from mnemoscope.train.packing import pack_stream
     from mnemoscope.unlearn.runner import unlearn
 
     cfg, out, world, tok = ctx["cfg"], Path(ctx["out"]), ctx["world"], ctx["tokenizer"]
