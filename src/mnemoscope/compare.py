@@ -414,8 +414,8 @@ def format_table(c: Comparison, fmt: str = "md", *, spread: bool = False) -> str
             rows = [[r.group, r.metric, str(r.n)] + ["" if math.isnan(v) else repr(float(v))
                                                      for v in (r.mean, r.sd, r.min, r.max)] for r in s.itertuples()]
         else:
-            rows = [[r.group, r.metric, str(r.n)] + [fmt_number(v, 4, significant=True, missing="") for v in (r.mean, r.sd, r.min, r.max)]
-                    for r in s.itertuples()]
+            rows = [[r.group, r.metric, str(r.n)] + [fmt_number(v, 4, significant=True, missing="")
+                                                     for v in (r.mean, r.sd, r.min, r.max)] for r in s.itertuples()]
     else:
         header, rows = _run_rows(c, _csv_cell if fmt == "csv" else fmt_cell)
     if fmt == "csv":

@@ -24,14 +24,12 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
-from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import (
     acr,
     approximate,
@@ -144,7 +142,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         d = cfg["derive"]
         derived = copy.deepcopy(models["original"])
         ft_rows = pack_in_order(text_ids(tokenizer, extra[: d["n_docs"]]), list(range(d["n_docs"])),
-                               d["steps"] * t["batch_size"], t["seq_len"], eos)[0]
+                                d["steps"] * t["batch_size"], t["seq_len"], eos)[0]
         histories["derived"] = train_phase(
             derived, lambda s: ft_rows[s * t["batch_size"] : (s + 1) * t["batch_size"]],
             train_config(_no_steps(t), d["steps"], seed + 2, lr=d["lr"], warmup=0, checkpoint_every=0, keep_checkpoints=1),
@@ -321,8 +319,6 @@ def family(module, cfg: dict, engine, ctx: Context) -> Result:
 
 def _no_steps(t: dict) -> dict:
     return {k: v for k, v in t.items() if k != "steps"}
-
-
 
 
 def untargeted_by_source(spans: pd.DataFrame, doses: list[int], base: dict) -> dict[str, float]:

@@ -48,10 +48,10 @@ from mnemoscope.recipes.common import (
     train_config,
 )
 from mnemoscope.train.data import InjectedData, place_events
+from mnemoscope.train.packing import pack_corpus
 
 STUDY, OTHER = "study", "other"  # the two continual-learning tasks
 
-from mnemoscope.train.packing import pack_corpus
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
