@@ -30,6 +30,13 @@ def test_fmt_exact_strings(value, kwargs, text):
     assert fmt(value, **kwargs) == text
 
 
+def test_the_recipe_summaries_columns_print_fixed_or_significant_digits():
+    # the terminal tables of quickstart, quickstart_lira, extraction, contamination (2 decimals) and the
+    # contamination family's headline (3 significant digits): a whole value keeps its decimals
+    assert [fmt(v, 2, whole="none") for v in (None, 0.5, 3, 0.125)] == ["-", "0.50", "3.00", "0.12"]
+    assert [fmt(v, 3, significant=True, whole="none") for v in (None, 0.012345, 120.0, 5)] == ["-", "0.0123", "120", "5"]
+
+
 def test_fmt_refuses_an_unknown_whole_style():
     with pytest.raises(ValueError, match="whole must be one of"):
         fmt(1.0, whole="rounded")

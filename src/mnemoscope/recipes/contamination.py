@@ -37,6 +37,7 @@ from mnemoscope.probes.benchmark import BenchmarkItem
 from mnemoscope.probes.canaries import WORDS
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes.common import finish_lab_run, finish_run, train_config
+from mnemoscope.summary import fmt
 from mnemoscope.train.data import InjectedData, plan_injections
 from mnemoscope.train.packing import pack_background
 from mnemoscope.train.phase import train_phase
@@ -265,8 +266,7 @@ def summary(out: Path) -> str:
     doses = sorted({int(k.split("@dose=")[1]) for k in metrics if k.startswith("contam/overlap/detect@dose=")})
 
     def g(key: str) -> str:
-        v = metrics.get(key)
-        return "-" if v is None else f"{v:.2f}"
+        return fmt(metrics.get(key), 2, whole="none")
 
     lines = [f"{'dose':>5} {'overlap':>8} {'membership':>11} {'guided':>7} {'≥2 signals':>11} {'order power':>12} "
              f"{'order p':>8}"]

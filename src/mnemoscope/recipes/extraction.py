@@ -51,6 +51,7 @@ from mnemoscope.recipes.common import (
     resolve_scaled,
     train_config,
 )
+from mnemoscope.summary import fmt
 from mnemoscope.train.data import InjectedData, plan_injections
 from mnemoscope.train.packing import pack_in_order
 from mnemoscope.train.phase import train_phase
@@ -291,8 +292,7 @@ def summary(out: Path) -> str:
     metrics = json.loads((Path(out) / "metrics.json").read_text())
 
     def g(key, digits=2):
-        v = metrics.get(key)
-        return "-" if v is None else f"{v:.{digits}f}"
+        return fmt(metrics.get(key), digits, whole="none")
 
     doses = sorted({int(k.split("@dose=")[1].split(",")[0]) for k in metrics if k.startswith("approx/exact/rate@dose=")})
     lines = [f"{'dose':>5} {'exact':>6} {'+filter':>8} {'approx':>7} {'+filter':>8} {'spans':>6} {'+filter':>8} {'ACR':>6}"]

@@ -27,9 +27,10 @@ from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes import lira, quickstart_lira
 from mnemoscope.recipes.common import finish_lab_run
+from mnemoscope.summary import fmt
 from mnemoscope.train.data import InjectedData, plan_injections
-from mnemoscope.train.packing import pack_background
 from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
@@ -146,8 +147,7 @@ def summary(out: Path) -> str:
     lines = [f"{'dose':>5} {'exact extraction':>17} {'memorization':>13} {'AUC min_k_pp':>13} {'AUC loss':>9}"]
     for d in doses:
         def g(key: str) -> str:
-            v = metrics.get(key)
-            return "-" if v is None else f"{v:.2f}"
+            return fmt(metrics.get(key), 2, whole="none")
         lines.append(f"{d:>5} {g(f'extraction/exact/rate@dose={d}'):>17} {g(f'extraction/memorization/mean@dose={d}'):>13} "
                      f"{g(f'mia/min_k_pp/auc@dose={d}'):>13} {g(f'mia/loss/auc@dose={d}'):>9}")
     if metrics.get("lira/shadows"):
