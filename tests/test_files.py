@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.files import atomic_directory, atomic_path, write_jsonl
+from mnemoscope.files import atomic_directory, atomic_files, atomic_path, write_jsonl
 from mnemoscope.jsonl import read_jsonl
 
 
@@ -57,6 +57,28 @@ def test_atomic_directory_replaces_the_folder_whole_or_not_at_all(tmp_path):
         (tmp / "c.txt").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["c.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000002"]
+
+
+def test_atomic_files_moves_a_whole_set_into_a_folder_marker_last(tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_text("kept")
+    moved = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (moved.append(os.path.basename(b)), real_replace(a, b)))
+    with atomic_files(folder, last="b.json") as tmp:
+        for name in ("b.json", "a.json", "c.txt"):
+            (tmp / name).write_text(name)
+        assert not (folder / "b.json").exists()
+    assert moved == ["a.json", "c.txt", "b.json"]  # the marker last
+    assert sorted(p.name for p in folder.iterdir()) == ["a.json", "b.json", "c.txt", "weights.bin"]
+    with pytest.raises(RuntimeError), atomic_files(tmp_path / "other", last="b.json") as tmp:
+        (tmp / "b.json").write_text("half")
+        raise RuntimeError("killed")
+    assert list((tmp_path / "other").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "other"]  # no temporary folder left
 
 
 def test_read_jsonl_names_the_file_and_line_and_says_what_to_do(tmp_path):

@@ -49,6 +49,7 @@ def test_make_model_trains_and_saves_a_tokenizer_and_reuses_it(tmp_path, corpus)
     cfg = {"seed": 3, "model": {**SECTION, "init": None}}
     model, tok = make_model(cfg, corpus[:50], tmp_path)
     assert (tmp_path / "model" / "tokenizer.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # saved through a temporary folder, none left
     assert _same_weights(model, build_model(preset_from(SECTION), tok, seed=3))
     again = lab_tokenizer(tmp_path, ["different text entirely"], cfg)  # a resumed run: the saved one
     assert again.get_vocab() == tok.get_vocab()

@@ -53,6 +53,22 @@ def atomic_directory(path: Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def atomic_files(directory: Path, *, last: str):
+    """Yield an empty temporary folder beside ``directory``; on success move every file written there
+    into ``directory`` (each an atomic rename; the files already there stay), ``last`` after all the
+    others, so a reader that finds ``last`` finds the whole set. On failure nothing is moved."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        yield tmp
+        for name in sorted((p.name for p in tmp.iterdir()), key=lambda n: n == last):
+            os.replace(tmp / name, directory / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
