@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     from mnemoscope.probes.corpora import load_corpus
     from mnemoscope.probes.fictional import WorldConfig, make_world
     from mnemoscope.recipes.acquisition.recipe import DEFAULTS, select_probes
-    from mnemoscope.recipes.common import preset_from
+    from mnemoscope.lab.factory import preset_from
     from mnemoscope.train.data import injection_steps
     from mnemoscope.train.loop import TrainConfig, causal_lm_loss, make_optimizer
     from mnemoscope.train.probing import Prober, probe_schedule

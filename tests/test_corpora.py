@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.probes.corpora import load_corpus, pack_corpus
+from mnemoscope.probes.corpora import load_corpus
+from mnemoscope.train.packing import pack_corpus
 from mnemoscope.probes.corpus import background_documents
 
 TEXTS = ["The first document is short.", "A second one, also short.", "Third text here."]

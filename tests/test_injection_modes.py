@@ -14,10 +14,10 @@ from mnemoscope.train.data import (
     InjectedData,
     Injection,
     injection_steps,
-    pack_background,
     place_events,
     schedule_documents,
 )
+from mnemoscope.train.packing import pack_background
 
 EOS = 0
 STEPS, BATCH, SEQ = 12, 4, 48

@@ -10,7 +10,8 @@ import torch
 
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.tiny import build_model
-from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.loop import TrainConfig, lr_at, train
 
 from .conftest import MICRO
@@ -128,7 +129,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tokenizer, tmp_path)
     assert [r["loss"] for r in resumed_history] == pytest.approx([r["loss"] for r in full_history], abs=0)
     for p, q in zip(full_model.parameters(), resumed_model.parameters()):
         torch.testing.assert_close(p, q, atol=0, rtol=0)
-    leftovers = [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+    leftovers = [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir() if p.name.startswith(".")]  # no temporary folder left
     assert leftovers == []
 
 

@@ -30,6 +30,7 @@ from mnemoscope import runs as runlib
 from mnemoscope.api import callable_module
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.runs import Run, natural_key
+from mnemoscope.summary import fmt as fmt_number
 
 FALLBACK_HEADLINES = ["train/final_loss"]
 MISSING = object()  # a key the run does not have (distinct from a null value)
@@ -340,7 +341,7 @@ def fmt_cell(value) -> str:
         v = float(value)
         if not math.isfinite(v):
             return str(v)
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+        return fmt_number(v, 4, significant=True)
     return str(value)
 
 
@@ -383,10 +384,6 @@ def _run_rows(c: Comparison, cell) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _num(v) -> str:
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt_cell(float(v))
-
-
 def format_table(c: Comparison, fmt: str = "md", *, spread: bool = False) -> str:
     """The per-run table (or, with ``spread``, the per-group statistics) as md, csv or json."""
     if fmt == "json":
@@ -400,8 +397,8 @@ def format_table(c: Comparison, fmt: str = "md", *, spread: bool = False) -> str
             rows = [[r.group, r.metric, str(r.n)] + ["" if math.isnan(v) else repr(float(v))
                                                      for v in (r.mean, r.sd, r.min, r.max)] for r in s.itertuples()]
         else:
-            rows = [[r.group, r.metric, str(r.n)] + [_num(v) for v in (r.mean, r.sd, r.min, r.max)]
-                    for r in s.itertuples()]
+            rows = [[r.group, r.metric, str(r.n)] + [fmt_number(v, 4, significant=True, missing="")
+                                                     for v in (r.mean, r.sd, r.min, r.max)] for r in s.itertuples()]
     else:
         header, rows = _run_rows(c, _csv_cell if fmt == "csv" else fmt_cell)
     if fmt == "csv":

@@ -46,8 +46,10 @@ def expect_object(value, where: str) -> dict:
     return value
 
 
-def jsonl_objects(path: Path, text: str | None = None) -> list[tuple[str, dict]]:
-    """``("file:line", object)`` for every non-blank line of a JSON-lines file.
+def jsonl_objects(path: Path, text: str | None = None, *,
+                  fix: str = "each line must be one JSON object") -> list[tuple[str, dict]]:
+    """``("file:line", object)`` for every non-blank line of a JSON-lines file; a line that is not
+    JSON is an error naming the file and line and ending with ``fix`` (what to do about it).
 
     Lines are split on "\\n" only: ``str.splitlines`` would also split inside JSON strings at
     U+2028, U+0085 and friends, which JSON allows unescaped.
@@ -60,6 +62,11 @@ def jsonl_objects(path: Path, text: str | None = None) -> list[tuple[str, dict]]
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise MnemoscopeError(f"{path}:{i}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+            raise MnemoscopeError(f"{path}:{i}: not valid JSON ({exc.msg}); {fix}") from None
         rows.append((f"{path}:{i}", expect_object(value, f"{path}:{i}")))
     return rows
+
+
+def read_jsonl(path: Path, *, fix: str = "each line must be one JSON object") -> list[dict]:
+    """The objects of a JSON-lines file, in order (:func:`jsonl_objects` without the positions)."""
+    return [obj for _, obj in jsonl_objects(path, fix=fix)]

@@ -53,6 +53,7 @@ from mnemoscope.metrics.text import rouge_l_f1
 from mnemoscope.probes.benchmark import BenchmarkItem, load_benchmark
 from mnemoscope.probes.corpus_overlap import CorpusOverlap
 from mnemoscope.probes.textfile import load_texts
+from mnemoscope.summary import fmt
 
 NAME = "contamination"
 TITLE = "Benchmark contamination"
@@ -479,8 +480,7 @@ def contamination(engine: Backend, items: list[BenchmarkItem], *, corpus: list[s
 def headline(metrics: dict) -> list[str]:
     """One line per signal that ran."""
     def v(key: str, digits: int = 3) -> str:
-        x = metrics.get(key)
-        return "-" if x is None else f"{x:.{digits}g}"
+        return fmt(metrics.get(key), digits, significant=True, whole="none")
 
     if metrics.get("contam/items/n") is None:
         return []

@@ -83,7 +83,7 @@ from mnemoscope.metrics.directions import (
 )
 from mnemoscope.metrics.roc import bootstrap_auc_ci, roc_auc
 from mnemoscope.probes import formats
-from mnemoscope.summary import fmt_metric
+from mnemoscope.summary import fmt, fmt_metric
 
 NAME = "mechanisms"
 TITLE = "Mechanisms (a direction in the residual stream, and steering along it)"
@@ -280,10 +280,6 @@ def _split(tagged: list[tuple[str, int, dict]], s: dict) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- measure
-
-
-def _fmt(alpha: float) -> str:
-    return f"{alpha:g}"
 
 
 def measure(plan: Plan, engine: Backend, ctx: Context | None = None) -> MechanismsResult:
@@ -505,7 +501,8 @@ def _sweep_metrics(result: Result, sweep: pd.DataFrame, layer: int, grid: list[f
     prefix, tag_name = PREFIX[kind]
     part = sweep[sweep["layer"] == layer]
     for row in part.itertuples():
-        tag = f"@set={row.set},layer={layer},{tag_name}={_fmt(row.alpha)},direction={row.direction}"
+        alpha = fmt(row.alpha, 6, significant=True, whole="none")  # 6 significant digits, as f"{α:g}"
+        tag = f"@set={row.set},layer={layer},{tag_name}={alpha},direction={row.direction}"
         result.metrics[f"{prefix}/accuracy{tag}"] = row.accuracy
         result.metrics[f"{prefix}/answer_logprob{tag}"] = row.answer_logprob
         if not math.isnan(row.alternative_rate):

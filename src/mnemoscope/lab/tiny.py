@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.files import atomic_files
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -119,6 +120,6 @@ def load_or_train_tokenizer(directory, texts: list[str], vocab_size: int):
     if (directory / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(directory)
     tok = train_tokenizer(texts, vocab_size)
-    directory.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(directory)
+    with atomic_files(directory, last="tokenizer.json") as tmp:  # tokenizer.json marks a complete save
+        tok.save_pretrained(tmp)
     return tok

@@ -8,17 +8,14 @@
 * a directory written by ``datasets.Dataset.save_to_disk`` (a Hugging Face dataset on local
   disk; needs the optional ``datasets`` package, imported only then).
 
-:func:`pack_corpus` tokenizes the documents and packs them (each + EOS) into fixed-length rows
-with :func:`mnemoscope.train.data.pack_background`.
+``mnemoscope.train.packing.pack_corpus`` tokenizes the documents and packs them (each + EOS) into
+fixed-length rows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 
 GENERATED = "generated"
@@ -68,24 +65,3 @@ def _hf_dataset_texts(path: Path, field: str, split: str) -> list[str]:
     if not texts:
         raise MnemoscopeError(f"corpus {path}: column '{field}' holds no non-empty text")
     return texts
-
-
-def pack_corpus(texts: list[str], tokenizer, *, n_rows: int, seq_len: int, batch_size: int, seed: int) -> np.ndarray:
-    """``n_rows`` × ``seq_len`` rows of the tokenized documents (+EOS), reshuffled each epoch.
-
-    A corpus with fewer tokens (EOS included) than one batch (batch_size × seq_len) is an error:
-    it would repeat inside a single batch.
-    """
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        raise MnemoscopeError("the tokenizer has no eos_token: documents need a separator")
-    token_docs = text_ids(tokenizer, list(texts)) if texts else []
-    total = sum(len(d) + 1 for d in token_docs if d)
-    if total < batch_size * seq_len:
-        raise MnemoscopeError(
-            f"the corpus has {total} tokens, fewer than one batch ({batch_size} × {seq_len} = "
-            f"{batch_size * seq_len}): give more text, or lower train.batch_size / train.seq_len"
-        )
-    from mnemoscope.train.data import pack_background
-
-    return pack_background([d for d in token_docs if d], n_rows=n_rows, seq_len=seq_len, eos_id=eos, seed=seed)

@@ -13,7 +13,6 @@ tokenizer that made the token ids: an index built with another tokenizer is refu
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.files import atomic_path
 from mnemoscope.metrics.contamination import LM_EVAL_N, lm_eval_words
 from mnemoscope.probes.ngram_index import NGramIndex
 
@@ -104,10 +104,9 @@ class CorpusOverlap:
             arrays.update({f"{name}_tokens": index.tokens, f"{name}_doc_starts": index.doc_starts,
                            f"{name}_hashes": index.hashes, f"{name}_positions": index.positions,
                            f"{name}_n": np.int64(index.n)})
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, format=np.array(FORMAT), fingerprint=np.array(self.fingerprint), n_docs=np.int64(self.n_docs),
-                 vocab=np.frombuffer(words, dtype=np.uint8), **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: savez adds no second suffix
+            np.savez(handle, format=np.array(FORMAT), fingerprint=np.array(self.fingerprint),
+                     n_docs=np.int64(self.n_docs), vocab=np.frombuffer(words, dtype=np.uint8), **arrays)
         return path
 
     @classmethod

@@ -73,7 +73,6 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +81,8 @@ from typing import Any
 import numpy as np
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.files import write_jsonl, write_text
+from mnemoscope.jsonl import read_jsonl
 
 __all__ = [
     "ATTRIBUTES",
@@ -577,46 +578,23 @@ _FILES = {"people": "people.jsonl", "documents": "documents.jsonl", "probes": "p
           "qa": "qa.jsonl"}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_world(world: World, directory: str | os.PathLike[str]) -> Path:
     """Write the world's JSONL files and world.json (last) into ``directory``; returns it."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     for attr, fname in _FILES.items():
         rows = getattr(world, attr)
-        _atomic_write(out / fname, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_jsonl(out / fname, rows, ensure_ascii=False)
     meta = {"schema_version": SCHEMA_VERSION, "config": dataclasses.asdict(world.config),
             "pools": world.pools, "companies": world.companies, "splits": world.splits}
-    _atomic_write(out / "world.json", json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
+    write_text(out / "world.json", json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
     return out
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise MnemoscopeError(f"{path} is missing: write the world again with write_world")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise MnemoscopeError(
-                    f"{path}:{n}: not valid JSON ({exc.msg}): fix or regenerate the file"
-                ) from None
-    return rows
+    return read_jsonl(path, fix="fix or regenerate the file")
 
 
 def load_world(directory: str | os.PathLike[str]) -> World:

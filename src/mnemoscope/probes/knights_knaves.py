@@ -37,11 +37,8 @@ Puzzle JSON object (one per line in a ``.jsonl`` puzzle file)::
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence, Union
@@ -49,6 +46,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.files import write_jsonl
 from mnemoscope.jsonl import jsonl_objects
 
 Expr = tuple  # ("knight", i) | ("knave", i) | ("not", e) | ("and", e, ...) | ...
@@ -603,16 +601,5 @@ def load_puzzles(path: str | Path) -> list[Puzzle]:
 
 
 def save_puzzles(path: str | Path, puzzles: Iterable[Puzzle]) -> None:
-    """Write puzzles as JSONL, atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for puzzle in puzzles:
-                handle.write(json.dumps(to_dict(puzzle)) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write puzzles as JSONL, atomically (``files.write_jsonl``: temp file + rename)."""
+    write_jsonl(Path(path), [to_dict(p) for p in puzzles])

@@ -1,13 +1,11 @@
-"""Helpers shared by recipes: scale presets, lab models and tokenizers, training configs,
-bootstrap intervals, log-line fits and the end of a lab run. Recipes stay short by composing
-these (training phases: ``train.phase.train_phase``; the run directory: ``rundir.Run``)."""
+"""Helpers shared by recipes: scale presets, training configs, log-line fits and the end of a lab
+run. Recipes stay short by composing these (training phases: ``train.phase.train_phase``; the run
+directory: ``rundir.Run``; the model: ``lab.factory``; bootstrap intervals: ``metrics.bootstrap``)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +14,7 @@ import pandas as pd
 from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.lab.tiny import build_model, get_preset, load_or_train_tokenizer
 from mnemoscope.train.loop import TrainConfig
-
-
-def preset_from(model_cfg: dict):
-    """The size preset named by ``model.size`` with any of hidden/layers/heads/intermediate overridden."""
-    p = get_preset(model_cfg["size"])
-    changes = {k: model_cfg[k] for k in ("hidden", "layers", "heads", "intermediate") if model_cfg.get(k) is not None}
-    return dataclasses.replace(p, **changes)
-
-
-def lab_tokenizer(out: Path, texts: list[str], cfg: dict):
-    """The run's tokenizer: saved in ``out/model`` (a resumed run) or trained on ``texts``."""
-    return load_or_train_tokenizer(Path(out) / "model", texts, cfg["model"]["vocab_size"])
 
 
 def resolve_scaled(defaults: dict, scales: dict[str, dict], overrides: dict | None) -> dict:
@@ -44,37 +29,9 @@ def resolve_scaled(defaults: dict, scales: dict[str, dict], overrides: dict | No
     return resolve(base, overrides)
 
 
-def make_model(cfg: dict, texts: list[str], out: Path):
-    """(model, tokenizer) from the ``model`` section, on ``model.device`` (auto: a GPU when there is one).
-
-    ``model.init`` set: load that local directory or hub id (``engine.loading.load_model``, float32) and
-    use its tokenizer. Otherwise: a BPE tokenizer trained on ``texts`` (saved in ``out/model``) and a
-    random-init model of the size preset with the section's overrides.
-    """
-    from mnemoscope.engine.loading import load_model, resolve_device
-
-    m = cfg["model"]
-    if m.get("init"):
-        loaded = load_model(m["init"], dtype="float32", device=m["device"])
-        return loaded.model, loaded.tokenizer
-    tokenizer = lab_tokenizer(out, texts, cfg)
-    return build_model(preset_from(m), tokenizer, seed=cfg["seed"]).to(resolve_device(m["device"])), tokenizer
-
-
 def train_config(t: dict, steps: int, seed: int, **changes) -> TrainConfig:
     keys = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(seed=seed, steps=steps, **{**{k: v for k, v in t.items() if k in keys}, **changes})
-
-
-def bootstrap_ci(values: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int,
-                 rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat`` over resampled ``values`` (nan, nan when empty)."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0 or n_boot < 1:
-        return math.nan, math.nan
-    boots = [stat(values[rng.integers(0, values.size, values.size)]) for _ in range(n_boot)]
-    q = (1 - level) / 2
-    return float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q))
 
 
 def fit_log_line(t: np.ndarray, y: np.ndarray) -> dict[str, float]:

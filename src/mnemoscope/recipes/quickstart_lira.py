@@ -28,6 +28,7 @@ from mnemoscope.recipes.shadows import (
     shadow_keep,
     training_bytes,
 )
+from mnemoscope.summary import fmt
 
 
 def check(cfg: dict) -> None:
@@ -88,10 +89,11 @@ def _setup(index: int, keep: np.ndarray, *, cfg: dict, tokenizer_dir: str, ids: 
     from transformers import AutoTokenizer
 
     from mnemoscope.engine.encoding import text_ids
-    from mnemoscope.lab.tiny import build_model
+    from mnemoscope.lab.factory import lab_model
     from mnemoscope.probes.corpus import background_documents
-    from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+    from mnemoscope.train.data import InjectedData, plan_injections
     from mnemoscope.train.loop import TrainConfig
+    from mnemoscope.train.packing import pack_background
 
     seed = shadow_seed(cfg["seed"], index)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -104,7 +106,7 @@ def _setup(index: int, keep: np.ndarray, *, cfg: dict, tokenizer_dir: str, ids: 
     background = pack_background(text_ids(tokenizer, docs), n_rows=t["steps"] * t["batch_size"],
                                  seq_len=t["seq_len"], eos_id=tokenizer.eos_token_id, seed=seed)
     data = InjectedData(background, t["batch_size"], plan, doc_ids, tokenizer.eos_token_id)
-    model = build_model(cfg["model"]["size"], tokenizer, seed=seed)
+    model = lab_model(cfg["model"], tokenizer, seed=seed)
     return model, tokenizer, data.batch, TrainConfig(seed=seed, **t)
 
 
@@ -151,8 +153,7 @@ def summary_lines(metrics: dict) -> list[str]:
     """LiRA next to Min-K%++ for the end-of-run summary: AUC and TPR at 1% FPR, on the target
     and (K ≥ 6) on the pooled trials; "-" where null (underpowered)."""
     def g(key: str) -> str:
-        v = metrics.get(key)
-        return "-" if v is None else f"{v:.2f}"
+        return fmt(metrics.get(key), 2, whole="none")
 
     lines = [f"LiRA with {int(metrics['lira/shadows'])} shadows{'':>6} {'AUC':>5} {'TPR@1%FPR':>10} "
              f"{'pooled AUC':>11} {'pooled TPR@1%FPR':>17}"]

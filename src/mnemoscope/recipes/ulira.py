@@ -164,8 +164,9 @@ def shadow_phis(job: ShadowAudit, device: str = "cpu", log=print) -> dict[str, n
     """Train (or reload) one shadow, unlearn it with every method and return φ of the candidate
     texts after each: method → (n_texts,)."""
     from mnemoscope.engine import Engine
-    from mnemoscope.lab.tiny import build_model
-    from mnemoscope.recipes.unlearning.world import pack_stream, train_lab_model, training_order
+    from mnemoscope.lab.factory import lab_model
+    from mnemoscope.recipes.unlearning.world import train_lab_model, training_order
+    from mnemoscope.train.packing import pack_stream
     from mnemoscope.unlearn.runner import unlearn
 
     cfg, tok, j = job.cfg, job.tokenizer, job.index
@@ -173,7 +174,7 @@ def shadow_phis(job: ShadowAudit, device: str = "cpu", log=print) -> dict[str, n
     tokens = {d: _ids(tok, v) for d, v in job.docs.items()}
     rows, _ = pack_stream(training_order(sorted(job.docs), t["epochs"], seed + 1 + j), tokens, t["seq_len"],
                           tok.eos_token_id)
-    model = build_model(job.preset, tok, seed=lira_seed(seed, j)).to(device)
+    model = lab_model(job.preset, tok, seed=lira_seed(seed, j), device=device)
     train_lab_model(f"ulira-shadow-{j:02d}", model, tok, rows, cfg, job.out, log)
     trained = {name: v.detach().clone() for name, v in model.state_dict().items()}
     phis = {}

@@ -29,6 +29,7 @@ from mnemoscope.recipes.plugin import Series
 from mnemoscope.report import plots
 from mnemoscope.report.html import DASH, TEMPLATE, figure_html, html_table, section_html
 from mnemoscope.runs import Run, natural_key
+from mnemoscope.summary import fmt as fmt_number
 
 MAX_GROUPS = 8  # lines per panel; more groups are listed as not drawn
 MAX_STRIPS = 12  # chosen columns drawn as strips
@@ -226,7 +227,8 @@ def section_strips(c: Comparison) -> Markup | None:
 
 
 def _num(v: float) -> str:
-    return DASH if v is None or not math.isfinite(v) else fmt_cell(float(v))
+    """A statistic in a comparison table: 4 significant digits, whole numbers whole, missing "—"."""
+    return fmt_number(v, 4, significant=True, missing=DASH)
 
 
 def section_claims(c: Comparison) -> Markup | None:

@@ -30,7 +30,7 @@ from markupsafe import Markup, escape
 from mnemoscope import files
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.report import plots
-from mnemoscope.summary import is_count
+from mnemoscope.summary import fmt, is_count
 
 __all__ = [
     "RunData",
@@ -148,23 +148,15 @@ def load_run(run_dir: Path) -> RunData:
 
 
 def fmt_value(value: float | None, digits: int = 3) -> str:
-    """A number for a table: None/NaN → "—", integers with thousands separators, floats to ``digits``."""
-    if value is None or isinstance(value, str):
-        return DASH if value is None else value
-    value = float(value)
-    if not math.isfinite(value):
-        return DASH
-    if value.is_integer() and abs(value) >= 1000:
-        return f"{int(value):,}"
-    return f"{value:.{digits}f}"
+    """A number for a table: None/NaN → "—", whole numbers from 1000 up with thousands separators,
+    anything else to ``digits`` decimals (``summary.fmt``, ``whole="large"``)."""
+    return fmt(value, digits, missing=DASH, whole="large")
 
 
 def fmt_metric(key: str, value, digits: int = 3) -> str:
-    """``fmt_value``, but a count (see :func:`is_count`) with no decimals."""
-    if is_count(key) and isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and math.isfinite(value) and float(value).is_integer():
-        return f"{int(value):,}"
-    return fmt_value(value, digits)
+    """``fmt_value``, but a count (see :func:`is_count`) with no decimals, grouped."""
+    grouped = is_count(key) and isinstance(value, (int, float)) and not isinstance(value, bool)
+    return fmt(value, digits, missing=DASH, whole="grouped" if grouped else "large")
 
 
 def fmt_auc(auc: float | None, lo: float | None = None, hi: float | None = None) -> str:

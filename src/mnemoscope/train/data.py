@@ -1,7 +1,7 @@
 """Training data with controlled injection: background sequences plus planned document injections.
 
-The background corpus is tokenized, each document followed by EOS, concatenated in a seeded order
-(reshuffled every epoch) and cut into fixed-length rows. Every planned injection is an exact
+The background rows come from ``train.packing`` (documents + EOS, concatenated in a seeded order
+reshuffled every epoch, cut into fixed-length rows). Every planned injection is an exact
 (step, row, offset), so a dose is exact and testable. Two ways to put a document into a row:
 
 * ``replace`` (Chang et al. 2024, and the quickstart): ``row[offset : offset+n] = doc;
@@ -42,29 +42,6 @@ class Injection:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def background_stream(token_docs: list[list[int]], *, n_tokens: int, eos_id: int, seed: int) -> np.ndarray:
-    """The first ``n_tokens`` of the documents (+EOS each) in a seeded order reshuffled each epoch."""
-    if not token_docs or sum(len(d) for d in token_docs) == 0:
-        raise MnemoscopeError("the background corpus is empty: give it at least one non-empty document")
-    rng = random.Random(seed)
-    stream: list[int] = []
-    while len(stream) < n_tokens:
-        order = list(range(len(token_docs)))
-        rng.shuffle(order)
-        for i in order:
-            stream.extend(token_docs[i])
-            stream.append(eos_id)
-            if len(stream) >= n_tokens:
-                break
-    return np.asarray(stream[:n_tokens], dtype=np.int64)
-
-
-def pack_background(token_docs: list[list[int]], *, n_rows: int, seq_len: int, eos_id: int, seed: int) -> np.ndarray:
-    """``n_rows`` × ``seq_len`` token rows from documents (+EOS), reshuffled each epoch."""
-    stream = background_stream(token_docs, n_tokens=n_rows * seq_len, eos_id=eos_id, seed=seed)
-    return stream.reshape(n_rows, seq_len)
 
 
 def plan_injections(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.files import atomic_directory
 
 
 @dataclass
@@ -96,17 +96,13 @@ def save_checkpoint(out: Path, step: int, model, optimizer, history: list[dict],
     root = out / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    if probe is not None:
-        probe.save(tmp)
-    state = {"step": step, "history": history, "rng": torch.get_rng_state().tolist()}
-    (tmp / "trainer_state.json").write_text(json.dumps(state))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_directory(final) as tmp:  # a checkpoint folder is whole or absent
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if probe is not None:
+            probe.save(tmp)
+        state = {"step": step, "history": history, "rng": torch.get_rng_state().tolist()}
+        (tmp / "trainer_state.json").write_text(json.dumps(state))
     for old in _checkpoints(out)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

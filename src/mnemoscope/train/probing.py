@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.files import write_parquet
 from mnemoscope.metrics.dynamics import log_spaced_steps
 
 COLUMNS = ("step", "probe_id", "kind", "group", "target_nll", "first_token_nll", "n_target_tokens")
@@ -115,7 +116,7 @@ class Prober:
         return pd.DataFrame(self.rows, columns=list(COLUMNS)).sort_values("step", kind="mergesort").reset_index(drop=True)
 
     def save(self, directory: Path) -> None:
-        self.frame().to_parquet(Path(directory) / ROWS_FILE, index=False)
+        write_parquet(Path(directory) / ROWS_FILE, self.frame())
 
     def restore(self, directory: Path) -> None:
         path = Path(directory) / ROWS_FILE

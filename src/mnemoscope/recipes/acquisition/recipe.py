@@ -21,9 +21,9 @@ import pandas as pd
 
 from mnemoscope import rundir
 from mnemoscope.engine.encoding import text_ids
-from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.lab.tiny import build_model, count_parameters
+from mnemoscope.lab.factory import lab_model, lab_tokenizer
+from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.dynamics import (
     compare_decay_fits,
     effectivity,
@@ -31,7 +31,7 @@ from mnemoscope.metrics.dynamics import (
     retainability,
     tokens_from_steps,
 )
-from mnemoscope.probes.corpora import load_corpus, pack_corpus
+from mnemoscope.probes.corpora import load_corpus
 from mnemoscope.probes.fictional import (
     GROUPS,
     WorldConfig,
@@ -40,8 +40,6 @@ from mnemoscope.probes.fictional import (
 )
 from mnemoscope.recipes.common import (
     finish_lab_run,
-    lab_tokenizer,
-    preset_from,
     resolve_scaled,
 )
 from mnemoscope.train.data import (
@@ -51,6 +49,7 @@ from mnemoscope.train.data import (
     schedule_documents,
 )
 from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.packing import pack_corpus
 from mnemoscope.train.phase import train_phase
 from mnemoscope.train.probing import Prober, probe_schedule
 
@@ -122,7 +121,7 @@ def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log
         check_probe_targets(probes, world.documents)
         schedule = probe_schedule(steps, t["steps"], cfg["probes"]["window"])
 
-    model = build_model(preset_from(cfg["model"]), tokenizer, seed=seed).to(resolve_device(cfg["model"]["device"]))
+    model = lab_model(cfg["model"], tokenizer, seed=seed, device=cfg["model"]["device"])
     for entry in data.injection_log():
         log(f"injection at step {entry['step']}: {entry['n_docs']} documents, "
             f"{entry['tokens_with_loss']} injected tokens under the loss")

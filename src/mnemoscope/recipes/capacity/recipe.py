@@ -25,19 +25,19 @@ from mnemoscope import rundir
 from mnemoscope.config import Typed
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
+from mnemoscope.metrics.bootstrap import bootstrap_ci, percentile_interval, stratified_replicates
 from mnemoscope.metrics.capacity import bits_stored, capacity_ratio, nats_to_bits
 from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.probes.fictional import WorldConfig, capacity_pools, make_world
 from mnemoscope.recipes.common import (
-    bootstrap_ci,
     finish_lab_run,
     fit_log_line,
-    make_model,
     resolve_scaled,
     train_config,
 )
-from mnemoscope.train.data import pack_background
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.phase import train_phase
 from mnemoscope.train.probing import Prober
 
@@ -209,12 +209,11 @@ def _exposure_fit(samples: pd.DataFrame, n_boot: int, rng: np.random.Generator) 
         return fit_log_line(e, np.array([v.mean() for v in values]))
 
     best = fit(list(groups.values()))
-    boots = [fit([v[rng.integers(0, v.size, v.size)] for v in groups.values()]) for _ in range(n_boot)]
+    boots = stratified_replicates(list(groups.values()), fit, n_boot, rng)
     out = {"capacity/fit/slope_per_decade": -best["a"], "capacity/fit/intercept": best["b"], "capacity/fit/r2": best["r2"]}
     for name, key, sign in (("slope_per_decade", "a", -1), ("intercept", "b", 1)):
         values = sign * np.array([b[key] for b in boots])
-        out[f"capacity/fit/{name}/ci_lo"] = float(np.quantile(values, 0.025))
-        out[f"capacity/fit/{name}/ci_hi"] = float(np.quantile(values, 0.975))
+        out[f"capacity/fit/{name}/ci_lo"], out[f"capacity/fit/{name}/ci_hi"] = percentile_interval(values)
     return out
 
 

@@ -28,17 +28,18 @@ from mnemoscope import rundir
 from mnemoscope.config import merge_sections, resolve
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
-from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import contamination as family
 from mnemoscope.families.base import Context
-from mnemoscope.lab.tiny import build_model
+from mnemoscope.lab.factory import lab_model, lab_tokenizer
 from mnemoscope.metrics.roc import roc_auc
 from mnemoscope.probes.benchmark import BenchmarkItem
 from mnemoscope.probes.canaries import WORDS
 from mnemoscope.probes.corpus import background_documents
-from mnemoscope.recipes.common import finish_lab_run, finish_run, lab_tokenizer, preset_from, train_config
-from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+from mnemoscope.recipes.common import finish_lab_run, finish_run, train_config
+from mnemoscope.summary import fmt
+from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.phase import train_phase
 
 ALPHA = 0.05  # the order test's level for its power
@@ -167,7 +168,7 @@ def run(out: str | Path = "runs/contamination", overrides: dict | None = None, l
                                      seq_len=t["seq_len"], eos_id=tokenizer.eos_token_id, seed=seed)
         data = InjectedData(background, t["batch_size"], plan, planted, tokenizer.eos_token_id)
         corpus = docs + [tokenizer.decode(v) for v in planted.values()]
-    model = build_model(preset_from(cfg["model"]), tokenizer, seed=seed).to(resolve_device(cfg["model"]["device"]))
+    model = lab_model(cfg["model"], tokenizer, seed=seed, device=cfg["model"]["device"])
     with run.phase("train"):
         history = train_phase(model, data.batch, train_config({k: v for k, v in t.items() if k != "steps"},
                                                               t["steps"], seed), run.out / "train", log)
@@ -265,8 +266,7 @@ def summary(out: Path) -> str:
     doses = sorted({int(k.split("@dose=")[1]) for k in metrics if k.startswith("contam/overlap/detect@dose=")})
 
     def g(key: str) -> str:
-        v = metrics.get(key)
-        return "-" if v is None else f"{v:.2f}"
+        return fmt(metrics.get(key), 2, whole="none")
 
     lines = [f"{'dose':>5} {'overlap':>8} {'membership':>11} {'guided':>7} {'≥2 signals':>11} {'order power':>12} "
              f"{'order p':>8}"]

@@ -24,14 +24,12 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.engine.loading import resolve_device
-from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import (
     acr,
     approximate,
@@ -44,17 +42,18 @@ from mnemoscope.families.base import Context, Result
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.membership import membership_metrics
-from mnemoscope.lab.tiny import build_model
+from mnemoscope.files import write_jsonl
+from mnemoscope.lab.factory import lab_model, lab_tokenizer
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes.common import (
     finish_lab_run,
-    lab_tokenizer,
-    preset_from,
     resolve_scaled,
     train_config,
 )
+from mnemoscope.summary import fmt
 from mnemoscope.train.data import InjectedData, plan_injections
+from mnemoscope.train.packing import pack_in_order
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
@@ -112,7 +111,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         for name, order_seed in (("original", seed), ("independent", seed + 1)):
             order = list(range(len(docs)))
             random.Random(order_seed).shuffle(order)
-            rows, positions = ordered_rows(doc_tokens, order, t["steps"] * t["batch_size"], t["seq_len"], eos)
+            rows, positions = pack_in_order(doc_tokens, order, t["steps"] * t["batch_size"], t["seq_len"], eos)
             plan = plan_injections({k: len(v) for k, v in canary_ids.items()}, doses, steps=t["steps"],
                                    batch_size=t["batch_size"], seq_len=t["seq_len"], seed=order_seed)
             streams[name] = (InjectedData(rows, t["batch_size"], plan, canary_ids, eos), positions)
@@ -134,18 +133,17 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
 
     # ---------------------------------------------------------------- three models
     device = resolve_device(cfg["model"]["device"])
-    preset = preset_from(cfg["model"])
     with run.phase("train"):
         models, histories = {}, {}
         for name, init_seed in (("original", seed), ("independent", seed + 1)):
-            model = build_model(preset, tokenizer, seed=init_seed).to(device)
+            model = lab_model(cfg["model"], tokenizer, seed=init_seed, device=device)
             histories[name] = train_phase(model, streams[name][0].batch, train_config(_no_steps(t), t["steps"], init_seed),
                                           out / name, log)
             models[name] = model
         d = cfg["derive"]
         derived = copy.deepcopy(models["original"])
-        ft_rows = ordered_rows(text_ids(tokenizer, extra[: d["n_docs"]]), list(range(d["n_docs"])),
-                               d["steps"] * t["batch_size"], t["seq_len"], eos)[0]
+        ft_rows = pack_in_order(text_ids(tokenizer, extra[: d["n_docs"]]), list(range(d["n_docs"])),
+                                d["steps"] * t["batch_size"], t["seq_len"], eos)[0]
         histories["derived"] = train_phase(
             derived, lambda s: ft_rows[s * t["batch_size"] : (s + 1) * t["batch_size"]],
             train_config(_no_steps(t), d["steps"], seed + 2, lr=d["lr"], warmup=0, checkpoint_every=0, keep_checkpoints=1),
@@ -241,7 +239,7 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
         from safetensors.torch import load_model as load_weights
 
         for ck in checkpoints:
-            m = build_model(preset, tokenizer, seed=seed).to(device)
+            m = lab_model(cfg["model"], tokenizer, seed=seed, device=device)
             load_weights(m, str(ck / "model.safetensors"))
             predictors.append(Engine(m.eval(), tokenizer))
             fractions.append(int(ck.name.split("-")[1]) / t["steps"])
@@ -294,8 +292,7 @@ def summary(out: Path) -> str:
     metrics = json.loads((Path(out) / "metrics.json").read_text())
 
     def g(key, digits=2):
-        v = metrics.get(key)
-        return "-" if v is None else f"{v:.{digits}f}"
+        return fmt(metrics.get(key), digits, whole="none")
 
     doses = sorted({int(k.split("@dose=")[1].split(",")[0]) for k in metrics if k.startswith("approx/exact/rate@dose=")})
     lines = [f"{'dose':>5} {'exact':>6} {'+filter':>8} {'approx':>7} {'+filter':>8} {'spans':>6} {'+filter':>8} {'ACR':>6}"]
@@ -322,29 +319,6 @@ def family(module, cfg: dict, engine, ctx: Context) -> Result:
 
 def _no_steps(t: dict) -> dict:
     return {k: v for k, v in t.items() if k != "steps"}
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    rundir.write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-
-
-def ordered_rows(doc_tokens: list[list[int]], order: list[int], n_rows: int, seq_len: int,
-                 eos: int) -> tuple[np.ndarray, dict[int, int]]:
-    """Rows of ``seq_len`` tokens from the documents in ``order`` (each + EOS), one pass, and for each
-    document that made it in, the row where it starts: its training position (row // batch = step)."""
-    need = n_rows * seq_len
-    stream: list[int] = []
-    starts: dict[int, int] = {}
-    for i in order:
-        if len(stream) >= need:
-            break
-        starts[i] = len(stream) // seq_len
-        stream.extend(doc_tokens[i])
-        stream.append(eos)
-    if len(stream) < need:
-        raise MnemoscopeError(f"the corpus has {len(stream)} tokens but training needs {need}: raise corpus.n_docs or "
-                              "lower train.steps")
-    return np.asarray(stream[:need], dtype=np.int64).reshape(n_rows, seq_len), starts
 
 
 def untargeted_by_source(spans: pd.DataFrame, doses: list[int], base: dict) -> dict[str, float]:

@@ -49,8 +49,9 @@ from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families import mechanisms as family
 from mnemoscope.families.base import Context
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
-from mnemoscope.recipes.common import finish_lab_run, make_model, train_config
+from mnemoscope.recipes.common import finish_lab_run, train_config
 from mnemoscope.train.phase import train_phase
 
 LETTERS = string.ascii_lowercase

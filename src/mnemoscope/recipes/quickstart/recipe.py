@@ -17,18 +17,20 @@ from mnemoscope import rundir
 from mnemoscope.config import resolve
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
-from mnemoscope.engine.loading import resolve_device
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.membership import membership_metrics, score_texts
-from mnemoscope.lab.tiny import build_model, count_parameters
+from mnemoscope.lab.factory import lab_model, lab_tokenizer
+from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
 from mnemoscope.recipes import lira, quickstart_lira
-from mnemoscope.recipes.common import finish_lab_run, lab_tokenizer
-from mnemoscope.train.data import InjectedData, pack_background, plan_injections
+from mnemoscope.recipes.common import finish_lab_run
+from mnemoscope.summary import fmt
+from mnemoscope.train.data import InjectedData, plan_injections
 from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.packing import pack_background
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
@@ -79,7 +81,7 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
         )
         data = InjectedData(background, t["batch_size"], plan, doc_ids, tokenizer.eos_token_id)
 
-    model = build_model(cfg["model"]["size"], tokenizer, seed=seed).to(resolve_device(cfg["model"]["device"]))
+    model = lab_model(cfg["model"], tokenizer, seed=seed, device=cfg["model"]["device"])
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters, {len(tokenizer)} tokens; "
         f"{len(plan)} canary injections over {t['steps']} steps")
     with run.phase("train"):
@@ -145,8 +147,7 @@ def summary(out: Path) -> str:
     lines = [f"{'dose':>5} {'exact extraction':>17} {'memorization':>13} {'AUC min_k_pp':>13} {'AUC loss':>9}"]
     for d in doses:
         def g(key: str) -> str:
-            v = metrics.get(key)
-            return "-" if v is None else f"{v:.2f}"
+            return fmt(metrics.get(key), 2, whole="none")
         lines.append(f"{d:>5} {g(f'extraction/exact/rate@dose={d}'):>17} {g(f'extraction/memorization/mean@dose={d}'):>13} "
                      f"{g(f'mia/min_k_pp/auc@dose={d}'):>13} {g(f'mia/loss/auc@dose={d}'):>9}")
     if metrics.get("lira/shadows"):

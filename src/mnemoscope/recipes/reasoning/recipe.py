@@ -28,7 +28,10 @@ from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.limem import limem_eval
 from mnemoscope.families.reasoning import evaluate_puzzles, puzzle_prompt
+from mnemoscope.files import write_parquet
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
+from mnemoscope.metrics.bootstrap import bootstrap_ci
 from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.probes.knights_knaves import (
     generate_puzzles,
@@ -36,9 +39,7 @@ from mnemoscope.probes.knights_knaves import (
     render_solution,
 )
 from mnemoscope.recipes.common import (
-    bootstrap_ci,
     finish_lab_run,
-    make_model,
     resolve_scaled,
     train_config,
 )
@@ -215,7 +216,7 @@ class PuzzleProbe:
 
     def save(self, directory: Path) -> None:
         if self.rows:
-            self.frame().to_parquet(Path(directory) / self.FILE, index=False)
+            write_parquet(Path(directory) / self.FILE, self.frame())
 
     def restore(self, directory: Path) -> None:
         path = Path(directory) / self.FILE

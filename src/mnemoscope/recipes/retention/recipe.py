@@ -32,21 +32,23 @@ from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.recall import recall
 from mnemoscope.families.recognition import make_foils, two_afc
+from mnemoscope.files import write_parquet
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics import continual
+from mnemoscope.metrics.bootstrap import bootstrap_ci, percentile_interval, replicates, stratified_replicates
 from mnemoscope.metrics.dynamics import log_spaced_steps
 from mnemoscope.metrics.recognition import unguessed_recall
-from mnemoscope.probes.corpora import load_corpus, pack_corpus
+from mnemoscope.probes.corpora import load_corpus
 from mnemoscope.recipes.common import (
-    bootstrap_ci,
     finish_lab_run,
     fit_log_line,
-    make_model,
     phase_curves,
     resolve_scaled,
     train_config,
 )
 from mnemoscope.train.data import InjectedData, place_events
+from mnemoscope.train.packing import pack_corpus
 
 STUDY, OTHER = "study", "other"  # the two continual-learning tasks
 
@@ -289,7 +291,7 @@ class ItemProbe:
 
     def save(self, directory: Path) -> None:
         if self.rows:
-            self.frame().to_parquet(Path(directory) / self.FILE, index=False)
+            write_parquet(Path(directory) / self.FILE, self.frame())
 
     def restore(self, directory: Path) -> None:
         path = Path(directory) / self.FILE
@@ -377,10 +379,8 @@ def gains_vs_control(samples: pd.DataFrame, n_boot: int, rng: np.random.Generato
                     continue
                 tag = f"@exposures={e},phase={phase}"
                 out[f"{name}/gain{tag}"] = float(studied.mean() - control.mean())
-                boots = [rng.choice(studied, studied.size).mean() - rng.choice(control, control.size).mean()
-                         for _ in range(n_boot)]
-                out[f"{name}/gain/ci_lo{tag}"] = float(np.quantile(boots, 0.025))
-                out[f"{name}/gain/ci_hi{tag}"] = float(np.quantile(boots, 0.975))
+                boots = stratified_replicates([studied, control], lambda s: s[0].mean() - s[1].mean(), n_boot, rng)
+                out[f"{name}/gain/ci_lo{tag}"], out[f"{name}/gain/ci_hi{tag}"] = percentile_interval(boots)
     return out
 
 
@@ -396,12 +396,13 @@ def _retention_fits(part: pd.DataFrame, sel: str, n_boot: int, rng: np.random.Ge
             continue
         t, y = wide.columns.to_numpy(dtype=np.float64), wide.to_numpy(dtype=np.float64)
         fit = fit_log_line(t, y.mean(axis=0))
-        boots = [fit_log_line(t, y[rng.integers(0, len(y), len(y))].mean(axis=0)) for _ in range(n_boot)]
+        boots = replicates(y, lambda rows: fit_log_line(t, rows.mean(axis=0)), n_boot, rng)
         for stat in ("a", "b"):
             values = np.array([bt[stat] for bt in boots])
             out[f"retention/{name}/decay_{stat}@{sel}"] = fit[stat]
-            out[f"retention/{name}/decay_{stat}/ci_lo@{sel}"] = float(np.quantile(values, 0.025))
-            out[f"retention/{name}/decay_{stat}/ci_hi@{sel}"] = float(np.quantile(values, 0.975))
+            lo, hi = percentile_interval(values)
+            out[f"retention/{name}/decay_{stat}/ci_lo@{sel}"] = lo
+            out[f"retention/{name}/decay_{stat}/ci_hi@{sel}"] = hi
         out[f"retention/{name}/decay_r2@{sel}"] = fit["r2"]
         out[f"retention/{name}/final@{sel}"] = float(y[:, -1].mean())
     return out

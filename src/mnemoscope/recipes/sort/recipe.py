@@ -30,13 +30,13 @@ from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.sort import sort_in_context
+from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
-from mnemoscope.probes.corpora import load_corpus, pack_corpus
+from mnemoscope.metrics.bootstrap import bootstrap_ci
+from mnemoscope.probes.corpora import load_corpus
 from mnemoscope.probes.sort import make_sort_pairs, sort_prompt
 from mnemoscope.recipes.common import (
-    bootstrap_ci,
     finish_lab_run,
-    make_model,
     phase_curves,
     resolve_scaled,
     train_config,
@@ -45,6 +45,7 @@ from mnemoscope.train.data import InjectedData, plan_injections
 
 CONDITIONS = (("short_term", True), ("long_term", False))
 
+from mnemoscope.train.packing import pack_corpus
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {

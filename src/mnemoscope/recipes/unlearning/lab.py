@@ -31,7 +31,8 @@ from mnemoscope.engine.loading import resolve_device
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
-from mnemoscope.lab.tiny import Preset, build_model, count_parameters
+from mnemoscope.lab.factory import lab_model
+from mnemoscope.lab.tiny import Preset, count_parameters
 from mnemoscope.probes.fictional import ATTRIBUTES
 from mnemoscope.recipes import ulira
 from mnemoscope.recipes.unlearning import world as lab_world
@@ -121,8 +122,8 @@ def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=
     preset = Preset(hidden=m["hidden"], layers=m["layers"], heads=m["heads"], intermediate=m["intermediate"],
                     vocab=m["vocab_size"], context=max(256, t["seq_len"]))
     device = resolve_device(m["device"])
-    original = build_model(preset, tokenizer, seed=seed).to(device)
-    retrained = build_model(preset, tokenizer, seed=seed).to(device)
+    original = lab_model(preset, tokenizer, seed=seed, device=device)
+    retrained = lab_model(preset, tokenizer, seed=seed, device=device)
     log(f"world: {len(lab.world.people)} people ({len(lab.forget_people)} forget: {len(data.forget_texts)} texts; "
         f"{len(lab.holdout_people)} holdout: {len(data.holdout_texts)} texts); model "
         f"{count_parameters(original) / 1e6:.2f} M parameters; {len(lab.rows_full)} rows full, "

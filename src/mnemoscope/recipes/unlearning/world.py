@@ -16,6 +16,7 @@ import numpy as np
 
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.files import atomic_files
 from mnemoscope.lab.tiny import load_or_train_tokenizer
 from mnemoscope.probes.adversarial import world_probes
 from mnemoscope.probes.corpus import background_documents
@@ -28,6 +29,7 @@ from mnemoscope.probes.fictional import (
     make_world,
 )
 from mnemoscope.train.loop import TrainConfig
+from mnemoscope.train.packing import pack_stream
 from mnemoscope.train.phase import train_phase
 from mnemoscope.unlearn import evaluation as ev
 from mnemoscope.unlearn import stress
@@ -47,22 +49,6 @@ def training_order(doc_ids: list[str], epochs: int, seed: int) -> list[str]:
         rng.shuffle(epoch)
         order += epoch
     return order
-
-
-def pack_stream(order: list[str], tokens: dict[str, list[int]], seq_len: int, eos: int) -> tuple[np.ndarray, list[set[str]]]:
-    """Concatenate documents (+EOS) in ``order`` and cut into rows of ``seq_len`` (the last row
-    EOS-padded). Returns the rows and, per row, the ids of the documents with tokens in it."""
-    stream: list[int] = []
-    owner: list[str] = []
-    for doc in order:
-        ids = tokens[doc] + [eos]
-        stream += ids
-        owner += [doc] * len(ids)
-    n_rows = -(-len(stream) // seq_len)
-    pad = n_rows * seq_len - len(stream)
-    rows = np.asarray(stream + [eos] * pad, dtype=np.int64).reshape(n_rows, seq_len)
-    provenance = [set(owner[i * seq_len : (i + 1) * seq_len]) for i in range(n_rows)]
-    return rows, provenance
 
 
 def assert_never_seen(provenance: list[set[str]], forbidden: set[str]) -> None:
@@ -214,10 +200,12 @@ def train_lab_model(name, model, tokenizer, rows, cfg, out: Path, log) -> list[d
     tcfg = TrainConfig(steps=steps, batch_size=bs, seq_len=t["seq_len"], lr=t["lr"], warmup=t["warmup"],
                        checkpoint_every=max(1, steps // 4), seed=cfg["seed"])
     history = train_phase(model, lambda s: rows[s * bs : (s + 1) * bs], tcfg, out / "train" / name, log, name=name)
-    if not (out / "models" / name / "config.json").exists():
-        model.save_pretrained(out / "models" / name)
+    if not (out / "models" / name / "config.json").exists():  # config.json last: a crash leaves no half model
+        with atomic_files(out / "models" / name, last="config.json") as tmp:
+            model.save_pretrained(tmp)
     if not (out / "models" / name / "tokenizer_config.json").exists():
-        tokenizer.save_pretrained(out / "models" / name)
+        with atomic_files(out / "models" / name, last="tokenizer_config.json") as tmp:
+            tokenizer.save_pretrained(tmp)
     return history
 
 
