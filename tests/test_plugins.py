@@ -283,3 +283,30 @@ def src_file(module: str) -> str:
     import importlib.util
 
     return importlib.util.find_spec(module).origin
+
+
+def test_scale_is_a_named_preset_in_every_recipe(tmp_path):
+    """``--set scale=NAME`` means one thing everywhere: a preset in the recipe's ``SCALES`` whose
+    sections override the defaults (and the user's overrides win); a number is refused."""
+    from mnemoscope.errors import MnemoscopeError
+    from mnemoscope.recipes import RECIPES, get_recipe
+    from mnemoscope.recipes.common import resolve_scaled
+
+    scaled = []
+    for name in RECIPES:
+        module = get_recipe(name)
+        if "scale" not in module.DEFAULTS:
+            continue
+        scaled.append(name)
+        assert isinstance(module.DEFAULTS["scale"], str) and module.DEFAULTS["scale"] in module.SCALES, name
+        for preset, sections in module.SCALES.items():
+            cfg = resolve_scaled(module.DEFAULTS, module.SCALES, {"scale": preset})
+            for section, values in sections.items():
+                assert all(cfg[section][k] == v for k, v in values.items()), (name, preset, section)
+    assert "unlearning" in scaled and len(scaled) >= 7
+    unlearning = get_recipe("unlearning")
+    cfg = resolve_scaled(unlearning.DEFAULTS, unlearning.SCALES, {"scale": "x2", "corpus.n_docs": 10})
+    assert cfg["world"]["n_people"] == 2 * unlearning.DEFAULTS["world"]["n_people"] and cfg["corpus"]["n_docs"] == 10
+    with pytest.raises(MnemoscopeError, match="unknown scale '2': use one of tiny, x2, x4"):
+        unlearning.run(tmp_path / "run", {"scale": 2}, log=lambda m: None)
+    assert not (tmp_path / "run").exists()

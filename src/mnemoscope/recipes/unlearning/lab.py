@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
-from mnemoscope.config import Typed, resolve
+from mnemoscope.config import Typed
 from mnemoscope.engine import Engine
 from mnemoscope.engine.loading import resolve_device
+from mnemoscope.recipes.common import resolve_scaled
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
@@ -47,7 +48,7 @@ ALL_METHODS = list(METHODS)
 
 DEFAULTS = {
     "seed": 0,
-    "scale": 1,  # multiplies the number of people and background documents
+    "scale": "tiny",  # tiny | x2 | x4 (see SCALES)
     "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 344, "vocab_size": 2048, "device": "auto"},
     # 30 forget people (120 forget texts) against 30 holdout people (never trained): the retrained model's
     # forget-vs-holdout AUC moved 0.67 / 0.53 / 0.33 over seeds with 13 a side (a person's texts are alike,
@@ -84,6 +85,12 @@ DEFAULTS = {
     # per-example audit with shadow models (recipes.ulira): off by default; methods [] = every method
     "ulira": dict(ulira.DEFAULTS),
 }
+# a named preset, as in every recipe (``--set scale=x2``): the world and its background text, 2× or 4×
+SCALES = {
+    "tiny": {},
+    "x2": {"world": {"n_people": 200}, "corpus": {"n_docs": 400}},
+    "x4": {"world": {"n_people": 400}, "corpus": {"n_docs": 800}},
+}
 
 
 def check(cfg: dict) -> stress.Settings:
@@ -108,7 +115,7 @@ def check(cfg: dict) -> stress.Settings:
 
 def run(out: str | Path = "runs/unlearning", overrides: dict | None = None, log=print) -> Path:
     """The lab recipe (see the module), its run directory in ``out``."""
-    cfg = resolve(DEFAULTS, overrides)
+    cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
     conf = check(cfg)
     run = rundir.Run(out, cfg, "unlearning")
     out = run.out

@@ -242,15 +242,15 @@ class Lab:
 
 
 def build(cfg: dict, out: Path) -> Lab:
-    """The world (people × ``scale``), the background corpus and its held-out perplexity texts, the
+    """The world, the background corpus and its held-out perplexity texts, the
     shared tokenizer, the full and the retrain stream (checked to hold no forget document), and
     every evaluation and attack input."""
-    w, t, rb, seed, scale = cfg["world"], cfg["train"], cfg["robustness"], cfg["seed"], max(1, int(cfg["scale"]))
-    world = make_world(WorldConfig(n_people=w["n_people"] * scale, seed=seed, n_cities=w["n_cities"],
+    w, t, rb, seed = cfg["world"], cfg["train"], cfg["robustness"], cfg["seed"]
+    world = make_world(WorldConfig(n_people=w["n_people"], seed=seed, n_cities=w["n_cities"],
                                    n_universities=w["n_universities"], n_companies=w["n_companies"],
                                    n_majors=w["n_majors"], forget_fraction=w["forget_fraction"],
                                    holdout_fraction=w["holdout_fraction"], never_seen_fraction=w["never_seen_fraction"]))
-    n_docs = cfg["corpus"]["n_docs"] * scale
+    n_docs = cfg["corpus"]["n_docs"]
     corpus = background_documents(n_docs + cfg["corpus"]["n_ppl_docs"], seed=seed)
     background, ppl_docs = corpus[:n_docs], corpus[n_docs:]
     docs, forget_docs = lab_documents(world, background)
