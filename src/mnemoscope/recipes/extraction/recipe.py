@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -92,198 +93,251 @@ def run(out: str | Path = "runs/extraction", overrides: dict | None = None, log=
     cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
     check_canary_settings(cfg["canaries"])
     run = rundir.Run(out, cfg, "extraction")
-    out = run.out
-    seed = cfg["seed"]
-    t, c = cfg["train"], cfg["canaries"]
-
-    # ---------------------------------------------------------------- data with a known order
-    with run.phase("data"):
-        docs = background_documents(cfg["corpus"]["n_docs"], seed=seed)
-        tokenizer = lab_tokenizer(out, docs, cfg)
-        eos = tokenizer.eos_token_id
-        canaries = make_canaries(c["per_dose"], tuple(c["doses"]), kinds=tuple(c["kinds"]), n_controls=c["n_controls"],
-                                 passphrase_words=c["passphrase_words"], random_tokens=c["random_tokens"],
-                                 tokenizer=tokenizer, seed=seed)
-        doc_tokens = text_ids(tokenizer, docs)
-        canary_ids = {k.id: text_ids(tokenizer, k.text) for k in canaries}
-        doses = {k.id: k.dose for k in canaries if k.dose > 0}
-        streams = {}
-        for name, order_seed in (("original", seed), ("independent", seed + 1)):
-            order = list(range(len(docs)))
-            random.Random(order_seed).shuffle(order)
-            rows, positions = pack_in_order(doc_tokens, order, t["steps"] * t["batch_size"], t["seq_len"], eos)
-            plan = plan_injections({k: len(v) for k, v in canary_ids.items()}, doses, steps=t["steps"],
-                                   batch_size=t["batch_size"], seq_len=t["seq_len"], seed=order_seed)
-            streams[name] = (InjectedData(rows, t["batch_size"], plan, canary_ids, eos), positions)
-        seen = sorted(streams["original"][1])  # background documents the original saw (index → step)
-        data_dir = out / "data"
-        data_dir.mkdir(exist_ok=True)
-        write_jsonl(data_dir / "canaries.jsonl", [{"id": k.id, "text": k.text, "dose": k.dose} for k in canaries])
-        write_jsonl(data_dir / "corpus.jsonl", [{"id": f"bg-{i}", "text": docs[i]} for i in seen]
-                    + [{"id": k.id, "text": k.text} for k in canaries if k.dose > 0])
-        write_jsonl(data_dir / "train_docs.jsonl", [{"id": f"bg-{i}", "text": docs[i]} for i in seen])
-        write_jsonl(data_dir / "order.jsonl", [{"id": f"bg-{i}", "position": streams["original"][1][i]} for i in seen])
-        write_jsonl(data_dir / "prompts.jsonl", [{"text": cfg["untargeted"]["prompt"]}])
-        extra = background_documents(cfg["derive"]["n_docs"] + 200, seed=seed + 7)
-        write_jsonl(data_dir / "reference_corpus.jsonl", [{"text": d} for d in extra[-200:]])
-        held_out = make_canaries(0, (0,), kinds=("passphrase",), n_controls=cfg["attacks"]["n_recall_prefix"],
-                                 passphrase_words=c["passphrase_words"], seed=seed + 11)
-        held_out = [h for h in held_out if h.text not in {k.text for k in canaries}]
-        write_jsonl(data_dir / "recall_prefix.jsonl", [{"text": h.text} for h in held_out])
-
-    # ---------------------------------------------------------------- three models
-    device = resolve_device(cfg["model"]["device"])
-    with run.phase("train"):
-        models, histories = {}, {}
-        for name, init_seed in (("original", seed), ("independent", seed + 1)):
-            model = lab_model(cfg["model"], tokenizer, seed=init_seed, device=device)
-            histories[name] = train_phase(model, streams[name][0].batch, train_config(_no_steps(t), t["steps"], init_seed),
-                                          out / name, log)
-            models[name] = model
-        d = cfg["derive"]
-        derived = copy.deepcopy(models["original"])
-        ft_rows = pack_in_order(text_ids(tokenizer, extra[: d["n_docs"]]), list(range(d["n_docs"])),
-                                d["steps"] * t["batch_size"], t["seq_len"], eos)[0]
-        histories["derived"] = train_phase(
-            derived, lambda s: ft_rows[s * t["batch_size"] : (s + 1) * t["batch_size"]],
-            train_config(_no_steps(t), d["steps"], seed + 2, lr=d["lr"], warmup=0, checkpoint_every=0, keep_checkpoints=1),
-            out / "derived", log)
-        models["derived"] = derived
-    engines = {k: Engine(m.eval(), tokenizer) for k, m in models.items()}
-    engine = engines["original"]
-    ctx = Context(seed=seed, n_boot=cfg["audit"]["n_boot"], log=log)
-    metrics: dict[str, float | None] = {}
-    notes: dict[str, str] = {}
-    samples = pd.DataFrame([k.to_dict() for k in canaries])
-    samples["label"] = (samples["dose"] > 0).astype(int)
-    dose_of = dict(zip(samples["id"], samples["dose"]))
-
-    def take(result: Result) -> Result:
-        metrics.update(result.metrics)
-        for key, why in {**ctx.notes, **result.notes}.items():
-            notes[key] = why
-        ctx.notes.clear()
-        return result
-
-    # ---------------------------------------------------------------- exact vs approximate
-    log("measuring: approximate")
-    with run.phase("approximate"):
-        a = cfg["approximate"]
-        acfg = {"approximate": {**approximate.DEFAULTS["approximate"], "texts": str(data_dir / "canaries.jsonl"),
-                                "prefix_tokens": 0, "prefix_fraction": a["prefix_fraction"],
-                                "suffix_tokens": a["suffix_tokens"], "threshold": a["threshold"], "filter": True,
-                                "filter_corpus": str(data_dir / "corpus.jsonl"), "filter_n": cfg["filter"]["n"],
-                                "filter_fpr": cfg["filter"]["fpr"]}}
-        res = take(family(approximate, acfg, engine, ctx))
-        metrics.update(approximate.rates_by(res.samples, dose_of))
-        wide = res.samples.pivot(index="id", columns="filter", values=["exact", "approx", "bleu", "edit_similarity"])
-        wide.columns = [f"approx/{v}" + ("@filter=memfree" if f == "memfree" else "") for v, f in wide.columns]
-        samples = samples.merge(wide, left_on="id", right_index=True, how="left")
-
-    # ---------------------------------------------------------------- untargeted extraction
-    log("measuring: untargeted")
-    with run.phase("untargeted"):
-        u = cfg["untargeted"]
-        ucfg = {"untargeted": {**untargeted.DEFAULTS["untargeted"], "corpus": str(data_dir / "corpus.jsonl"),
-                               "prompts": str(data_dir / "prompts.jsonl"), "min_tokens": u["min_tokens"],
-                               "n_samples": u["n_samples"], "max_new_tokens": u["max_new_tokens"], "top_k": u["top_k"],
-                               "temperature": u["temperature"], "filter": True, "filter_n": cfg["filter"]["n"],
-                               "filter_fpr": cfg["filter"]["fpr"]}}
-        res = take(family(untargeted, ucfg, engine, ctx))
-        spans = res.samples.copy()
-        spans["source"] = [f"dose={dose_of[x]}" if x in dose_of else "background" for x in spans["doc_id"]]
-        metrics.update(untargeted_by_source(spans, c["doses"], res.metrics))
-
-    # ---------------------------------------------------------------- ACR
-    log("measuring: acr")
-    with run.phase("acr"):
-        r = cfg["acr"]
-        chosen = [k for dose in sorted(set(c["doses"])) for k in [x for x in canaries if x.dose == dose
-                                                                   and x.kind == r["kind"]][: r["per_dose"]]]
-        rows = []
-        for k in chosen:
-            ids = canary_ids[k.id]
-            rows.append({"id": k.id, "text": tokenizer.decode(ids[r["warm_tokens"]:]),
-                         "prompt": tokenizer.decode(ids[: r["warm_tokens"]])})
-        write_jsonl(data_dir / "acr_targets.jsonl", rows)
-        rcfg = {"acr": {**acr.DEFAULTS["acr"], "targets": str(data_dir / "acr_targets.jsonl"),
-                        **{key: r[key] for key in ("max_prompt_tokens", "steps", "budget_steps", "batch_size", "topk")},
-                        "start_tokens": min(r["warm_tokens"], r["max_prompt_tokens"])}}
-        res = take(family(acr, rcfg, engine, ctx))
-        acr_rows = res.samples.assign(dose=[dose_of[x] for x in res.samples["id"]])
-        for dose, part in acr_rows.groupby("dose"):
-            found = part["acr"].dropna()
-            metrics[f"acr/memorized/rate@dose={dose}"] = float(part["memorized"].mean())
-            metrics[f"acr/ratio/mean@dose={dose}"] = float(found.mean()) if len(found) else None
-            if not len(found):
-                notes[f"acr/ratio/mean@dose={dose}"] = "acr: no prompt found for this dose within the budget"
-
-    # ---------------------------------------------------------------- provenance
-    log("measuring: provenance")
-    with run.phase("provenance"):
-        pcfg = {"provenance": {**provenance.DEFAULTS["provenance"], "texts": str(data_dir / "train_docs.jsonl"),
-                               "order": str(data_dir / "order.jsonl"), "n_perm": cfg["provenance"]["n_perm"]}}
-        prov_rows = []
-        for suspect in ("original", "derived", "independent"):
-            res = family(provenance, pcfg, engines[suspect], ctx)
-            for key in ("rho", "p_value", "p_value_two_sided"):
-                metrics[f"provenance/{key}@suspect={suspect}"] = res.metrics[f"provenance/{key}"]
-            metrics["provenance/n"] = res.metrics["provenance/n"]
-            prov_rows.append(res.samples.assign(suspect=suspect))
-
-    # ---------------------------------------------------------------- forecasting from checkpoints
-    log("measuring: forecast")
-    with run.phase("forecast"):
-        checkpoints = sorted((out / "original" / "checkpoints").glob("step-*"))[:-1]  # the last one is the final
-        predictors, fractions = [], []
-        from safetensors.torch import load_model as load_weights
-
-        for ck in checkpoints:
-            m = lab_model(cfg["model"], tokenizer, seed=seed, device=device)
-            load_weights(m, str(ck / "model.safetensors"))
-            predictors.append(Engine(m.eval(), tokenizer))
-            fractions.append(int(ck.name.split("-")[1]) / t["steps"])
-        if predictors:
-            f = cfg["forecast"]
-            fcfg = {"forecast": {"texts": str(data_dir / "canaries.jsonl"), "models": [str(x) for x in checkpoints],
-                                 "fractions": fractions, "prefix": f["prefix"], "suffix": f["suffix"]}}
-            fctx = Context(seed=seed, engines={"forecast.models": predictors})
-            res = family(forecast, fcfg, engine, fctx)
-            metrics.update(res.metrics)
-            notes.update({**fctx.notes, **res.notes})
-            samples = samples.merge(res.samples, on="id", how="left")
-        else:
-            notes["forecast/memorized/rate"] = "forecast: no intermediate checkpoint kept (train.keep_checkpoints)"
-
-    # ---------------------------------------------------------------- membership attacks by dose
-    log("measuring: attacks")
-    with run.phase("attacks"):
-        kcfg = {"attacks": {**attacks.DEFAULTS["attacks"],
-                            **{k: v for k, v in cfg["attacks"].items() if k in attacks.DEFAULTS["attacks"]},
-                            "recall_prefix": str(data_dir / "recall_prefix.jsonl"),
-                            "dcpdd_corpus": str(data_dir / "reference_corpus.jsonl")}}
-        frame, attack_notes = attacks.attack_scores(engine, [k.text for k in canaries], attacks.read(kcfg, seed=seed))
-        notes.update(attack_notes)
-        samples = pd.concat([samples.reset_index(drop=True), frame], axis=1)
-        controls = samples[samples["dose"] == 0]
-        for dose in sorted(d for d in samples["dose"].unique() if d > 0):
-            pair = pd.concat([samples[samples["dose"] == dose], controls])
-            metrics.update(membership_metrics(pair["label"].to_numpy(), pair[list(frame.columns)],
-                                              suffix=f"@dose={dose}", n_boot=cfg["audit"]["n_boot"], seed=seed))
-        blind = blind_baseline(list(samples["text"]), (samples["dose"] > 0).to_numpy(), n_boot=cfg["audit"]["n_boot"],
-                               seed=seed)  # can the canaries be told from the controls without the model?
-        metrics.update(blind.metrics)
-        notes.update(blind.notes)
-
-    tables = {"samples": samples, "untargeted_spans": spans.drop(columns=["span_ids"]), "acr": acr_rows.drop(
-        columns=["prompt_ids"]), "provenance": pd.concat(prov_rows, ignore_index=True)}
-    run.metrics.update(metrics)
-    for key, why in notes.items():
+    with run.phase("data"):  # data with a known order
+        lab = make_data(cfg, run.out)
+    with run.phase("train"):  # three models: original, independent, derived
+        models, histories = train_models(cfg, run.out, lab, log)
+    engines = {k: Engine(m.eval(), lab.tokenizer) for k, m in models.items()}
+    acc = Measured(Context(seed=cfg["seed"], n_boot=cfg["audit"]["n_boot"], log=log), lab.canaries)
+    for phase, measure in (("approximate", measure_approximate), ("untargeted", measure_untargeted),
+                           ("acr", measure_acr), ("provenance", measure_provenance), ("forecast", measure_forecast),
+                           ("attacks", measure_attacks)):
+        log(f"measuring: {phase}")
+        with run.phase(phase):
+            measure(cfg, run.out, lab, engines, acc)
+    run.metrics.update(acc.metrics)
+    for key, why in acc.notes.items():
         run.note(key, why)
-    for name, table in tables.items():
+    for name, table in {"samples": acc.samples, **acc.tables}.items():
         run.add_table(name, table)
     return finish_lab_run(run, models["original"], histories["original"],
-                          extra={"bos": engine.bos, "derive_steps": cfg["derive"]["steps"]})
+                          extra={"bos": engines["original"].bos, "derive_steps": cfg["derive"]["steps"]})
+
+
+@dataclass
+class Lab:
+    """What the models are trained on and measured with: the background documents, the derived
+    model's fine-tuning documents (``extra``), the tokenizer, the canaries and their token ids, the
+    original and independent streams (data, document → step) and the folder of the data files."""
+
+    docs: list[str]
+    extra: list[str]
+    tokenizer: object
+    canaries: list
+    canary_ids: dict
+    streams: dict
+    data_dir: Path
+
+
+@dataclass
+class Measured:
+    """What the measurements collect: metrics, notes (the families' too), the per-canary samples
+    and the other tables."""
+
+    ctx: Context
+    canaries: list
+    metrics: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.samples = pd.DataFrame([k.to_dict() for k in self.canaries])
+        self.samples["label"] = (self.samples["dose"] > 0).astype(int)
+        self.dose_of = dict(zip(self.samples["id"], self.samples["dose"]))
+
+    def take(self, result: Result) -> Result:
+        self.metrics.update(result.metrics)
+        for key, why in {**self.ctx.notes, **result.notes}.items():
+            self.notes[key] = why
+        self.ctx.notes.clear()
+        return result
+
+
+def make_data(cfg: dict, out: Path) -> Lab:
+    """Background documents, tokenizer and canaries; the original's and the independent model's
+    streams (their own document order and injection plan); every data file the families read."""
+    seed, t, c = cfg["seed"], cfg["train"], cfg["canaries"]
+    docs = background_documents(cfg["corpus"]["n_docs"], seed=seed)
+    tokenizer = lab_tokenizer(out, docs, cfg)
+    eos = tokenizer.eos_token_id
+    canaries = make_canaries(c["per_dose"], tuple(c["doses"]), kinds=tuple(c["kinds"]), n_controls=c["n_controls"],
+                             passphrase_words=c["passphrase_words"], random_tokens=c["random_tokens"],
+                             tokenizer=tokenizer, seed=seed)
+    doc_tokens = text_ids(tokenizer, docs)
+    canary_ids = {k.id: text_ids(tokenizer, k.text) for k in canaries}
+    doses = {k.id: k.dose for k in canaries if k.dose > 0}
+    streams = {}
+    for name, order_seed in (("original", seed), ("independent", seed + 1)):
+        order = list(range(len(docs)))
+        random.Random(order_seed).shuffle(order)
+        rows, positions = pack_in_order(doc_tokens, order, t["steps"] * t["batch_size"], t["seq_len"], eos)
+        plan = plan_injections({k: len(v) for k, v in canary_ids.items()}, doses, steps=t["steps"],
+                               batch_size=t["batch_size"], seq_len=t["seq_len"], seed=order_seed)
+        streams[name] = (InjectedData(rows, t["batch_size"], plan, canary_ids, eos), positions)
+    extra = background_documents(cfg["derive"]["n_docs"] + 200, seed=seed + 7)
+    lab = Lab(docs, extra, tokenizer, canaries, canary_ids, streams, out / "data")
+    write_data_files(cfg, lab)
+    return lab
+
+
+def write_data_files(cfg: dict, lab: Lab) -> None:
+    """The files the families read: canaries, the corpus the model saw (for the MemFree filter and
+    untargeted matching), training documents and their order (provenance), the untargeted prompt,
+    a reference corpus (DC-PDD) and held-out prefixes (ReCaLL)."""
+    c, docs, canaries, positions = cfg["canaries"], lab.docs, lab.canaries, lab.streams["original"][1]
+    seen = sorted(positions)  # background documents the original saw (index → step)
+    d = lab.data_dir
+    d.mkdir(exist_ok=True)
+    write_jsonl(d / "canaries.jsonl", [{"id": k.id, "text": k.text, "dose": k.dose} for k in canaries])
+    write_jsonl(d / "corpus.jsonl", [{"id": f"bg-{i}", "text": docs[i]} for i in seen]
+                + [{"id": k.id, "text": k.text} for k in canaries if k.dose > 0])
+    write_jsonl(d / "train_docs.jsonl", [{"id": f"bg-{i}", "text": docs[i]} for i in seen])
+    write_jsonl(d / "order.jsonl", [{"id": f"bg-{i}", "position": positions[i]} for i in seen])
+    write_jsonl(d / "prompts.jsonl", [{"text": cfg["untargeted"]["prompt"]}])
+    write_jsonl(d / "reference_corpus.jsonl", [{"text": x} for x in lab.extra[-200:]])
+    held_out = make_canaries(0, (0,), kinds=("passphrase",), n_controls=cfg["attacks"]["n_recall_prefix"],
+                             passphrase_words=c["passphrase_words"], seed=cfg["seed"] + 11)
+    held_out = [h for h in held_out if h.text not in {k.text for k in canaries}]
+    write_jsonl(d / "recall_prefix.jsonl", [{"text": h.text} for h in held_out])
+
+
+def train_models(cfg: dict, out: Path, lab: Lab, log) -> tuple[dict, dict]:
+    """The original and the independent model (own initialisation and stream), then the derived
+    model: the original fine-tuned on ``derive.n_docs`` unseen documents."""
+    seed, t, d = cfg["seed"], cfg["train"], cfg["derive"]
+    device = resolve_device(cfg["model"]["device"])
+    models, histories = {}, {}
+    for name, init_seed in (("original", seed), ("independent", seed + 1)):
+        model = lab_model(cfg["model"], lab.tokenizer, seed=init_seed, device=device)
+        histories[name] = train_phase(model, lab.streams[name][0].batch, train_config(_no_steps(t), t["steps"], init_seed),
+                                      out / name, log)
+        models[name] = model
+    derived = copy.deepcopy(models["original"])
+    ft_rows = pack_in_order(text_ids(lab.tokenizer, lab.extra[: d["n_docs"]]), list(range(d["n_docs"])),
+                            d["steps"] * t["batch_size"], t["seq_len"], lab.tokenizer.eos_token_id)[0]
+    histories["derived"] = train_phase(
+        derived, lambda s: ft_rows[s * t["batch_size"] : (s + 1) * t["batch_size"]],
+        train_config(_no_steps(t), d["steps"], seed + 2, lr=d["lr"], warmup=0, checkpoint_every=0, keep_checkpoints=1),
+        out / "derived", log)
+    models["derived"] = derived
+    return models, histories
+
+
+def measure_approximate(cfg: dict, out: Path, lab: Lab, engines: dict, acc: Measured) -> None:
+    """Exact vs approximate extraction of every canary, with and without the MemFree filter."""
+    a, data_dir = cfg["approximate"], lab.data_dir
+    acfg = {"approximate": {**approximate.DEFAULTS["approximate"], "texts": str(data_dir / "canaries.jsonl"),
+                            "prefix_tokens": 0, "prefix_fraction": a["prefix_fraction"],
+                            "suffix_tokens": a["suffix_tokens"], "threshold": a["threshold"], "filter": True,
+                            "filter_corpus": str(data_dir / "corpus.jsonl"), "filter_n": cfg["filter"]["n"],
+                            "filter_fpr": cfg["filter"]["fpr"]}}
+    res = acc.take(family(approximate, acfg, engines["original"], acc.ctx))
+    acc.metrics.update(approximate.rates_by(res.samples, acc.dose_of))
+    wide = res.samples.pivot(index="id", columns="filter", values=["exact", "approx", "bleu", "edit_similarity"])
+    wide.columns = [f"approx/{v}" + ("@filter=memfree" if f == "memfree" else "") for v, f in wide.columns]
+    acc.samples = acc.samples.merge(wide, left_on="id", right_index=True, how="left")
+
+
+def measure_untargeted(cfg: dict, out: Path, lab: Lab, engines: dict, acc: Measured) -> None:
+    """Untargeted extraction: sampled text matched against the corpus, by source (dose or background)."""
+    u, data_dir = cfg["untargeted"], lab.data_dir
+    ucfg = {"untargeted": {**untargeted.DEFAULTS["untargeted"], "corpus": str(data_dir / "corpus.jsonl"),
+                           "prompts": str(data_dir / "prompts.jsonl"), "min_tokens": u["min_tokens"],
+                           "n_samples": u["n_samples"], "max_new_tokens": u["max_new_tokens"], "top_k": u["top_k"],
+                           "temperature": u["temperature"], "filter": True, "filter_n": cfg["filter"]["n"],
+                           "filter_fpr": cfg["filter"]["fpr"]}}
+    res = acc.take(family(untargeted, ucfg, engines["original"], acc.ctx))
+    spans = res.samples.copy()
+    spans["source"] = [f"dose={acc.dose_of[x]}" if x in acc.dose_of else "background" for x in spans["doc_id"]]
+    acc.metrics.update(untargeted_by_source(spans, cfg["canaries"]["doses"], res.metrics))
+    acc.tables["untargeted_spans"] = spans.drop(columns=["span_ids"])
+
+
+def measure_acr(cfg: dict, out: Path, lab: Lab, engines: dict, acc: Measured) -> None:
+    """ACR of ``acr.per_dose`` canaries of ``acr.kind`` per dose, from their first ``warm_tokens``."""
+    r, c, tokenizer = cfg["acr"], cfg["canaries"], lab.tokenizer
+    chosen = [k for dose in sorted(set(c["doses"])) for k in [x for x in lab.canaries if x.dose == dose
+                                                               and x.kind == r["kind"]][: r["per_dose"]]]
+    rows = []
+    for k in chosen:
+        ids = lab.canary_ids[k.id]
+        rows.append({"id": k.id, "text": tokenizer.decode(ids[r["warm_tokens"]:]),
+                     "prompt": tokenizer.decode(ids[: r["warm_tokens"]])})
+    write_jsonl(lab.data_dir / "acr_targets.jsonl", rows)
+    rcfg = {"acr": {**acr.DEFAULTS["acr"], "targets": str(lab.data_dir / "acr_targets.jsonl"),
+                    **{key: r[key] for key in ("max_prompt_tokens", "steps", "budget_steps", "batch_size", "topk")},
+                    "start_tokens": min(r["warm_tokens"], r["max_prompt_tokens"])}}
+    res = acc.take(family(acr, rcfg, engines["original"], acc.ctx))
+    acr_rows = res.samples.assign(dose=[acc.dose_of[x] for x in res.samples["id"]])
+    for dose, part in acr_rows.groupby("dose"):
+        found = part["acr"].dropna()
+        acc.metrics[f"acr/memorized/rate@dose={dose}"] = float(part["memorized"].mean())
+        acc.metrics[f"acr/ratio/mean@dose={dose}"] = float(found.mean()) if len(found) else None
+        if not len(found):
+            acc.notes[f"acr/ratio/mean@dose={dose}"] = "acr: no prompt found for this dose within the budget"
+    acc.tables["acr"] = acr_rows.drop(columns=["prompt_ids"])
+
+
+def measure_provenance(cfg: dict, out: Path, lab: Lab, engines: dict, acc: Measured) -> None:
+    """The training-order test against each suspect: the original, the derived and the independent model."""
+    pcfg = {"provenance": {**provenance.DEFAULTS["provenance"], "texts": str(lab.data_dir / "train_docs.jsonl"),
+                           "order": str(lab.data_dir / "order.jsonl"), "n_perm": cfg["provenance"]["n_perm"]}}
+    prov_rows = []
+    for suspect in ("original", "derived", "independent"):
+        res = family(provenance, pcfg, engines[suspect], acc.ctx)
+        for key in ("rho", "p_value", "p_value_two_sided"):
+            acc.metrics[f"provenance/{key}@suspect={suspect}"] = res.metrics[f"provenance/{key}"]
+        acc.metrics["provenance/n"] = res.metrics["provenance/n"]
+        prov_rows.append(res.samples.assign(suspect=suspect))
+    acc.tables["provenance"] = pd.concat(prov_rows, ignore_index=True)
+
+
+def measure_forecast(cfg: dict, out: Path, lab: Lab, engines: dict, acc: Measured) -> None:
+    """Forecasting the final model's memorization from the original's intermediate checkpoints."""
+    from safetensors.torch import load_model as load_weights
+
+    checkpoints = sorted((out / "original" / "checkpoints").glob("step-*"))[:-1]  # the last one is the final
+    device = resolve_device(cfg["model"]["device"])
+    predictors, fractions = [], []
+    for ck in checkpoints:
+        m = lab_model(cfg["model"], lab.tokenizer, seed=cfg["seed"], device=device)
+        load_weights(m, str(ck / "model.safetensors"))
+        predictors.append(Engine(m.eval(), lab.tokenizer))
+        fractions.append(int(ck.name.split("-")[1]) / cfg["train"]["steps"])
+    if not predictors:
+        acc.notes["forecast/memorized/rate"] = "forecast: no intermediate checkpoint kept (train.keep_checkpoints)"
+        return
+    f = cfg["forecast"]
+    fcfg = {"forecast": {"texts": str(lab.data_dir / "canaries.jsonl"), "models": [str(x) for x in checkpoints],
+                         "fractions": fractions, "prefix": f["prefix"], "suffix": f["suffix"]}}
+    fctx = Context(seed=cfg["seed"], engines={"forecast.models": predictors})
+    res = family(forecast, fcfg, engines["original"], fctx)
+    acc.metrics.update(res.metrics)
+    acc.notes.update({**fctx.notes, **res.notes})
+    acc.samples = acc.samples.merge(res.samples, on="id", how="left")
+
+
+def measure_attacks(cfg: dict, out: Path, lab: Lab, engines: dict, acc: Measured) -> None:
+    """Membership attacks on the canaries of each dose against the never-injected controls, and the
+    blind baseline (can the canaries be told from the controls without the model?)."""
+    seed, n_boot = cfg["seed"], cfg["audit"]["n_boot"]
+    kcfg = {"attacks": {**attacks.DEFAULTS["attacks"],
+                        **{k: v for k, v in cfg["attacks"].items() if k in attacks.DEFAULTS["attacks"]},
+                        "recall_prefix": str(lab.data_dir / "recall_prefix.jsonl"),
+                        "dcpdd_corpus": str(lab.data_dir / "reference_corpus.jsonl")}}
+    frame, attack_notes = attacks.attack_scores(engines["original"], [k.text for k in lab.canaries],
+                                                attacks.read(kcfg, seed=seed))
+    acc.notes.update(attack_notes)
+    samples = pd.concat([acc.samples.reset_index(drop=True), frame], axis=1)
+    controls = samples[samples["dose"] == 0]
+    for dose in sorted(d for d in samples["dose"].unique() if d > 0):
+        pair = pd.concat([samples[samples["dose"] == dose], controls])
+        acc.metrics.update(membership_metrics(pair["label"].to_numpy(), pair[list(frame.columns)],
+                                              suffix=f"@dose={dose}", n_boot=n_boot, seed=seed))
+    blind = blind_baseline(list(samples["text"]), (samples["dose"] > 0).to_numpy(), n_boot=n_boot, seed=seed)
+    acc.metrics.update(blind.metrics)
+    acc.notes.update(blind.notes)
+    acc.samples = samples
 
 
 def summary(out: Path) -> str:
