@@ -65,6 +65,7 @@ DONE = "done.json"
 CURVE = "curve.jsonl"
 LAST_GOOD = "last_good.safetensors"
 STOP = "stop.safetensors"
+START = "start.json"  # the starting model's fingerprint: a rerun from another model is refused
 FINAL = "model.safetensors"
 
 
@@ -248,6 +249,7 @@ class UnlearnRun:
         if self.cfg.lora and not self.method.lora:
             raise MnemoscopeError(f"unlearn.lora: {self.name} cannot train LoRA adapters; set unlearn.lora=false for it")
         self.start_fingerprint = fingerprint(self.model)
+        self.check_start()
         if (self.out / DONE).exists():
             return self.reuse()
         self.prepare()
@@ -263,6 +265,19 @@ class UnlearnRun:
         return self.finish()
 
     # ------------------------------------------------------------------ prepare
+
+    def check_start(self) -> None:
+        """Refuse a folder that a run from another starting model filled (its ``done.json`` or
+        ``start.json`` names another fingerprint): reusing it would report that model's results; then
+        record this run's start."""
+        for path, key in ((self.out / DONE, "start_fingerprint"), (self.out / START, "fingerprint")):
+            saved = json.loads(path.read_text()).get(key) if path.exists() else None
+            if saved and saved != self.start_fingerprint:
+                raise MnemoscopeError(
+                    f"{self.out}: a run from another starting model (fingerprint {saved}; this one "
+                    f"{self.start_fingerprint}) left its results here; delete that folder or give another output folder")
+        if self.main and not (self.out / START).exists():
+            rundir.write_json(self.out / START, {"fingerprint": self.start_fingerprint})
 
     def reuse(self) -> UnlearnResult:
         """A finished run (``done.json``): reload its result instead of training."""
