@@ -10,25 +10,12 @@ import pytest
 import yaml
 
 from mnemoscope.cli import main
+from tests.helpers import MEMBERS, NONMEMBERS
 
 
 def _write_jsonl(path, texts):
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     return path
-
-
-MEMBERS = [
-    "Anna Berg was born in Lisbon in 1901 and studied music.",
-    "The museum in Alder keeps a collection of old clocks.",
-    "Every spring the market in Fern sells apples from nearby farms.",
-    "Marco joined Holt Industries in 1950 as a careful engineer.",
-]
-NONMEMBERS = [
-    "Lena Voss was born in Porto in 1933 and studied law.",
-    "The library in Cedar keeps a collection of old letters.",
-    "Every autumn the fair in Grey sells boats from nearby towns.",
-    "Ruth joined Iris Works in 1961 as a patient designer.",
-]
 
 
 @pytest.fixture
