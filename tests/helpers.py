@@ -256,7 +256,8 @@ def claim_effects(recipe: str, out, require_all: bool = True) -> dict[str, float
     import json
     from pathlib import Path
 
-    from mnemoscope.claims import claim_for, effect_rows
+    from mnemoscope.claims import effect_rows
+    from mnemoscope.recipes import claim_for
 
     out = Path(out)
     claim = claim_for(recipe)

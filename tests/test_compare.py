@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mnemoscope import runs as runlib
-from mnemoscope.claims import claim_for
+from mnemoscope.recipes import claim_for
 from mnemoscope.cli import main
 from mnemoscope.compare import (
     compare,

@@ -14,7 +14,7 @@ __all__ = ["RunResult", "audit", "compare", "contamination", "run", "unlearn", "
 
 
 def __getattr__(name: str):
-    """``compare`` and ``unlearn`` are a module and a package made callable (``api.callable_module``),
+    """``compare`` and ``unlearn`` are a module and a package made callable (``modules.make_callable``),
     imported on first use so that ``import mnemoscope`` stays light."""
     if name in ("compare", "unlearn"):
         import importlib

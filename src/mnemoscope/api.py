@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnemoscope.errors import MnemoscopeError
+from mnemoscope.modules import make_callable
 from mnemoscope.runs import recording_failure
 
 # The CLI's flags, by the name argparse gives them, and the config key each sets.
@@ -286,23 +285,12 @@ def compare(*targets, metrics: list[str] | None = None):
     """Runs side by side (``mnemoscope compare``): a ``compare.Comparison`` whose ``values`` is a
     DataFrame (rows = runs, columns = metric keys). ``targets``: run directories, folders of
     runs, or :class:`RunResult` objects."""
-    from mnemoscope.compare import compare as compare_runs
+    from mnemoscope.compare import compare_targets
 
-    paths = [t.path if isinstance(t, RunResult) else t for t in targets]
-    if not paths:
-        raise MnemoscopeError("compare needs at least one run directory or folder")
-    return compare_runs(paths, metrics)
+    return compare_targets(*targets, metrics=metrics)
 
 
 def callable_module(module_name: str, function_name: str) -> None:
     """Make the imported module ``module_name`` callable as this module's ``function_name``
-    (a module's ``__class__`` may be a ``ModuleType`` subclass: Python's data model,
-    "Customizing module attribute access")."""
-    api_function = globals()[function_name]
-
-    class CallableModule(types.ModuleType):
-        def __call__(self, *args, **kwargs):
-            return api_function(*args, **kwargs)
-
-    CallableModule.__call__.__doc__ = api_function.__doc__
-    sys.modules[module_name].__class__ = CallableModule
+    (``modules.make_callable``)."""
+    make_callable(module_name, globals()[function_name])

@@ -10,7 +10,7 @@ seeds each effect holds. ``scale`` says what the default (CPU) scale can and can
 setting should show the rest.
 
 Each recipe declares its claim beside its code (``claim=`` of its ``recipes.plugin.Recipe``, e.g.
-``recipes/quickstart/__init__.py``); :func:`claim_for` finds it through the recipes' registry. The
+``recipes/quickstart/__init__.py``); ``mnemoscope.recipes.claim_for`` finds it through the recipes' registry. The
 run report's first section (``report/sections/claim.py``), the seed comparison page
 (``report/comparison.py``) and ``mnemoscope compare``'s default columns read it;
 ``docs/recipes.md`` holds the measured 3-seed figures.
@@ -129,12 +129,3 @@ def effect_spread(claim: Claim, runs: Sequence[Mapping]) -> list[dict]:
             "n_hold": int(sum(bool(e.holds(v)) for v in values if v is not None)),
         })
     return out
-
-
-def claim_for(recipe: str | None) -> Claim | None:
-    """The claim the run kind ``recipe`` declares (``mnemoscope.recipes``); None when it has none or
-    no registry holds it."""
-    from mnemoscope.recipes import declaration  # the declarations import this module's classes
-
-    found = declaration(recipe)
-    return None if found is None else found.claim

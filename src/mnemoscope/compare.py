@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import runs as runlib
-from mnemoscope.api import callable_module
+from mnemoscope.modules import make_callable
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.runs import Run, natural_key
 from mnemoscope.summary import fmt as fmt_number
@@ -429,4 +429,13 @@ def to_json(c: Comparison) -> dict:
     }
 
 
-callable_module(__name__, "compare")  # mnemoscope.compare(*runs) is mnemoscope.api.compare
+def compare_targets(*targets, metrics: list[str] | None = None) -> Comparison:
+    """``mnemoscope.compare(*runs)`` (and ``mnemoscope.api.compare``): ``targets`` are run
+    directories, folders of runs, or run results (anything with a ``path``)."""
+    paths = [getattr(t, "path", t) for t in targets]
+    if not paths:
+        raise MnemoscopeError("compare needs at least one run directory or folder")
+    return compare(paths, metrics)
+
+
+make_callable(__name__, compare_targets)  # mnemoscope.compare(*runs)

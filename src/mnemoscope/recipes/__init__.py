@@ -75,3 +75,10 @@ def get_recipe(name: str):
             + f" (known: {', '.join(sorted(RECIPES))})"
         )
     return declaration(name).load()
+
+
+def claim_for(name: str | None):
+    """The :class:`~mnemoscope.claims.Claim` the run kind ``name`` declares; None when it declares
+    none or no registry holds it."""
+    found = declaration(name)
+    return None if found is None else found.claim

@@ -1,6 +1,6 @@
 """The first section of a lab recipe's report: the source's finding as a testable sentence and the
 effect this run measured (value, 95% interval where the recipe computes one, and whether it lies on
-the side the finding predicts). The claim is the one the run's kind declares (``claims.claim_for``);
+the side the finding predicts). The claim is the one the run's kind declares (``recipes.claim_for``);
 a run of a kind without one gets no section.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from mnemoscope.claims import claim_for, effect_rows, holds
+from mnemoscope.claims import effect_rows, holds
+from mnemoscope.recipes import claim_for
 from mnemoscope.report.html import (
     RunData,
     fmt_value,
