@@ -148,7 +148,7 @@ def test_relearn_routes_fine_tune_a_copy_and_read_the_prompts(model, tokenizer, 
 
 def test_lab_reports_quantization_and_relearning_routes(tmp_path):
     from mnemoscope.recipes.unlearning import recipe as U
-    from tests.test_unlearning_recipe import MICRO
+    from tests.test_recipe_unlearning import MICRO
 
     cfg = {**MICRO, "unlearn.methods": ["ga", "whp"], "scalability.methods": [], "sustainability.methods": [],
            "stress.benign.steps": [1, 2], "stress.in_context.facts": [1, 3]}
