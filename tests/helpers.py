@@ -71,6 +71,12 @@ def write_jsonl(path, rows):
     return path
 
 
+def jsonl_file(path, rows) -> str:
+    """``rows`` (dicts) as a JSON-lines file; returns the path as a string (a command-line argument)."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
 def family_config(family, **section):
     """A family's DEFAULTS (a deep copy) with ``section`` set in the family's own section."""
     cfg = copy.deepcopy(family.DEFAULTS)
