@@ -298,13 +298,10 @@ def declare(monkeypatch, *declared, runnable: bool = False, module: str = "toy_d
 
 
 # --------------------------------------------------------------------------- unlearning methods
-# Tiny objectives, shared forget/retain texts and open-unlearning's procedures written out, used by
-# several tests/test_method_<name>.py modules.
-
+# Used by several tests/test_method_<name>.py modules (and test_unlearn_*.py): tiny objectives, the
+# forget/retain texts, and open-unlearning's procedures written out.
 
 IGN = -100
-
-
 FAST = settings(max_examples=40, deadline=None)
 
 
@@ -313,6 +310,8 @@ def sigmoid(x: float) -> float:
 
 
 def kl_fixture():
+    """Two positions with a hand-computed KL(ref ‖ θ) (a third, masked out, differs wildly):
+    (θ logits, reference logits, mask, expected mean KL)."""
     # Position 0: θ uniform, ref ∝ [1, 2, 1]; position 1: θ ∝ [1, 1, 2], ref uniform;
     # position 2 differs wildly but is masked out.
     ln = math.log
@@ -325,6 +324,8 @@ def kl_fixture():
 
 
 class TinyLM(torch.nn.Module):
+    """An embedding and a linear head: a language model small enough for a few SGD steps."""
+
     def __init__(self, vocab: int = 11, dim: int = 8):
         super().__init__()
         self.emb = torch.nn.Embedding(vocab, dim)
@@ -335,6 +336,7 @@ class TinyLM(torch.nn.Module):
 
 
 def tiny_forget_batch():
+    """Four random rows of six tokens for TinyLM, the first two of each unscored."""
     gen = torch.Generator().manual_seed(7)
     ids = torch.randint(0, 11, (4, 6), generator=gen)
     labels = ids.clone()
@@ -342,27 +344,25 @@ def tiny_forget_batch():
     return ids, labels
 
 
-OU_QA = [{"id": "q1", "question": "Where was Anna Berg born?", "answer": "Anna Berg was born in Lisbon."},
-      {"id": "q2", "question": "What does the museum in Alder keep?", "answer": "old clocks and maps"},
-      {"id": "q3", "question": "Which year?", "answer": "1901"}]
-
-
-OU_TEXTS = ["Every spring the market in Fern sells apples from nearby farms.",
-         "Marco joined Holt Industries in 1950 as a careful engineer and stayed there for years."]
-
-
+# The comparisons with open-unlearning (IdkDPO, UNDIAL, WGA, SatImp, CE-U).
 OU_METHODS = ("idkdpo", "undial", "wga", "satimp", "ceu")
+OU_QA = [{"id": "q1", "question": "Where was Anna Berg born?", "answer": "Anna Berg was born in Lisbon."},
+         {"id": "q2", "question": "What does the museum in Alder keep?", "answer": "old clocks and maps"},
+         {"id": "q3", "question": "Which year?", "answer": "1901"}]
+OU_TEXTS = ["Every spring the market in Fern sells apples from nearby farms.",
+            "Marco joined Holt Industries in 1950 as a careful engineer and stayed there for years."]
 OU_RETAIN = ["The river near Oakton floods every few winters."]
 
 
 def ou_batch(examples, tokenizer):
+    """`examples` encoded and collated into one padded batch."""
     items = R.encode_examples(examples, tokenizer, max_length=64)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return R.collate(items, pad)
 
 
 def ou_forget(tokenizer):
-    """Prompted OU_QA (labels masked on the prompt) of different lengths: padding included."""
+    """Prompted QA (labels masked on the prompt) of different lengths: padding included."""
     return ou_batch(R.qa_examples(OU_QA), tokenizer)
 
 
@@ -376,11 +376,13 @@ def ou_texts(tokenizer):
 
 
 def logits64(model, b):
+    """The model's logits on batch `b`, in float64."""
     with torch.no_grad():
         return model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits.double()
 
 
 def our_loss(name, theta, ref, batches, hp=None):
+    """Method `name`'s loss (with its default hyperparameters under `hp`) on `batches`, as a float."""
     method = get_method(name)
     hp = R.resolve_hparams(method, hp or {})
     with torch.no_grad():
@@ -413,18 +415,16 @@ def their_weighted(logits, labels, weight):
     return sum(values) / len(values)
 
 
+# The runner's and the logit methods' texts (WHP, ULD, FLAT).
 FORGET = ["Anna Berg was born in Lisbon in 1901 and studied music at the academy.",
           "The museum in Alder keeps a collection of old clocks and maps."]
-
-
 RETAIN = ["Every spring the market in Fern sells apples from nearby farms.",
           "Marco joined Holt Industries in 1950 as a careful engineer."]
-
-
 UNLEARN_PROMPTS = ["Anna Berg was born in", "The museum in Alder keeps", "Every spring"]
 
 
 def unlearn_cfg(method, **kw):
+    """A short unlearning config (3 steps, batch 2) for `method`; `kw` overrides any field."""
     base = dict(steps=3, lr=1e-3, batch_size=2, max_length=64, seed=0)
     base.update(kw)
     return R.UnlearnConfig(method=method, **base)
