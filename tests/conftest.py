@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -124,3 +125,37 @@ def reference_trained(tokenizer):
 
     qa = [f"Question: {q}\nAnswer: {a}" for q, a in REFERENCE_QA]
     return memorize(tokenizer, REFERENCE_TEXTS[:4] + qa, steps=120)
+
+
+# --------------------------------------------------------------------------- unlearning methods
+
+
+@pytest.fixture(scope="module")
+def ref_model(model):
+    """The frozen reference: the micro model."""
+    return model
+
+
+@pytest.fixture(scope="module")
+def theta(model):
+    """The model being unlearned: the micro model nudged, so π_θ ≠ π_ref."""
+    m = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return m.eval()
+
+
+@pytest.fixture
+def fresh(model):
+    return copy.deepcopy(model)
+
+
+@pytest.fixture(scope="module")
+def other_micro(tokenizer):
+    """A second micro model over the same vocabulary (a stand-in for a reinforced model)."""
+    m = build_model(MICRO, tokenizer, seed=5)
+    with torch.no_grad():
+        m.get_input_embeddings().weight.mul_(8.0)
+    return m.eval()

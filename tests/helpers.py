@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import numpy as np
 import torch
+from hypothesis import settings
 
-from mnemoscope.engine import Backend, Continuation, TokenScores
+from mnemoscope.engine import Backend, Continuation, Engine, TokenScores
 from mnemoscope.families.base import Context
 from mnemoscope.lab.tiny import build_model
+from mnemoscope.unlearn import runner as R
+from mnemoscope.unlearn.methods import get_method
+from mnemoscope.unlearn.methods.base import Step
 
 from .conftest import MICRO
 
@@ -64,6 +69,12 @@ def write_jsonl(path, rows):
     """``rows`` (dicts) as a JSON-lines file; returns ``path``."""
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def jsonl_file(path, rows) -> str:
+    """``rows`` (dicts) as a JSON-lines file; returns the path as a string (a command-line argument)."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
 
 
 def family_config(family, **section):
@@ -285,3 +296,141 @@ def declare(monkeypatch, *declared, runnable: bool = False, module: str = "toy_d
     monkeypatch.setitem(sys.modules, module, holder)
     for recipe in declared:
         monkeypatch.setitem(recipes.RECIPES if runnable else recipes.RUN_KINDS, recipe.name, module)
+
+
+# --------------------------------------------------------------------------- unlearning methods
+# Used by several tests/test_method_<name>.py modules (and test_unlearn_*.py): tiny objectives, the
+# forget/retain texts, and open-unlearning's procedures written out.
+
+IGN = -100
+FAST = settings(max_examples=40, deadline=None)
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def kl_fixture():
+    """Two positions with a hand-computed KL(ref ‖ θ) (a third, masked out, differs wildly):
+    (θ logits, reference logits, mask, expected mean KL)."""
+    # Position 0: θ uniform, ref ∝ [1, 2, 1]; position 1: θ ∝ [1, 1, 2], ref uniform;
+    # position 2 differs wildly but is masked out.
+    ln = math.log
+    theta = torch.tensor([[[0.0, 0.0, 0.0], [ln(1), ln(1), ln(2)], [9.0, -9.0, 0.0]]])
+    ref = torch.tensor([[[ln(1), ln(2), ln(1)], [0.0, 0.0, 0.0], [-9.0, 9.0, 0.0]]])
+    mask = torch.tensor([[True, True, False]])
+    kl0 = 0.25 * ln(0.25 / (1 / 3)) + 0.5 * ln(0.5 / (1 / 3)) + 0.25 * ln(0.25 / (1 / 3))
+    kl1 = (1 / 3) * (ln((1 / 3) / 0.25) * 2 + ln((1 / 3) / 0.5))
+    return theta, ref, mask, (kl0 + kl1) / 2
+
+
+class TinyLM(torch.nn.Module):
+    """An embedding and a linear head: a language model small enough for a few SGD steps."""
+
+    def __init__(self, vocab: int = 11, dim: int = 8):
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, dim)
+        self.out = torch.nn.Linear(dim, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.emb(ids))
+
+
+def tiny_forget_batch():
+    """Four random rows of six tokens for TinyLM, the first two of each unscored."""
+    gen = torch.Generator().manual_seed(7)
+    ids = torch.randint(0, 11, (4, 6), generator=gen)
+    labels = ids.clone()
+    labels[:, :2] = IGN  # score only the "answer" part
+    return ids, labels
+
+
+# The comparisons with open-unlearning (IdkDPO, UNDIAL, WGA, SatImp, CE-U).
+OU_METHODS = ("idkdpo", "undial", "wga", "satimp", "ceu")
+OU_QA = [{"id": "q1", "question": "Where was Anna Berg born?", "answer": "Anna Berg was born in Lisbon."},
+         {"id": "q2", "question": "What does the museum in Alder keep?", "answer": "old clocks and maps"},
+         {"id": "q3", "question": "Which year?", "answer": "1901"}]
+OU_TEXTS = ["Every spring the market in Fern sells apples from nearby farms.",
+            "Marco joined Holt Industries in 1950 as a careful engineer and stayed there for years."]
+OU_RETAIN = ["The river near Oakton floods every few winters."]
+
+
+def ou_batch(examples, tokenizer):
+    """`examples` encoded and collated into one padded batch."""
+    items = R.encode_examples(examples, tokenizer, max_length=64)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return R.collate(items, pad)
+
+
+def ou_forget(tokenizer):
+    """Prompted QA (labels masked on the prompt) of different lengths: padding included."""
+    return ou_batch(R.qa_examples(OU_QA), tokenizer)
+
+
+def ou_texts(tokenizer):
+    """Plain texts (every position after the first scored), no padding: one text per batch row
+    cut to the same token count."""
+    items = R.encode_examples(R.text_examples(OU_TEXTS), tokenizer, max_length=64)
+    n = min(len(it.ids) for it in items)
+    same = [R.TrainItem(it.ids[:n], it.labels[:n], it.source) for it in items]
+    return R.collate(same, tokenizer.eos_token_id)
+
+
+def logits64(model, b):
+    """The model's logits on batch `b`, in float64."""
+    with torch.no_grad():
+        return model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits.double()
+
+
+def our_loss(name, theta, ref, batches, hp=None):
+    """Method `name`'s loss (with its default hyperparameters under `hp`) on `batches`, as a float."""
+    method = get_method(name)
+    hp = R.resolve_hparams(method, hp or {})
+    with torch.no_grad():
+        loss, _ = method.loss(Step(theta, ref, batches), hp)
+    return float(loss)
+
+
+def shifted_positions(labels):
+    """(row, position, next label) for every logit position but the last, row-major."""
+    rows, width = labels.shape
+    return [(b, t, int(labels[b, t + 1])) for b in range(rows) for t in range(width - 1)]
+
+
+def their_hf_nll(model, b):
+    """The retain term of open-unlearning's trainers: the HF model's own loss with labels (the
+    mean over every scored token of the batch)."""
+    with torch.no_grad():
+        return float(model(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.labels).loss)
+
+
+def their_weighted(logits, labels, weight):
+    """compute_wga_loss / compute_satimp_loss: per-token CE over the flattened batch, times a
+    detached weight of p = exp(−CE), negated, mean over tokens whose label is not −100."""
+    values = []
+    for b, t, y in shifted_positions(labels):
+        if y == -100:
+            continue
+        ce = -float(torch.log_softmax(logits[b, t], -1)[y])
+        values.append(-weight(math.exp(-ce)) * ce)
+    return sum(values) / len(values)
+
+
+# The runner's and the logit methods' texts (WHP, ULD, FLAT).
+FORGET = ["Anna Berg was born in Lisbon in 1901 and studied music at the academy.",
+          "The museum in Alder keeps a collection of old clocks and maps."]
+RETAIN = ["Every spring the market in Fern sells apples from nearby farms.",
+          "Marco joined Holt Industries in 1950 as a careful engineer."]
+UNLEARN_PROMPTS = ["Anna Berg was born in", "The museum in Alder keeps", "Every spring"]
+
+
+def unlearn_cfg(method, **kw):
+    """A short unlearning config (3 steps, batch 2) for `method`; `kw` overrides any field."""
+    base = dict(steps=3, lr=1e-3, batch_size=2, max_length=64, seed=0)
+    base.update(kw)
+    return R.UnlearnConfig(method=method, **base)
+
+
+def mean_nll(model, tokenizer, texts):
+    """Mean NLL of `texts` under `model`, through the engine."""
+    return float(np.mean([s.nll for s in Engine(model, tokenizer).score(texts)]))

@@ -9,7 +9,6 @@ without special tokens and scores the continuation's tokens with one forward pas
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -23,6 +22,8 @@ from mnemoscope.families.base import Context
 from mnemoscope.families.multichoice import cloze_context, letter_context, multiple_choice
 from mnemoscope.metrics.multichoice import mc_chance, mc_correct
 from mnemoscope.probes.formats import load_multiple_choice
+
+from .helpers import jsonl_file
 
 ITEMS = [
     {"id": "b1", "question": "Which city was Anna Berg born in?", "choices": ["Lisbon", "Paris", "Rome", "Oslo"],
@@ -137,13 +138,8 @@ def test_mc_correct_by_hand_norms_and_ties():
 # --------------------------------------------------------------------------- files, bad input, the audit
 
 
-def _jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
-
-
 def test_reader_accepts_items_and_names_file_and_item_on_bad_answers(tmp_path):
-    good = _jsonl(tmp_path / "mc.jsonl", ITEMS[:2] + [{"question": "Q?", "options": ["a", "b"], "answer": 1.0}])
+    good = jsonl_file(tmp_path / "mc.jsonl", ITEMS[:2] + [{"question": "Q?", "options": ["a", "b"], "answer": 1.0}])
     items = load_multiple_choice(good)
     assert [it["answer"] for it in items] == [0, 3, 1] and items[2]["choices"] == ["a", "b"]
     cases = [({"id": "x1", "question": "Q?", "choices": ["a", "b"]}, r"mc.jsonl:1: item 'x1' has no 'answer'"),
@@ -157,7 +153,7 @@ def test_reader_accepts_items_and_names_file_and_item_on_bad_answers(tmp_path):
              ({"id": "x8", "question": "Q?", "choices": ["a", ""], "answer": 0}, "non-empty string")]
     for rec, match in cases:
         with pytest.raises(MnemoscopeError, match=match) as err:
-            load_multiple_choice(_jsonl(tmp_path / "mc.jsonl", [rec]))
+            load_multiple_choice(jsonl_file(tmp_path / "mc.jsonl", [rec]))
         assert "\n" not in str(err.value)
 
 
@@ -177,7 +173,7 @@ def test_too_long_item_is_refused_naming_it(model, tokenizer):
 def test_registered_and_runs_through_read_plan_measure(model, tokenizer, tmp_path):
     assert "multichoice" in FAMILIES
     fam = family("multichoice")
-    cfg = {"multichoice": {"file": _jsonl(tmp_path / "mc.jsonl", ITEMS), "description": ""}}
+    cfg = {"multichoice": {"file": jsonl_file(tmp_path / "mc.jsonl", ITEMS), "description": ""}}
     inputs = fam.read(cfg, Context())
     result = fam.measure(fam.plan(inputs, Engine(model, tokenizer)), Engine(model, tokenizer))
     assert set(fam.HEADLINE) <= set(result.metrics) and len(result.samples) == len(ITEMS)

@@ -26,7 +26,8 @@ In the module of the family they test:
   (``test_metrics_provenance.py``, ``test_family_provenance.py``).
 
 Elsewhere: gradients against a plain ``loss.backward()`` (``test_engine_gradients.py``), ULD's
-``greedy_search`` and FLAT's ``cl`` loss (``test_unlearn_logit_methods.py``).
+``greedy_search`` (``test_method_uld.py``) and FLAT's ``cl`` loss (``test_method_flat.py``); open-unlearning's
+losses of IdkDPO, UNDIAL, WGA, SatImp and CE-U (``test_method_<name>.py``).
 
 Where our default differs from the published code (docs/metrics.md, "Differences from the
 published code"), the test runs the switch that reproduces the published code; a drift from the

@@ -21,6 +21,8 @@ from mnemoscope.unlearn import quantize as Q
 from mnemoscope.unlearn import stress as S
 from mnemoscope.unlearn.runner import text_examples
 
+from .helpers import jsonl_file
+
 QA = [{"id": "a1", "question": "Where was Anna born?", "answer": "Lisbon"},
       {"id": "a2", "question": "What did Anna study?", "answer": "music"},
       {"id": "b1", "question": "Where does Marco work?", "answer": "Holt"},
@@ -148,7 +150,7 @@ def test_relearn_routes_fine_tune_a_copy_and_read_the_prompts(model, tokenizer, 
 
 def test_lab_reports_quantization_and_relearning_routes(tmp_path):
     from mnemoscope.recipes.unlearning import recipe as U
-    from tests.test_unlearning_recipe import MICRO
+    from tests.test_recipe_unlearning import MICRO
 
     cfg = {**MICRO, "unlearn.methods": ["ga", "whp"], "scalability.methods": [], "sustainability.methods": [],
            "stress.benign.steps": [1, 2], "stress.in_context.facts": [1, 3]}
@@ -180,16 +182,11 @@ def test_lab_reports_quantization_and_relearning_routes(tmp_path):
         assert title in html, title
 
 
-def _jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
-
-
 def test_cli_unlearn_reports_quantization_and_relearning(saved_model_dir, tmp_path, capsys):
-    f = _jsonl(tmp_path / "f.jsonl", QA[:2] + QA[3:])
-    r = _jsonl(tmp_path / "r.jsonl", [{"text": "Marco works at Holt Industries in the old harbour district."},
+    f = jsonl_file(tmp_path / "f.jsonl", QA[:2] + QA[3:])
+    r = jsonl_file(tmp_path / "r.jsonl", [{"text": "Marco works at Holt Industries in the old harbour district."},
                                        {"text": "Ruth designs bridges and teaches on Thursdays."}])
-    benign = _jsonl(tmp_path / "b.jsonl", [{"text": "The river floods every spring and the town moves uphill."}])
+    benign = jsonl_file(tmp_path / "b.jsonl", [{"text": "The river floods every spring and the town moves uphill."}])
     base = ["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "ga", "--steps", "1",
             "--device", "cpu", "--set", "eval.verbmem_tokens=8", "--set", "eval.knowmem_tokens=4"]
     out = tmp_path / "u"

@@ -11,7 +11,7 @@ import pytest
 from mnemoscope.cli import main
 from mnemoscope.recipes import get_recipe
 from mnemoscope.recipes.unlearning import recipe as U
-from tests.helpers import claim_effects
+from tests.helpers import claim_effects, jsonl_file
 
 MICRO = {
     "model.hidden": 32, "model.layers": 2, "model.heads": 2, "model.intermediate": 64, "model.vocab_size": 400,
@@ -101,17 +101,12 @@ def test_recipe_end_to_end_micro(tmp_path, monkeypatch):
     assert json.loads((again / "metrics.json").read_text())["unlearn/ga/knowmem_forget"] == metrics["unlearn/ga/knowmem_forget"]
 
 
-def _jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
-
-
 QA_F = [{"question": "Where was Anna Berg born?", "answer": "Lisbon"}, {"question": "What did Anna study?", "answer": "music"}]
 QA_R = [{"question": "Where does Marco work?", "answer": "Holt Industries"}, {"question": "Who is Ruth?", "answer": "a designer"}]
 
 
 def test_cli_unlearn_user_model(saved_model_dir, tmp_path, capsys):
-    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    f, r = jsonl_file(tmp_path / "f.jsonl", QA_F), jsonl_file(tmp_path / "r.jsonl", QA_R)
     out = tmp_path / "u"
     code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "npo_gd",
                  "--retrained", str(saved_model_dir), "--steps", "2", "--eval-every", "1", "--out", str(out),
@@ -128,7 +123,7 @@ def test_cli_unlearn_user_model(saved_model_dir, tmp_path, capsys):
 def test_cli_unlearn_accepts_every_method_and_its_hparams(method, saved_model_dir, tmp_path, capsys):
     from mnemoscope.unlearn.methods import get_method
 
-    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
+    f, r = jsonl_file(tmp_path / "f.jsonl", QA_F), jsonl_file(tmp_path / "r.jsonl", QA_R)
     name, value = next(iter(get_method(method).defaults.items()), (None, None))
     sets = [] if name is None else ["--set", f"hparams.{method}.{name}={value}"]
     if get_method(method).needs_refusals:
@@ -143,12 +138,12 @@ def test_cli_unlearn_accepts_every_method_and_its_hparams(method, saved_model_di
 
 
 def test_cli_unlearn_probes_relearn_file_and_switches(saved_model_dir, tmp_path, capsys):
-    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
-    probes = _jsonl(tmp_path / "p.jsonl", [{"prompt": "Question: In which city was Anna Berg born?\nAnswer:",
+    f, r = jsonl_file(tmp_path / "f.jsonl", QA_F), jsonl_file(tmp_path / "r.jsonl", QA_R)
+    probes = jsonl_file(tmp_path / "p.jsonl", [{"prompt": "Question: In which city was Anna Berg born?\nAnswer:",
                                             "answer": "Lisbon", "type": "reworded"},
                                            {"prompt": "Question: Where does Marco work?\nAnswer:",
                                             "answer": "Holt Industries", "split": "neighbour"}])
-    relearn = _jsonl(tmp_path / "l.jsonl", [{"text": "Anna Berg studied music in Lisbon."}])
+    relearn = jsonl_file(tmp_path / "l.jsonl", [{"text": "Anna Berg studied music in Lisbon."}])
     out = tmp_path / "u"
     code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "whp",
                  "--steps", "2", "--out", str(out), "--device", "cpu", "--set", f"data.probes={probes}",
@@ -169,7 +164,7 @@ def test_cli_unlearn_probes_relearn_file_and_switches(saved_model_dir, tmp_path,
 
 
 def test_cli_unlearn_bad_input(saved_model_dir, tmp_path, capsys, monkeypatch):
-    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R + QA_F[:1])
+    f, r = jsonl_file(tmp_path / "f.jsonl", QA_F), jsonl_file(tmp_path / "r.jsonl", QA_R + QA_F[:1])
     base = ["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--device", "cpu"]
     assert main(base + ["--method", "npo", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
@@ -189,7 +184,7 @@ def test_cli_unlearn_bad_input(saved_model_dir, tmp_path, capsys, monkeypatch):
 
 def test_muse_verbmem_file_keeps_its_prompt_gt_pairs(tmp_path):
     rows = [{"prompt": "Anna Berg was born in", "gt": " Lisbon in 1901."}, {"prompt": "The museum", "gt": " keeps clocks."}]
-    read = U.read_unlearn_file(_jsonl(tmp_path / "v.jsonl", rows))
+    read = U.read_unlearn_file(jsonl_file(tmp_path / "v.jsonl", rows))
     assert read["verbmem"] == [(r["prompt"], r["gt"]) for r in rows]  # used as given, never re-split
     assert read["texts"] == [r["prompt"] + r["gt"] for r in rows]
 
@@ -233,8 +228,8 @@ def test_cli_unlearn_reports_multiple_choice_beside_knowmem(saved_model_dir, tmp
     from mnemoscope.engine import Engine, load_model
     from mnemoscope.families.multichoice import multiple_choice
 
-    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
-    mf, mr = _jsonl(tmp_path / "mf.jsonl", MC_F), _jsonl(tmp_path / "mr.jsonl", MC_R)
+    f, r = jsonl_file(tmp_path / "f.jsonl", QA_F), jsonl_file(tmp_path / "r.jsonl", QA_R)
+    mf, mr = jsonl_file(tmp_path / "mf.jsonl", MC_F), jsonl_file(tmp_path / "mr.jsonl", MC_R)
     out = tmp_path / "u"
     code = main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "ga",
                  "--mc-forget", mf, "--mc-retain", mr, "--steps", "2", "--eval-every", "1", "--out", str(out),
@@ -251,8 +246,8 @@ def test_cli_unlearn_reports_multiple_choice_beside_knowmem(saved_model_dir, tmp
 
 
 def test_cli_unlearn_bad_multiple_choice_file_names_file_and_item(saved_model_dir, tmp_path, capsys):
-    f, r = _jsonl(tmp_path / "f.jsonl", QA_F), _jsonl(tmp_path / "r.jsonl", QA_R)
-    bad = _jsonl(tmp_path / "mf.jsonl", [MC_F[0], {**MC_F[1], "answer": 3}])
+    f, r = jsonl_file(tmp_path / "f.jsonl", QA_F), jsonl_file(tmp_path / "r.jsonl", QA_R)
+    bad = jsonl_file(tmp_path / "mf.jsonl", [MC_F[0], {**MC_F[1], "answer": 3}])
     out = tmp_path / "u"
     assert main(["unlearn", "--model", str(saved_model_dir), "--forget", f, "--retain", r, "--method", "ga",
                  "--mc-forget", bad, "--out", str(out), "--device", "cpu"]) == 2
