@@ -40,16 +40,16 @@ def test_done_run_is_reused_not_retrained(fresh, tokenizer, tmp_path, model):
 def test_a_folder_filled_from_another_starting_model_is_refused(fresh, tokenizer, tmp_path, model):
     """Reusing a finished (or interrupted) run made from another model would report that model's
     results as this one's: the run refuses, naming the folder."""
-    R.unlearn(fresh, tokenizer, R.text_examples(FORGET), None, _cfg("ga"), tmp_path / "done")
+    R.unlearn(fresh, tokenizer, R.text_examples(FORGET), None, unlearn_cfg("ga"), tmp_path / "done")
     other = copy.deepcopy(model)
     with torch.no_grad():
         next(other.parameters()).add_(0.01)
     with pytest.raises(MnemoscopeError, match=r"done: a run from another starting model .* another output folder"):
-        R.unlearn(other, tokenizer, R.text_examples(FORGET), None, _cfg("ga"), tmp_path / "done")
+        R.unlearn(other, tokenizer, R.text_examples(FORGET), None, unlearn_cfg("ga"), tmp_path / "done")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / R.START).write_text('{"fingerprint": "0123456789abcdef"}')
     with pytest.raises(MnemoscopeError, match="another starting model"):
-        R.unlearn(copy.deepcopy(model), tokenizer, R.text_examples(FORGET), None, _cfg("ga"), tmp_path / "half")
+        R.unlearn(copy.deepcopy(model), tokenizer, R.text_examples(FORGET), None, unlearn_cfg("ga"), tmp_path / "half")
     assert not (tmp_path / "half" / "done.json").exists()
 
 
