@@ -85,6 +85,10 @@ def test_lora_unlearning_trains_adapters_and_returns_a_merged_model(fresh, token
     assert set(names) == {n for n, _ in fresh.named_parameters()}
     assert res.end_fingerprint != res.start_fingerprint
     assert mean_nll(res.model, tokenizer, FORGET) > before
+    assert all(p.requires_grad for p in res.model.parameters())  # relearning attacks fine-tune it
+    again = R.finetune(copy.deepcopy(res.model), tokenizer, R.text_examples(FORGET), unlearn_cfg("ga", steps=1),
+                       tmp_path / "relearn")
+    assert again.steps_run == 1
 
 
 def test_overlap_is_counted_refused_or_dropped():

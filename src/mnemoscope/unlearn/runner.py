@@ -413,6 +413,7 @@ class UnlearnRun:
             self.notes.append(f"{self.name}: stopping rule never met within {cfg.steps} steps; the last state is the result")
         if cfg.lora:
             self.trained = self.trained.merge_and_unload()
+            self.trained.requires_grad_(True)  # peft froze the base weights: the result trains like any model
             result_model = self.result_model() if method.combines else (
                 self.trained if result_model is not self.model else result_model)
         if cfg.gradient_checkpointing:
