@@ -23,6 +23,7 @@ from mnemoscope.recipes.shadows import (
     ShadowJob,
     available_bytes,
     check_shadow_memory,
+    check_workers,
     llama_parameters,
     run_shadows,
     shadow_keep,
@@ -47,22 +48,9 @@ def check(cfg: dict) -> None:
     per_model = training_bytes(n_params, batch_size=t["batch_size"], seq_len=t["seq_len"], hidden=p.hidden,
                                layers=p.layers, intermediate=p.intermediate, heads=p.heads, vocab=vocab)
     device = cfg["model"]["device"]
-    check_workers(section["workers"], device)
+    check_workers(section["workers"], device, key="lira")
     check_shadow_memory(section["shadows"], section["workers"], per_model, available_bytes(device),
                         resolve_device(device).type)
-
-
-def check_workers(workers: int, device: str) -> None:
-    """``lira.workers`` processes need as many GPUs, or CPU cores at one thread each."""
-    from mnemoscope.engine.workers import assign_devices
-    from mnemoscope.errors import MnemoscopeError
-
-    if workers <= 1:
-        return
-    try:
-        assign_devices(device, workers)
-    except MnemoscopeError as exc:
-        raise MnemoscopeError(f"lira.workers={workers}: {exc}".replace("--workers", "lira.workers")) from None
 
 
 def lira_doses(canaries, seed: int) -> dict[str, int]:

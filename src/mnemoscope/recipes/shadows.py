@@ -100,6 +100,18 @@ def check_shadow_memory(n_shadows: int, workers: int, per_model: int, free: int 
             f"or the model size")
 
 
+def check_workers(workers: int, device: str, key: str = "lira") -> None:
+    """``<key>.workers`` processes need as many GPUs, or CPU cores at one thread each."""
+    from mnemoscope.engine.workers import assign_devices
+
+    if workers <= 1:
+        return
+    try:
+        assign_devices(device, workers)
+    except MnemoscopeError as exc:
+        raise MnemoscopeError(f"{key}.workers={workers}: {exc}".replace("--workers", f"{key}.workers")) from None
+
+
 @dataclass(frozen=True)
 class ShadowJob:
     """One shadow: ``setup(index, keep)`` → (model, tokenizer, batch_fn, TrainConfig); the model

@@ -35,6 +35,7 @@ from mnemoscope.recipes import lira
 from mnemoscope.recipes.shadows import (
     available_bytes,
     check_shadow_memory,
+    check_workers,
     llama_parameters,
     map_jobs,
     shadow_keep,
@@ -66,16 +67,11 @@ def check_resources(section: dict, cfg: dict) -> None:
     once must fit in the free memory: each trains with AdamW (``shadows.training_bytes``) and then
     unlearns beside a frozen reference copy (4 bytes per parameter more)."""
     from mnemoscope.engine.loading import resolve_device
-    from mnemoscope.engine.workers import assign_devices
 
     workers, device, m, t = section["workers"], cfg["model"]["device"], cfg["model"], cfg["train"]
     if workers < 1:
         raise MnemoscopeError(f"ulira.workers={workers}: use 1 (one shadow at a time) or more")
-    if workers > 1:
-        try:
-            assign_devices(device, workers)
-        except MnemoscopeError as exc:
-            raise MnemoscopeError(f"ulira.workers={workers}: {exc}".replace("--workers", "ulira.workers")) from None
+    check_workers(workers, device, key="ulira")
     n_params = llama_parameters(vocab=m["vocab_size"], hidden=m["hidden"], layers=m["layers"],
                                 intermediate=m["intermediate"])
     per_model = 4 * n_params + training_bytes(n_params, batch_size=t["batch_size"], seq_len=t["seq_len"],
