@@ -66,6 +66,8 @@ class Recipe:
       sections when imported; the report imports every declared one).
     - ``summary``: ``"module:function"`` printing the terminal summary of a finished run
       (``function(run_dir) -> str``); None: its first ungrouped numbers.
+    - ``pooled``: ``"module:function"`` pooling the effects of several seeds' runs with their
+      unit resampled (``function(run_dirs) -> dict``); ``--seeds`` writes it to ``OUT/pooled.json``.
     """
 
     name: str
@@ -76,18 +78,28 @@ class Recipe:
     tradeoff: bool = False
     sections: tuple[str, ...] = ()
     summary: str | None = None
+    pooled: str | None = None
 
     def __post_init__(self):
         if self.claim is not None and self.claim.recipe != self.name:
             raise ValueError(f"Recipe {self.name!r}: its claim is for {self.claim.recipe!r}")
         if self.summary is not None and ":" not in self.summary:
             raise ValueError(f"Recipe {self.name!r}: summary must be 'module:function', not {self.summary!r}")
+        if self.pooled is not None and ":" not in self.pooled:
+            raise ValueError(f"Recipe {self.name!r}: pooled must be 'module:function', not {self.pooled!r}")
 
     def load(self):
         """The runnable module (imports it: torch and the rest)."""
         if self.module is None:
             raise ValueError(f"'{self.name}' runs are written by a command, not by `mnemoscope run`")
         return importlib.import_module(self.module)
+
+    def pool(self, run_dirs: list[Path]) -> dict | None:
+        """The declared pooled analysis of several seeds' runs, or None when it declares none."""
+        if self.pooled is None:
+            return None
+        module, function = self.pooled.split(":")
+        return getattr(importlib.import_module(module), function)([Path(d) for d in run_dirs])
 
     def summarize(self, run_dir: Path) -> str:
         """The terminal summary of a finished run: the declared function's text, else the run's first

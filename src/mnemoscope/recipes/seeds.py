@@ -56,7 +56,7 @@ def run_seeds(recipe: str, out: str | Path, overrides: dict, seeds: list[int], *
               after_each: Callable[[Path], None] | None = None, command: str = "") -> list[Path]:
     """Run ``recipe`` once per seed in ``out/seed=N`` (each resumable, a failure recorded in its
     directory), then write the comparison files into ``out``. Returns the run directories."""
-    from mnemoscope.recipes import get_recipe
+    from mnemoscope.recipes import declaration, get_recipe
 
     out = Path(out)
     check_out(out, overrides)
@@ -71,6 +71,10 @@ def run_seeds(recipe: str, out: str | Path, overrides: dict, seeds: list[int], *
         if after_each is not None:
             after_each(target)
     write_seed_comparison(out, dirs, title=f"mnemoscope · {recipe} · seeds {', '.join(map(str, seeds))}")
+    pooled = declaration(recipe).pool(dirs)
+    if pooled is not None:
+        rundir.write_json(out / "pooled.json", pooled)
+        log(f"pooled effects over {len(dirs)} seeds: {out / 'pooled.json'}")
     return dirs
 
 

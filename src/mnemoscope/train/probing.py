@@ -57,10 +57,14 @@ class Prober:
     """Scores (prefix, target) probes at scheduled steps; implements ``train``'s ProbeHook.
 
     ``probes``: dicts with id, kind, group, prefix, target (other keys are ignored).
+    ``own_steps``: probe id → the steps at which that probe is scored (a subset of ``steps``, e.g.
+    its own :func:`probe_schedule` when people are injected on shifted schedules); probes not named
+    are scored at every step of ``steps``.
     """
 
     def __init__(self, tokenizer, probes: Iterable[dict], steps: Iterable[int], *, bos: str = "auto",
-                 max_batch_size: int = 256, max_tokens: int = 65536):
+                 max_batch_size: int = 256, max_tokens: int = 65536,
+                 own_steps: dict[str, Iterable[int]] | None = None):
         from mnemoscope.engine.encoding import Encoder
 
         self.probes = [dict(p) for p in probes]
@@ -72,6 +76,7 @@ class Prober:
                 raise MnemoscopeError(f"probe {p.get('id', '?')!r} lacks string field(s) {', '.join(missing)}")
         self.tokenizer = tokenizer
         self.steps = set(int(s) for s in steps)
+        self.own_steps = {pid: {int(s) for s in v} for pid, v in (own_steps or {}).items()}
         self.bos = bos
         self.max_batch_size, self.max_tokens = max_batch_size, max_tokens
         encoder = Encoder(tokenizer, bos=bos)
@@ -84,7 +89,7 @@ class Prober:
         return step in self.steps
 
     def measure(self, step: int, model) -> list[dict]:
-        """Score every probe once (one batched engine call) and append the rows for ``step``."""
+        """Score every probe due at ``step`` (one batched engine call) and append the rows for ``step``."""
         import time
 
         from mnemoscope.engine import Engine
@@ -95,11 +100,12 @@ class Prober:
         try:
             engine = Engine(model, self.tokenizer, bos=self.bos, max_batch_size=self.max_batch_size,
                             max_tokens=self.max_tokens)
-            scores = engine.score_encoded(self.items)
+            due = [i for i, p in enumerate(self.probes) if step in self.own_steps.get(p["id"], self.steps)]
+            scores = engine.score_encoded([self.items[i] for i in due]) if due else []
         finally:
             model.train(was_training)
         new = []
-        for p, s in zip(self.probes, scores):
+        for p, s in zip([self.probes[i] for i in due], scores):
             lp = s.logprobs.astype(np.float64)
             new.append({"step": int(step), "probe_id": p["id"], "kind": p.get("kind"), "group": p.get("group"),
                         "target_nll": float(-lp.mean()), "first_token_nll": float(-lp[0]),

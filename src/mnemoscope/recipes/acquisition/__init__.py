@@ -33,4 +33,5 @@ RECIPE = Recipe(
                "acquisition/nll/rise_after_last_vs_control@group={x},probe=memorization", "injection", GROUPS),
     ),
     sections=("mnemoscope.recipes.acquisition.report",),
+    pooled="mnemoscope.recipes.acquisition.pooled:pool",
 )

@@ -8,7 +8,11 @@ effectivity, retainability, decay fits, IQR outlier filter, group comparison →
 report. Never-seen people are probed too, as a control for drift that is not learning.
 
 ``--set scale=paper`` switches to the published schedule (injections every 100 steps, window 50)
-with a larger model; the default ``tiny`` scale runs in a few minutes on a CPU.
+with a larger model; the default ``tiny`` scale runs in a few minutes on a CPU. ``--set
+scale=powered`` is docs/recipes.md's powered design: a pretraining phase first (``pretrain.steps``
+on background text and other people's biographies, its checkpoint shared by every seed through
+``lab.pretrain``), then many people per group injected in ``injection.cohorts`` cohorts, each on
+the schedule shifted by ``injection.cohort_gap`` steps, so that a batch holds a few people at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from mnemoscope import rundir
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
 from mnemoscope.lab.factory import lab_model, lab_tokenizer
+from mnemoscope.lab.pretrain import pretrained_start
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.dynamics import (
     compare_decay_fits,
@@ -62,10 +67,15 @@ DEFAULTS = {
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 2048,
               "device": "auto"},
     "corpus": {"source": "generated", "n_docs": 3000, "field": "text", "split": "train"},
-    "world": {"n_people": 12, "n_paraphrases": 9},
-    # Published: relative steps 0, 100, …, 900 and w = 50; here 10× closer together.
+    # never_seen_fraction: the share of people never trained (the control); holdout: left out entirely
+    "world": {"n_people": 12, "n_paraphrases": 9, "never_seen_fraction": 0.1, "holdout_fraction": 0.1},
+    # pretrain.steps set (None: no pretraining): first train on background text + the biographies of pretrain.people other
+    # people (a world of their own), once, cached in pretrain.cache (default: the run's parent folder)
+    "pretrain": {"steps": None, "people": 0, "seed": 0, "cache": None},
+    # Published: relative steps 0, 100, …, 900 and w = 50; here 10× closer together. cohorts: people of
+    # each group split into this many cohorts, cohort c injected at every step + c·cohort_gap.
     "injection": {"start": 40, "relative_steps": [0, 20, 40, 60, 80, 100, 120, 140, 160, 180], "dose": 1,
-                  "placement": "replace"},
+                  "placement": "replace", "cohorts": 1, "cohort_gap": 1},
     "train": {"steps": 600, "batch_size": 8, "seq_len": 256, "lr": 1e-3, "warmup": 20, "schedule": "constant",
               "checkpoint_every": 100, "grad_accum": 1, "bf16": False},
     # window: every step in [t_i, t_i + window] is probed; per_kind: probes of each kind per person
@@ -96,21 +106,27 @@ def resolve_config(overrides: dict | None) -> dict:
 def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_config(overrides)
     run = rundir.Run(out, cfg, "acquisition")
-    seed, t, inj = cfg["seed"], cfg["train"], cfg["injection"]
+    seed, t, inj, w = cfg["seed"], cfg["train"], cfg["injection"], cfg["world"]
 
     with run.phase("data"):
-        world = make_world(WorldConfig(n_people=cfg["world"]["n_people"], n_paraphrases=cfg["world"]["n_paraphrases"],
-                                       seed=seed))
-        c = cfg["corpus"]
-        texts = load_corpus(c["source"], n_docs=c["n_docs"], seed=seed, field=c["field"], split=c["split"])
+        world = make_world(WorldConfig(n_people=w["n_people"], n_paraphrases=w["n_paraphrases"], seed=seed,
+                                       never_seen_fraction=w["never_seen_fraction"],
+                                       holdout_fraction=w["holdout_fraction"]))
         documents = [d for d in world.documents if d["kind"] == "document"]
-        tokenizer = lab_tokenizer(run.out, texts + [d["text"] for d in documents], cfg)
-        steps = injection_steps(inj["relative_steps"], inj["start"])
+        texts = background_texts(cfg, seed if not cfg["pretrain"]["steps"] else CONTINUATION + seed)
+    with run.phase("pretrain"):
+        model, tokenizer, pretrained = start_model(cfg, run.out, texts, [d["text"] for d in documents], log)
+    with run.phase("data"):
         versions: dict[str, dict[str, list[str]]] = {g: {} for g in GROUPS}
         for d in sorted(documents, key=lambda d: (d["person_id"], d["version"])):
             if d["group"] in versions:
                 versions[d["group"]].setdefault(d["person_id"], []).append(d["id"])
-        events = [e for g in GROUPS for e in schedule_documents(versions[g], g, steps, inj["dose"])]
+        cohort_of, cohort_steps = cohorts(versions, injection_steps(inj["relative_steps"], inj["start"]),
+                                          inj["cohorts"], inj["cohort_gap"])
+        events = [e for g in GROUPS for c, c_steps in enumerate(cohort_steps)
+                  for e in schedule_documents({p: v for p, v in versions[g].items() if cohort_of[p] == c}, g,
+                                              c_steps, inj["dose"])]
+        steps = sorted({s for c_steps in cohort_steps for s in c_steps})
         doc_ids = {d["id"]: text_ids(tokenizer, d["text"]) for d in documents}
         plan = place_events(events, {k: len(v) for k, v in doc_ids.items()}, steps=t["steps"],
                             batch_size=t["batch_size"], seq_len=t["seq_len"], seed=seed)
@@ -119,35 +135,88 @@ def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log
         data = InjectedData(background, t["batch_size"], plan, doc_ids, tokenizer.eos_token_id, mode=inj["placement"])
         probes = select_probes(world.probes, cfg["probes"]["per_kind"], seed)
         check_probe_targets(probes, world.documents)
+        own_steps = {p["id"]: cohort_steps[cohort_of.get(p["person_id"], 0)] for p in probes}
         schedule = probe_schedule(steps, t["steps"], cfg["probes"]["window"])
+        # shifted cohorts: an injected probe is scored on its own cohort's schedule, the control at every step
+        scored = {p["id"]: probe_schedule(own_steps[p["id"]], t["steps"], cfg["probes"]["window"])
+                  for p in probes if p["group"] != CONTROL} if len(cohort_steps) > 1 else None
+        schedule = sorted(set(schedule).union(*(scored or {}).values()))
 
-    model = lab_model(cfg["model"], tokenizer, seed=seed, device=cfg["model"]["device"])
-    for entry in data.injection_log():
-        log(f"injection at step {entry['step']}: {entry['n_docs']} documents, "
-            f"{entry['tokens_with_loss']} injected tokens under the loss")
+    log(f"{len(plan)} injected documents at {len(data.injection_log())} steps, "
+        f"{sum(e['tokens_with_loss'] for e in data.injection_log())} injected tokens under the loss")
     log(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(probes)} probes at {len(schedule)} steps; "
         f"{len(plan)} injections over {t['steps']} steps")
     with run.phase("train"):
-        prober = Prober(tokenizer, probes, schedule)
+        prober = Prober(tokenizer, probes, schedule, own_steps=scored)
         history = train_phase(model, data.batch, TrainConfig(seed=seed, **t), run.out / "train", log, probe=prober,
                               name="train")
         model.save_pretrained(run.out / "model")
+        tokenizer.save_pretrained(run.out / "model")
         curves = prober.frame()
     with run.phase("analysis"):
-        metrics, samples, retention = analyze(curves, steps, window=cfg["probes"]["window"],
+        metrics, samples, retention = analyze(curves, cohort_steps[0], window=cfg["probes"]["window"],
                                               batch_size=t["batch_size"], seq_len=t["seq_len"],
-                                              iqr_factor=cfg["analysis"]["iqr_factor"])
+                                              iqr_factor=cfg["analysis"]["iqr_factor"], own_steps=own_steps)
+        samples["person_id"] = samples["probe_id"].map({p["id"]: p["person_id"] for p in probes})
+        samples["cohort"] = samples["person_id"].map(lambda q: cohort_of.get(q, -1))
     run.metrics.update(metrics)
     run.metrics["acquisition/probe_seconds"] = prober.seconds
+    for k, v in pretrained.items():
+        if k != "dir":
+            run.metrics[f"acquisition/pretrain/{k}"] = v
 
     train_curves = pd.DataFrame(history)
     train_curves["injected_tokens"] = [data.injected_tokens_with_loss(s) for s in train_curves["step"]]
     for name, table in (("curves", train_curves), ("samples", samples), ("retention", retention),
                         ("probe_curves", curves)):
         run.add_table(name, table)
-    return finish_lab_run(run, model, history, extra={"injection_steps": steps,
+    return finish_lab_run(run, model, history, extra={"injection_steps": steps, "cohort_steps": cohort_steps,
                                                       "injection_log": data.injection_log(),
-                                                      "probe_steps": len(schedule)})
+                                                      "probe_steps": len(schedule),
+                                                      "pretrained": pretrained.get("dir")})
+
+
+CONTINUATION = 1000  # the continuation's background text is drawn under seed + this (new documents)
+BACKGROUND_WORLD = 7_000_000  # other people's biographies: a world of their own under this + pretrain.seed
+
+
+def background_texts(cfg: dict, seed: int) -> list[str]:
+    """The corpus's documents drawn under ``seed``, then every biography version of the
+    ``pretrain.people`` people of a background world (never probed; none when 0)."""
+    c, p = cfg["corpus"], cfg["pretrain"]
+    texts = load_corpus(c["source"], n_docs=c["n_docs"], seed=seed, field=c["field"], split=c["split"])
+    if p["people"]:
+        others = make_world(WorldConfig(n_people=p["people"], n_paraphrases=cfg["world"]["n_paraphrases"],
+                                        seed=BACKGROUND_WORLD + p["seed"]))
+        texts = texts + [d["text"] for d in others.documents if d["kind"] == "document"]
+    return texts
+
+
+def start_model(cfg: dict, out: Path, texts: list[str], injected: list[str], log):
+    """(model, tokenizer, pretraining summary). ``pretrain.steps`` None: a random-init model and a
+    tokenizer trained on the background and the injected texts (summary empty). Otherwise the
+    shared pretrained model (``lab.pretrain``) of background text drawn under ``pretrain.seed``."""
+    p = cfg["pretrain"]
+    if not p["steps"]:
+        tokenizer = lab_tokenizer(out, texts + injected, cfg)
+        return lab_model(cfg["model"], tokenizer, seed=cfg["seed"], device=cfg["model"]["device"]), tokenizer, {}
+    settings = {"corpus": cfg["corpus"], "people": p["people"], "n_paraphrases": cfg["world"]["n_paraphrases"]}
+    model, tokenizer, summary = pretrained_start(
+        cfg["model"], cfg["train"], background_texts(cfg, p["seed"]), steps=p["steps"], seed=p["seed"],
+        cache=Path(p["cache"]) if p["cache"] else Path(out).resolve().parent, settings=settings, log=log)
+    log(f"pretrained model: final loss {summary['final_loss']:.3f}, slope over the last {summary['tail_steps']} "
+        f"steps {summary['slope_per_1k_steps']:+.3f} nats per 1,000 steps")
+    return model, tokenizer, {k: v for k, v in summary.items() if k != "fingerprint"}
+
+
+def cohorts(versions: dict[str, dict[str, list[str]]], steps: list[int], k: int,
+            gap: int) -> tuple[dict[str, int], list[list[int]]]:
+    """Each group's people (sorted) dealt into ``k`` cohorts (person i → cohort i mod k), and cohort
+    c's injection steps: ``steps`` shifted by c·``gap``."""
+    if k < 1 or gap < 0:
+        raise MnemoscopeError(f"injection.cohorts must be ≥ 1 and injection.cohort_gap ≥ 0 (got {k}, {gap})")
+    cohort_of = {pid: i % k for g in versions for i, pid in enumerate(sorted(versions[g]))}
+    return cohort_of, [[s + c * gap for s in steps] for c in range(k)]
 
 
 # --------------------------------------------------------------------------- analysis
@@ -158,9 +227,12 @@ def _key(name: str, group: str, kind: str) -> str:
 
 
 def analyze(curves: pd.DataFrame, steps: list[int], *, window: int, batch_size: int, seq_len: int,
-            iqr_factor: float = 2.0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+            iqr_factor: float = 2.0, own_steps: dict[str, list[int]] | None = None
+            ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Probe curves (long format) → (flat metrics, one row per probe, retention points).
 
+    ``steps``: the injection steps; ``own_steps``: a probe's own steps where its person's cohort is
+    injected on a shifted schedule (probes not named use ``steps``).
     Per probe: ℓ_0 = ℓ(first injection step); effectivity at each of its group's injections;
     R(t) after its group's last injection (once: the first). Per group × probe kind: probes whose
     mean R is outside Q1 − f·IQR … Q3 + f·IQR are outliers; the decay fits use the pooled (t, R)
@@ -178,9 +250,10 @@ def analyze(curves: pd.DataFrame, steps: list[int], *, window: int, batch_size: 
         v = wide[pid].to_numpy(dtype=np.float64)
         ok = np.isfinite(v)
         ss, vv = s[ok], v[ok]
-        row = {"probe_id": pid, "kind": kind, "group": group, "nll_before": float(vv[ss == steps[0]][0]),
+        mine = (own_steps or {}).get(pid, steps)
+        row = {"probe_id": pid, "kind": kind, "group": group, "nll_before": float(vv[ss == mine[0]][0]),
                "nll_final": float(vv[-1])}
-        own = steps[:1] if group == "once" else steps
+        own = mine[:1] if group == "once" else mine
         if group in GROUPS:
             effs = [effectivity(ss, vv, t, window) for t in own]
             r = retainability(ss, vv, own[-1], row["nll_before"], window)
