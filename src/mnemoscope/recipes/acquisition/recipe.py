@@ -63,7 +63,7 @@ CONTROL = "control"  # group label of never-seen people's probes
 
 DEFAULTS = {
     "seed": 0,
-    "scale": "tiny",  # tiny | paper (see SCALES)
+    "scale": "tiny",  # tiny | paper | powered (see SCALES)
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 2048,
               "device": "auto"},
     "corpus": {"source": "generated", "n_docs": 3000, "field": "text", "split": "train"},
@@ -94,6 +94,15 @@ SCALES = {
         "train": {"steps": 6000, "batch_size": 64, "seq_len": 512, "lr": 4e-4, "warmup": 200,
                   "checkpoint_every": 500, "bf16": True},
         "probes": {"window": 50, "per_kind": 5},
+    },
+    # docs/recipes.md "Powered design for acquisition" (issue 23 item 2): a model pretrained once,
+    # 48 people per group and 48 never-seen, injected in 16 cohorts one step apart.
+    "powered": {
+        "world": {"n_people": 192, "never_seen_fraction": 0.25, "holdout_fraction": 0.0},
+        "pretrain": {"steps": 2000, "people": 300},
+        "injection": {"cohorts": 16, "cohort_gap": 1},
+        "train": {"steps": 600},
+        "probes": {"per_kind": 3},
     },
 }
 
