@@ -29,4 +29,5 @@ RECIPE = Recipe(
               "projection keeps its sign); without the cue (task.recall_marker=\"\") there is no single "
               "direction to find at this scale."),
     summary="mnemoscope.recipes.mechanisms.recipe:summary",
+    pooled="mnemoscope.recipes.mechanisms.pooled:pool",
 )

@@ -43,7 +43,6 @@ import numpy as np
 import pandas as pd
 
 from mnemoscope import rundir
-from mnemoscope.config import resolve
 from mnemoscope.engine import Engine
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
@@ -51,13 +50,14 @@ from mnemoscope.families import mechanisms as family
 from mnemoscope.families.base import Context
 from mnemoscope.lab.factory import make_model
 from mnemoscope.lab.tiny import count_parameters
-from mnemoscope.recipes.common import finish_lab_run, train_config
+from mnemoscope.recipes.common import finish_lab_run, resolve_scaled, train_config
 from mnemoscope.train.phase import train_phase
 
 LETTERS = string.ascii_lowercase
 
 DEFAULTS = {
     "seed": 0,
+    "scale": "tiny",  # tiny | powered (see SCALES)
     # torch threads while the recipe runs (0 = torch's default). The model is tiny and overhead-bound:
     # one thread is as fast on a quiet machine and many times faster on a shared, loaded one.
     "threads": 1,
@@ -81,10 +81,23 @@ DEFAULTS = {
 }
 
 
+# powered: docs/recipes.md "Powered design for the marker-free mechanisms task" (issue 23 item 6):
+# exceptions asked with "=" like every rule string, 4× the items, 3× the training.
+SCALES = {
+    "tiny": {},
+    "powered": {"task": {"recall_marker": "", "exceptions": 256, "n_compute": 256}, "train": {"steps": 3000}},
+}
+
+
+def resolve_config(overrides: dict | None) -> dict:
+    """Defaults, then the ``scale`` preset, then the user's overrides."""
+    return resolve_scaled(DEFAULTS, SCALES, overrides)
+
+
 def run(out: str | Path = "runs/mechanisms", overrides: dict | None = None, log=print) -> Path:
     import torch
 
-    cfg = resolve(DEFAULTS, overrides)
+    cfg = resolve_config(overrides)
     threads = torch.get_num_threads()
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
