@@ -11,7 +11,8 @@ the probe curves (``probe_curves.parquet``). Two effects, each a statistic of pe
   ``rise − control_rise``); pooled = the mean of the seeds' effects.
 * **decay constant a** of R(t)/100 = b − a·log10(t) (``metrics.dynamics.fit_log_decay``), per group
   × kind, fitted to the pooled (t, R) points of the non-outlier probes of every seed's people; the
-  duplicate − paraphrase gap of a is the paper's "duplicates are forgotten faster".
+  duplicate − paraphrase gap of a is the paper's "duplicates are forgotten faster"; the R² of each
+  pooled fit is reported with it.
 
 Intervals: percentile bootstrap (``metrics.bootstrap``), each replicate resampling people with
 replacement within each seed and group (controls within each seed), ``n_boot`` replicates from
@@ -76,16 +77,21 @@ def decay_units(tables: dict[str, pd.DataFrame], group: str, kind: str) -> list[
     return [(p["t"].to_numpy(np.float64), p["r"].to_numpy(np.float64)) for _, p in pts.groupby("person_id")]
 
 
-def decay_a(units: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """a of the log-decay line through the pooled points of ``units`` (nan when not fittable)."""
+def decay_fit(units: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """``fit_log_decay`` (a, b, r2, …) of the pooled points of ``units``; a and r2 nan when not fittable."""
     if not units:
-        return math.nan
+        return {"a": math.nan, "r2": math.nan}
     t = np.concatenate([u[0] for u in units])
     r = np.concatenate([u[1] for u in units])
     try:
-        return fit_log_decay(t, r)["a"]
+        return fit_log_decay(t, r)
     except MnemoscopeError:
-        return math.nan
+        return {"a": math.nan, "r2": math.nan}
+
+
+def decay_a(units: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """a of the log-decay line through the pooled points of ``units`` (nan when not fittable)."""
+    return decay_fit(units)["a"]
 
 
 def _pick(units: list, rng: np.random.Generator) -> list:
@@ -133,10 +139,12 @@ def pool(run_dirs: list[Path], n_boot: int = 2000, seed: int = 0) -> dict:
             out["n_people@" + f"group={group},probe={kind}"] = int(sum(a.size for a, _ in units))
             _put(out, key, rise_effect(units, n_boot, rng))
     for kind in KINDS:
-        dup = [decay_units(t, "duplicate", kind) for t in tables]
-        par = [decay_units(t, "paraphrase", kind) for t in tables]
-        for group, units in (("duplicate", dup), ("paraphrase", par)):
-            out[f"acquisition/pooled/decay_a@group={group},probe={kind}"] = decay_a([u for s in units for u in s])
+        by_group = {g: [decay_units(t, g, kind) for t in tables] for g in GROUPS}
+        for group, units in by_group.items():
+            fit = decay_fit([u for s in units for u in s])
+            out[f"acquisition/pooled/decay_a@group={group},probe={kind}"] = fit["a"]
+            out[f"acquisition/pooled/decay_r2@group={group},probe={kind}"] = fit["r2"]
+        dup, par = by_group["duplicate"], by_group["paraphrase"]
         _put(out, f"acquisition/pooled/decay_a_gap@a=duplicate,b=paraphrase,probe={kind}",
              decay_gap(dup, par, n_boot, rng))
     return out
