@@ -78,3 +78,27 @@ def test_the_claim_is_computed_and_opens_the_report(finished):
 
     effects = claim_effects("capacity", finished)
     assert all(v > 0 for v in effects.values())  # more exposures, more bits: the claim holds
+
+
+def test_bits_per_parameter_interval_by_hand():
+    """The ratio's interval resamples people within a group and recomputes the group's bits from the
+    resampled mean losses, so its replicates are the bits of {a, a}, {b, b} and {a, b} — not of person bits."""
+    frame = pd.DataFrame({"person_id": ["a", "a", "b", "b"], "exposures": [1, 1, 1, 1],
+                          "attribute": ["x", "y", "x", "y"], "loss_bits": [1.0, 5.0, 3.0, 0.5]})
+    pools = {"x": 4, "y": 8}
+    out = capacity.ratio_interval(frame, pools, n_params=10, n_embedding=5, n_boot=400,
+                                  rng=np.random.default_rng(0))
+    # bits: {a, b} 0.5 (half the draws), {a, a} 2·(2 − 1) = 2, {b, b} 2·(3 − 0.5) = 5 → interval [0.5, 5] / 10
+    assert out["capacity/bits_per_parameter"] == pytest.approx(0.05)
+    assert (out["capacity/bits_per_parameter/ci_lo"], out["capacity/bits_per_parameter/ci_hi"]) == pytest.approx((0.05, 0.5))
+    assert out["capacity/bits_per_nonembedding_parameter"] == pytest.approx(0.1)
+    assert out["capacity/bits_per_nonembedding_parameter/ci_hi"] == pytest.approx(1.0)
+    # possible bits: 2 people × (log2 4 + log2 8) = 10, of which 0.5 stored
+    assert out["capacity/possible_bits"] == pytest.approx(10.0) and out["capacity/bits_share"] == pytest.approx(0.05)
+    # a never-trained group does not count, and the same people in one group give no spread at all
+    twins = frame.assign(loss_bits=[1.0, 5.0, 1.0, 5.0])  # a and b hold the same: x 2 − 1 = 1 bit each
+    control = frame.assign(exposures=0, person_id=frame["person_id"] + "0")
+    flat = capacity.ratio_interval(pd.concat([twins, control]), pools, 10, 0, 50, np.random.default_rng(0))
+    assert flat["capacity/bits_per_parameter/ci_lo"] == flat["capacity/bits_per_parameter/ci_hi"] == pytest.approx(0.2)
+    assert "capacity/bits_per_nonembedding_parameter" not in flat
+    assert capacity.ratio_interval(control, pools, 10, 0, 50, np.random.default_rng(0)) == {}

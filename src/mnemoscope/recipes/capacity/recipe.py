@@ -95,7 +95,8 @@ def run(out: str | Path = "runs/capacity", overrides: dict | None = None, log=pr
         curves_long["loss_bits"] = nats_to_bits(curves_long["target_nll"] * curves_long["n_target_tokens"])
         pools = capacity_pools(world)
         final = curves_long[curves_long["step"] == steps]
-        metrics, samples = analyze(final, pools, n_params, n_boot=cfg["analysis"]["n_boot"], seed=seed)
+        metrics, samples = analyze(final, pools, n_params, n_boot=cfg["analysis"]["n_boot"], seed=seed,
+                                   n_embedding=model.get_input_embeddings().weight.numel())
         bits_curve = bits_over_training(curves_long, pools)
     metrics["model/parameters"] = n_params
     metrics["capacity/steps"] = steps
@@ -158,11 +159,13 @@ def person_bits(frame: pd.DataFrame, pools: dict[str, int]) -> pd.DataFrame:
     return wide.rename(columns={a: f"loss_bits/{a}" for a in attrs})
 
 
-def analyze(final: pd.DataFrame, pools: dict[str, int], n_params: int, *, n_boot: int,
-            seed: int) -> tuple[dict[str, float], pd.DataFrame]:
+def analyze(final: pd.DataFrame, pools: dict[str, int], n_params: int, *, n_boot: int, seed: int,
+            n_embedding: int = 0) -> tuple[dict[str, float], pd.DataFrame]:
     """Per exposure group: bits (metrics.capacity.bits_stored on the group's mean loss per attribute),
     bits per person with a bootstrap CI over people, loss per attribute; trained groups together:
-    bits and bits per parameter; fit bits/person = c + s·log10(exposures) over trained groups."""
+    bits and bits per parameter (all parameters, and without the ``n_embedding`` embedding ones) with
+    intervals over people (:func:`ratio_interval`); fit bits/person = c + s·log10(exposures) over trained
+    groups."""
     rng = np.random.default_rng(seed)
     samples = person_bits(final, pools)
     attrs = sorted(final["attribute"].unique())
@@ -194,7 +197,38 @@ def analyze(final: pd.DataFrame, pools: dict[str, int], n_params: int, *, n_boot
     for a in attrs:
         metrics[f"capacity/pool_bits@attribute={a}"] = math.log2(pools[a])
     metrics.update(_exposure_fit(samples, n_boot, rng))
+    metrics.update(ratio_interval(final, pools, n_params, n_embedding, n_boot, rng))
     return metrics, samples
+
+
+def ratio_interval(final: pd.DataFrame, pools: dict[str, int], n_params: int, n_embedding: int, n_boot: int,
+                   rng: np.random.Generator) -> dict[str, float]:
+    """Bits per parameter of the trained groups with a 95% interval resampling people within groups (people
+    are the unit; each replicate recomputes every group's bits from its resampled mean losses); the same per
+    non-embedding parameter (n_params − n_embedding); the share of the possible bits stored
+    (bits / Σ_trained people Σ_attr log2|pool|)."""
+    trained = final[final["exposures"] > 0]
+    if trained.empty:
+        return {}
+    attrs = sorted(trained["attribute"].unique())
+    groups = [part.pivot_table(index="person_id", columns="attribute", values="loss_bits")[attrs].to_numpy(np.float64)
+              for _, part in trained.groupby("exposures", sort=True)]
+
+    def bits(values: list[np.ndarray]) -> float:
+        return sum(bits_stored(len(v), pools, dict(zip(attrs, v.mean(axis=0)))) for v in values)
+
+    best = bits(groups)
+    boots = np.array(stratified_replicates(groups, bits, n_boot, rng))
+    possible = sum(len(v) for v in groups) * sum(math.log2(pools[a]) for a in attrs)
+    out = {"capacity/possible_bits": possible, "capacity/bits_share": best / possible,
+           "model/embedding_parameters": float(n_embedding)}
+    ratios = {"bits_per_parameter": n_params}
+    if n_embedding > 0:
+        ratios["bits_per_nonembedding_parameter"] = n_params - n_embedding
+    for name, denominator in ratios.items():
+        out[f"capacity/{name}"] = capacity_ratio(best, denominator)
+        out[f"capacity/{name}/ci_lo"], out[f"capacity/{name}/ci_hi"] = percentile_interval(boots / denominator)
+    return out
 
 
 def _exposure_fit(samples: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict[str, float]:
