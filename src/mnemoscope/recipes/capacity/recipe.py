@@ -10,7 +10,9 @@ loss in bits of the whole value, bits = Σ_attr N·max(0, log2|pool| − loss_bi
 with bootstrap intervals over people, a fitted line bits/person = c + s·log10(exposures), and the
 capacity ratio bits / parameters → run directory → report.
 
-``--set scale=gpu``: more people and the paper's exposure counts (100 and 1000) with a larger model.
+``--set scale=powered``: a 0.1 M-parameter model and 300 people at 100 exposures (against 300 never
+trained), to read bits per parameter with its interval (docs/recipes.md, "Powered capacity design"). ``--set scale=gpu``: more
+people and the paper's exposure counts (100 and 1000) with a larger model.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from mnemoscope.train.probing import Prober
 
 DEFAULTS = {
     "seed": 0,
-    "scale": "tiny",  # tiny | gpu
+    "scale": "tiny",  # tiny | powered | gpu (see SCALES)
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 2048,
               "init": Typed(str), "device": "auto"},  # init: a model directory / hub id to start from
     # per_group people for each exposure count (0 = never trained: the control group)
@@ -54,8 +56,16 @@ DEFAULTS = {
     "analysis": {"n_boot": 200},
 }
 
+# powered: bits per parameter at 100 exposures with the smallest width that stores bits, at the population
+# where stored bits stopped growing with more people in the pilot (docs/recipes.md, "Powered capacity
+# design"); the design's wider model adds --set model.hidden=64 --set model.intermediate=172.
 SCALES = {
     "tiny": {},
+    "powered": {
+        "model": {"hidden": 48, "layers": 2, "heads": 4, "intermediate": 128, "vocab_size": 1024},
+        "world": {"per_group": 300, "exposures": [0, 100]},
+        "train": {"lr": 1e-2, "warmup": 50, "checkpoint_every": 1000},
+    },
     "gpu": {
         "model": {"size": "small", "hidden": None, "layers": None, "heads": None, "intermediate": None,
                   "vocab_size": 16384},
