@@ -11,8 +11,8 @@ with bootstrap intervals over people, a fitted line bits/person = c + s·log10(e
 capacity ratio bits / parameters → run directory → report.
 
 ``--set scale=powered``: a 0.1 M-parameter model and 300 people at 100 exposures (against 300 never
-trained), to read bits per parameter with its interval (docs/recipes.md, "Powered capacity design"). ``--set scale=gpu``: more
-people and the paper's exposure counts (100 and 1000) with a larger model.
+trained), to read bits per parameter with its interval (docs/recipes.md, "Powered capacity design").
+``--set scale=gpu``: more people and the paper's exposure counts (100 and 1000) with a larger model.
 """
 
 from __future__ import annotations
