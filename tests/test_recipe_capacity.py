@@ -35,6 +35,7 @@ def test_run_directory(finished):
     assert sorted(samples["exposures"].unique()) == [0, 3, 100] and len(samples) == 36
     html = (finished / "report.html").read_text()
     assert "Knowledge capacity" in html and "(failed)" not in html
+    assert "bits per non-embedding parameter [95% CI]" in html and "share of the possible bits stored" in html
     assert get_recipe("capacity") is capacity
 
 
