@@ -207,7 +207,8 @@ def analyze(final: pd.DataFrame, pools: dict[str, int], n_params: int, *, n_boot
     for a in attrs:
         metrics[f"capacity/pool_bits@attribute={a}"] = math.log2(pools[a])
     metrics.update(_exposure_fit(samples, n_boot, rng))
-    metrics.update(ratio_interval(final, pools, n_params, n_embedding, n_boot, rng))
+    extra = ratio_interval(final, pools, n_params, n_embedding, n_boot, rng)
+    metrics.update({k: v for k, v in extra.items() if k not in metrics})  # the ratio itself stays as computed above
     return metrics, samples
 
 
