@@ -10,6 +10,8 @@ loss in bits of the whole value, bits = Σ_attr N·max(0, log2|pool| − loss_bi
 with bootstrap intervals over people, a fitted line bits/person = c + s·log10(exposures), and the
 capacity ratio bits / parameters → run directory → report.
 
+``--set scale=powered``: a 0.1 M-parameter model and 300 people at 100 exposures (against 300 never
+trained), to read bits per parameter with its interval (docs/recipes.md, "Powered capacity design").
 ``--set scale=gpu``: more people and the paper's exposure counts (100 and 1000) with a larger model.
 """
 
@@ -43,7 +45,7 @@ from mnemoscope.train.probing import Prober
 
 DEFAULTS = {
     "seed": 0,
-    "scale": "tiny",  # tiny | gpu
+    "scale": "tiny",  # tiny | powered | gpu (see SCALES)
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 2048,
               "init": Typed(str), "device": "auto"},  # init: a model directory / hub id to start from
     # per_group people for each exposure count (0 = never trained: the control group)
@@ -54,8 +56,16 @@ DEFAULTS = {
     "analysis": {"n_boot": 200},
 }
 
+# powered: bits per parameter at 100 exposures with the smallest width that stores bits, at the population
+# where stored bits stopped growing with more people in the pilot (docs/recipes.md, "Powered capacity
+# design"); the design's wider model adds --set model.hidden=64 --set model.intermediate=172.
 SCALES = {
     "tiny": {},
+    "powered": {
+        "model": {"hidden": 48, "layers": 2, "heads": 4, "intermediate": 128, "vocab_size": 1024},
+        "world": {"per_group": 300, "exposures": [0, 100]},
+        "train": {"lr": 1e-2, "warmup": 50, "checkpoint_every": 1000},
+    },
     "gpu": {
         "model": {"size": "small", "hidden": None, "layers": None, "heads": None, "intermediate": None,
                   "vocab_size": 16384},
@@ -95,7 +105,8 @@ def run(out: str | Path = "runs/capacity", overrides: dict | None = None, log=pr
         curves_long["loss_bits"] = nats_to_bits(curves_long["target_nll"] * curves_long["n_target_tokens"])
         pools = capacity_pools(world)
         final = curves_long[curves_long["step"] == steps]
-        metrics, samples = analyze(final, pools, n_params, n_boot=cfg["analysis"]["n_boot"], seed=seed)
+        metrics, samples = analyze(final, pools, n_params, n_boot=cfg["analysis"]["n_boot"], seed=seed,
+                                   n_embedding=model.get_input_embeddings().weight.numel())
         bits_curve = bits_over_training(curves_long, pools)
     metrics["model/parameters"] = n_params
     metrics["capacity/steps"] = steps
@@ -158,11 +169,13 @@ def person_bits(frame: pd.DataFrame, pools: dict[str, int]) -> pd.DataFrame:
     return wide.rename(columns={a: f"loss_bits/{a}" for a in attrs})
 
 
-def analyze(final: pd.DataFrame, pools: dict[str, int], n_params: int, *, n_boot: int,
-            seed: int) -> tuple[dict[str, float], pd.DataFrame]:
+def analyze(final: pd.DataFrame, pools: dict[str, int], n_params: int, *, n_boot: int, seed: int,
+            n_embedding: int = 0) -> tuple[dict[str, float], pd.DataFrame]:
     """Per exposure group: bits (metrics.capacity.bits_stored on the group's mean loss per attribute),
     bits per person with a bootstrap CI over people, loss per attribute; trained groups together:
-    bits and bits per parameter; fit bits/person = c + s·log10(exposures) over trained groups."""
+    bits and bits per parameter (all parameters, and without the ``n_embedding`` embedding ones) with
+    intervals over people (:func:`ratio_interval`); fit bits/person = c + s·log10(exposures) over trained
+    groups."""
     rng = np.random.default_rng(seed)
     samples = person_bits(final, pools)
     attrs = sorted(final["attribute"].unique())
@@ -194,7 +207,39 @@ def analyze(final: pd.DataFrame, pools: dict[str, int], n_params: int, *, n_boot
     for a in attrs:
         metrics[f"capacity/pool_bits@attribute={a}"] = math.log2(pools[a])
     metrics.update(_exposure_fit(samples, n_boot, rng))
+    extra = ratio_interval(final, pools, n_params, n_embedding, n_boot, rng)
+    metrics.update({k: v for k, v in extra.items() if k not in metrics})  # the ratio itself stays as computed above
     return metrics, samples
+
+
+def ratio_interval(final: pd.DataFrame, pools: dict[str, int], n_params: int, n_embedding: int, n_boot: int,
+                   rng: np.random.Generator) -> dict[str, float]:
+    """Bits per parameter of the trained groups with a 95% interval resampling people within groups (people
+    are the unit; each replicate recomputes every group's bits from its resampled mean losses); the same per
+    non-embedding parameter (n_params − n_embedding); the share of the possible bits stored
+    (bits / Σ_trained people Σ_attr log2|pool|)."""
+    trained = final[final["exposures"] > 0]
+    if trained.empty:
+        return {}
+    attrs = sorted(trained["attribute"].unique())
+    groups = [part.pivot_table(index="person_id", columns="attribute", values="loss_bits")[attrs].to_numpy(np.float64)
+              for _, part in trained.groupby("exposures", sort=True)]
+
+    def bits(values: list[np.ndarray]) -> float:
+        return sum(bits_stored(len(v), pools, dict(zip(attrs, v.mean(axis=0)))) for v in values)
+
+    best = bits(groups)
+    boots = np.array(stratified_replicates(groups, bits, n_boot, rng))
+    possible = sum(len(v) for v in groups) * sum(math.log2(pools[a]) for a in attrs)
+    out = {"capacity/possible_bits": possible, "capacity/bits_share": best / possible,
+           "model/embedding_parameters": float(n_embedding)}
+    ratios = {"bits_per_parameter": n_params}
+    if n_embedding > 0:
+        ratios["bits_per_nonembedding_parameter"] = n_params - n_embedding
+    for name, denominator in ratios.items():
+        out[f"capacity/{name}"] = capacity_ratio(best, denominator)
+        out[f"capacity/{name}/ci_lo"], out[f"capacity/{name}/ci_hi"] = percentile_interval(boots / denominator)
+    return out
 
 
 def _exposure_fit(samples: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict[str, float]:

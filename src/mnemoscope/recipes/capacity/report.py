@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from mnemoscope.report import plots
 from mnemoscope.report.html import (
+    DASH,
     RunData,
     figure_html,
     fmt_auc,
@@ -67,6 +68,14 @@ def _bits_figure(run: RunData, exposures: list[int], curve: pd.DataFrame | None)
     return fig
 
 
+def _ratio(m, key: str) -> str:
+    """``"0.0523 [0.0501, 0.0547]"`` (3 significant digits: ratios span 0.001 to 2); a dash when missing."""
+    value, lo, hi = m(key), m(f"{key}/ci_lo"), m(f"{key}/ci_hi")
+    if value is None:
+        return DASH
+    return f"{value:.3g}" if lo is None or hi is None else f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
+
+
 def section_capacity(run: RunData) -> Markup | None:
     """Bits stored by exposure group, the fitted exposure line and bits per parameter."""
     if run.metric("capacity/bits") is None:
@@ -77,7 +86,9 @@ def section_capacity(run: RunData) -> Markup | None:
     m = run.metric
     facts = [["bits stored (trained groups)", fmt_value(m("capacity/bits"), 1)],
              ["parameters", fmt_count(m("model/parameters"))],
-             ["bits per parameter", f"{m('capacity/bits_per_parameter'):.3g}"],
+             ["bits per parameter [95% CI over people]", _ratio(m, "capacity/bits_per_parameter")],
+             ["bits per non-embedding parameter [95% CI]", _ratio(m, "capacity/bits_per_nonembedding_parameter")],
+             ["share of the possible bits stored", fmt_value(m("capacity/bits_share"))],
              ["bits minus the control's per-person credit", fmt_value(m("capacity/bits_net"), 1)],
              ["bits per parameter (net)", "—" if m("capacity/bits_net_per_parameter") is None
               else f"{m('capacity/bits_net_per_parameter'):.3g}"],
