@@ -86,10 +86,10 @@ SPLITS = ("train", "perturbed", "unseen")
 
 def run(out: str | Path = "runs/reasoning", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
-    run = rundir.Run(out, cfg, "reasoning")
-    out = run.out
     seed, pz, ev = cfg["seed"], cfg["puzzles"], cfg["eval"]
     sizes = check_sizes(pz, ev)
+    run = rundir.Run(out, cfg, "reasoning")
+    out = run.out
 
     with run.phase("data"):
         train_all, unseen = make_puzzle_sets({**pz, "n_train": max(sizes)}, seed)

@@ -98,9 +98,10 @@ def _sizes(metrics: Mapping[str, float]) -> list[int]:
 def pooled_verdict(seeds: Sequence[Mapping[str, float]], alpha: float = 0.05) -> tuple[pd.DataFrame, bool]:
     """The seeds' sweep metrics pooled per training-set size N (one row each): unseen puzzles evaluated and
     solved summed over seeds, pooled accuracy and baseline, the exact one-sided p of "solved > baseline"
-    (:func:`binomial_sf` over every seed's puzzles), the mean and sd of LiMem over seeds, and ``shown_here``
-    = p < alpha / (number of sizes) (Bonferroni over the sweep's points) and mean LiMem > 0.
-    Shown when it holds at one size or more."""
+    (:func:`binomial_sf` over every seed's puzzles), the mean and sd of LiMem over seeds, the seeds whose
+    own lift is > 0, and ``shown_here`` = p < alpha / (number of sizes) (Bonferroni over the sweep's points)
+    and mean LiMem > 0 and a lift > 0 in at least ⌈0.8 · seeds⌉ seeds (4 of 5: the pooled test treats
+    puzzles as the unit, this asks the seeds to agree). Shown when it holds at one size or more."""
     if not seeds:
         raise ValueError("pooled_verdict: no seeds' metrics")
     sizes = _sizes(seeds[0])
@@ -119,10 +120,13 @@ def pooled_verdict(seeds: Sequence[Mapping[str, float]], alpha: float = 0.05) ->
         total = sum(n for n, _ in groups)
         limems = np.array([m[f"reasoning/sweep/limem@n_train={size}"] for m in seeds], dtype=np.float64)
         p = binomial_sf(solved, groups)
+        agree = sum(m[f"reasoning/sweep/lift@n_train={size}"] > 0 for m in seeds)
         table.append({"n_train": size, "unseen_n": total, "unseen_correct": solved, "accuracy": solved / total,
                       "baseline": sum(n * q for n, q in groups) / total, "p_value": p,
                       "limem_mean": float(limems.mean()), "limem_sd": float(limems.std(ddof=1)) if len(limems) > 1
-                      else math.nan, "shown_here": bool(p < alpha / len(sizes) and limems.mean() > 0)})
+                      else math.nan, "seeds_lifted": agree,
+                      "shown_here": bool(p < alpha / len(sizes) and limems.mean() > 0
+                                         and agree >= math.ceil(0.8 * len(seeds)))})
     table = pd.DataFrame(table)
     table["lift"] = table["accuracy"] - table["baseline"]
     return table, bool(table["shown_here"].any())
