@@ -65,12 +65,12 @@ DEFAULTS = {
 }
 
 # powered: the training-set sweep of docs/recipes.md ("Powered design for reasoning's training-set sweep"),
-# written before its seeds ran; sized to ~10 minutes a seed on one thread (the session's budget)
+# written before its seeds ran; sized to ≈ 8 CPU minutes a seed on one thread (the session's budget)
 SCALES = {
     "tiny": {},
     "powered": {
-        "puzzles": {"n_train": 4000, "n_unseen": 500, "sweep": [100, 1000, 4000]},
-        "train": {"steps": 1000},
+        "puzzles": {"n_train": 4000, "n_unseen": 500, "sweep": [100, 4000]},
+        "train": {"steps": 2000},
         "eval": {"max_puzzles": 400, "points": 3},
     },
     "gpu": {
