@@ -23,6 +23,7 @@ from mnemoscope.recipes.reasoning.sweep import (
     binomial_sf,
     eval_subset,
     pooled_verdict,
+    seed_metrics,
     sweep_metrics,
 )
 
@@ -131,8 +132,10 @@ def test_the_sweep_runs_one_model_per_size_on_a_capped_fixed_subset(swept):
     assert train.groupby("step").size().max() == 6  # 12 training puzzles of the size, 6 evaluated
     sweep = pd.read_parquet(swept / "reasoning_sweep.parquet")
     assert set(sweep["n_train"]) == {4, 12}
-    table, _ = pooled_verdict([m])
-    assert list(table["n_train"]) == [4, 12] and (table["unseen_n"] == 6).all()
+    table, _ = pooled_verdict(seed_metrics([swept, swept]))
+    assert list(table["n_train"]) == [4, 12] and (table["unseen_n"] == 12).all()
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        seed_metrics([swept / "phases"])
     html = (swept / "report.html").read_text()
     assert "Training-set sweep" in html and "(failed)" not in html
 

@@ -11,15 +11,18 @@ Pure functions, no model:
 * :func:`binomial_sf` — P(X ≥ x) for X a sum of binomials (puzzles of several sizes, each its own
   baseline): the exact one-sided test of "accuracy above the baseline";
 * :func:`sweep_metrics` — one seed's per-size metrics from its evaluated rows;
-* :func:`pooled_verdict` — the seeds' metrics pooled per size, and shown / not shown by the written rule.
+* :func:`pooled_verdict` — the seeds' metrics pooled per size, and shown / not shown by the written rule
+  (``python -m mnemoscope.recipes.reasoning.sweep OUT/seed=0 OUT/seed=1 …`` prints it; :func:`seed_metrics` reads them).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -130,3 +133,25 @@ def pooled_verdict(seeds: Sequence[Mapping[str, float]], alpha: float = 0.05) ->
     table = pd.DataFrame(table)
     table["lift"] = table["accuracy"] - table["baseline"]
     return table, bool(table["shown_here"].any())
+
+
+def seed_metrics(run_dirs: Sequence[str | Path]) -> list[dict[str, float]]:
+    """The metrics.json of each seed's run directory (``OUT/seed=N`` of ``mnemoscope run … --seeds``)."""
+    out = []
+    for d in run_dirs:
+        path = Path(d) / "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no metrics.json; give the seeds' run directories (OUT/seed=N)")
+        out.append(json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
+if __name__ == "__main__":  # python -m mnemoscope.recipes.reasoning.sweep OUT/seed=0 OUT/seed=1 …
+    import sys
+
+    try:
+        table, shown = pooled_verdict(seed_metrics(sys.argv[1:]))
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")  # exit status 1 with one line
+    print(table.to_string(index=False))
+    print("shown" if shown else "not shown")
