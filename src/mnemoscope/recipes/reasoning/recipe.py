@@ -10,7 +10,9 @@ call per split) → accuracy on the training puzzles, on their local answer-chan
 
 High accuracy on the training puzzles with a low CR (the perturbed puzzle, whose answer differs, is
 answered wrongly) is memorization; accuracy that carries over to unseen puzzles is reasoning.
-``--set scale=gpu``: more and larger puzzles and a larger model.
+``--set scale=gpu``: more and larger puzzles and a larger model. ``puzzles.sweep`` (``--set scale=powered``):
+one fresh model per training-set size on nested sets, a step budget (``train.steps``) and a capped,
+seeded evaluation subset (``eval.max_puzzles``); the sweep's analysis is ``sweep.py``.
 """
 
 from __future__ import annotations
