@@ -10,7 +10,9 @@ call per split) → accuracy on the training puzzles, on their local answer-chan
 
 High accuracy on the training puzzles with a low CR (the perturbed puzzle, whose answer differs, is
 answered wrongly) is memorization; accuracy that carries over to unseen puzzles is reasoning.
-``--set scale=gpu``: more and larger puzzles and a larger model.
+``--set scale=gpu``: more and larger puzzles and a larger model. ``puzzles.sweep`` (``--set scale=powered``):
+one fresh model per training-set size on nested sets, a step budget (``train.steps``) and a capped,
+seeded evaluation subset (``eval.max_puzzles``); the sweep's analysis is ``sweep.py``.
 """
 
 from __future__ import annotations
@@ -43,23 +45,36 @@ from mnemoscope.recipes.common import (
     resolve_scaled,
     train_config,
 )
+from mnemoscope.recipes.reasoning.sweep import baseline_by_people, eval_subset, sweep_metrics
 from mnemoscope.train.phase import train_phase
 
 DEFAULTS = {
     "seed": 0,
-    "scale": "tiny",  # tiny | gpu
+    "scale": "tiny",  # tiny | powered | gpu
     "model": {"size": "tiny", "hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "vocab_size": 1024,
               "init": Typed(str), "device": "auto"},  # init: a model directory / hub id to start from
-    # n_train / n_unseen puzzles for each number of people; perturb: statement | leaf
+    # n_train / n_unseen puzzles for each number of people; perturb: statement | leaf;
+    # sweep: training-set sizes (per number of people), each a fresh model on the first N puzzles ([] = n_train)
     "puzzles": {"n_people": [2, 3], "n_train": 48, "n_unseen": 48, "depth": 2, "width": 2, "perturb": "statement",
-                "instruction": False},
-    "train": {"epochs": 40, "batch_size": 8, "lr": 2e-3, "warmup": 20, "schedule": "cosine",
+                "instruction": False, "sweep": []},
+    # steps: a step budget (each sweep size the same) instead of epochs
+    "train": {"epochs": 40, "steps": Typed(int), "batch_size": 8, "lr": 2e-3, "warmup": 20, "schedule": "cosine",
               "checkpoint_every": 100, "bf16": False},
+    # max_puzzles: a seeded subset of each split evaluated (the same at every evaluation; null = all);
+    # points: evaluations evenly spaced over training, the first and the last included (null = by epochs)
+    "eval": {"max_puzzles": Typed(int), "points": Typed(int)},
     "analysis": {"n_boot": 200},
 }
 
+# powered: the training-set sweep of docs/recipes.md ("Powered design for reasoning's training-set sweep"),
+# written before its seeds ran; sized to ≈ 8 CPU minutes a seed on one thread (the session's budget)
 SCALES = {
     "tiny": {},
+    "powered": {
+        "puzzles": {"n_train": 4000, "n_unseen": 500, "sweep": [100, 4000]},
+        "train": {"steps": 2000},
+        "eval": {"max_puzzles": 400, "points": 3},
+    },
     "gpu": {
         "model": {"size": "small", "hidden": None, "layers": None, "heads": None, "intermediate": None,
                   "vocab_size": 4096},
@@ -73,45 +88,128 @@ SPLITS = ("train", "perturbed", "unseen")
 
 def run(out: str | Path = "runs/reasoning", overrides: dict | None = None, log=print) -> Path:
     cfg = resolve_scaled(DEFAULTS, SCALES, overrides)
+    seed, pz, ev = cfg["seed"], cfg["puzzles"], cfg["eval"]
+    sizes = check_sizes(pz, ev)
     run = rundir.Run(out, cfg, "reasoning")
     out = run.out
-    seed, t, pz = cfg["seed"], cfg["train"], cfg["puzzles"]
 
     with run.phase("data"):
-        train_set, unseen = make_puzzle_sets(pz, seed)
-        texts = [training_text(p, pz["instruction"]) for p in train_set]
-        model, tokenizer = make_model(cfg, texts + [render_puzzle(p) for p in unseen], out)
-        data = AnswerBatches(tokenizer, train_set, pz["instruction"], t["batch_size"], seed)
-        steps = t["epochs"] * data.steps_per_epoch
-        answer_tokens = max(len(text_ids(tokenizer, " " + render_solution(p)))
-                            for p in train_set + unseen)
-    n_params = count_parameters(model)
-    eval_epochs = sorted({0, t["epochs"]} | set(log_spaced_steps(t["epochs"])))
-    log(f"model: {n_params / 1e6:.2f} M parameters; {len(train_set)} training and {len(unseen)} unseen puzzles; "
-        f"{steps} steps, evaluated at epochs {eval_epochs}")
-    with run.phase("train"):
-        probe = PuzzleProbe(tokenizer, train_set, unseen, [e * data.steps_per_epoch for e in eval_epochs],
-                            perturb=pz["perturb"], instruction=pz["instruction"], max_new_tokens=answer_tokens + 4,
-                            seed=seed)
-        history = train_phase(model, data.batch, train_config({**t, "seq_len": data.seq_len}, steps, seed),
-                              out / "phases" / "train", log, probe=probe, loss_fn=answer_loss)
+        train_all, unseen = make_puzzle_sets({**pz, "n_train": max(sizes)}, seed)
+        unseen_eval = eval_subset(unseen, ev["max_puzzles"], seed)
+        texts = [training_text(p, pz["instruction"]) for p in train_all] + [render_puzzle(p) for p in unseen]
+        baseline = baseline_by_people(train_all)
+    fits = {}
+    for n in sizes:
+        train_set = first_per_people(train_all, n, pz["n_people"])
+        name = "train" if not pz["sweep"] else f"train_n{n}"
+        with run.phase(name):
+            fits[n] = fit_and_probe(cfg, out, name, texts, train_set, unseen_eval, log)
     with run.phase("analysis"):
-        rows = probe.frame()
-        rows["epoch"] = rows["step"] // data.steps_per_epoch
-        metrics, curve = analyze(rows, n_boot=cfg["analysis"]["n_boot"], seed=seed)
-    metrics["model/parameters"] = n_params
-    metrics["reasoning/limem/n_skipped"] = float(len(train_set) - metrics["reasoning/n@split=train,phase=after"])
-    samples = rows[rows["step"].isin([0, steps])].assign(phase=lambda f: np.where(f["step"] == 0, "before", "after"))
+        metrics, tables = analyze_run(fits, bool(pz["sweep"]), baseline, cfg["analysis"]["n_boot"], seed)
     run.metrics.update(metrics)
-    tables = {"curves": pd.DataFrame(history), "samples": samples.reset_index(drop=True), "probe_rows": rows,
-              "reasoning_curve": curve}
     for name, table in tables.items():
         run.add_table(name, table)
-    return finish_lab_run(run, model, history, extra={
-        "steps_per_epoch": data.steps_per_epoch, "eval_epochs": eval_epochs, "seq_len": data.seq_len})
+    last = fits[sizes[-1]]
+    return finish_lab_run(run, last["model"], last["history"], extra={
+        "steps_per_epoch": {n: f["steps_per_epoch"] for n, f in fits.items()} if pz["sweep"]
+        else last["steps_per_epoch"],
+        "eval_epochs": last["eval_epochs"], "seq_len": last["seq_len"]})
+
+
+def check_sizes(pz: dict, ev: dict) -> list[int]:
+    """The training-set sizes to run (``puzzles.sweep``, or ``[puzzles.n_train]``), checked."""
+    sizes = list(pz["sweep"]) or [pz["n_train"]]
+    if any(int(n) != n or n < 1 for n in sizes) or sorted(set(sizes)) != sizes:
+        raise MnemoscopeError(f"puzzles.sweep: training-set sizes must be increasing integers ≥ 1 (got {sizes})")
+    if pz["sweep"] and max(sizes) > pz["n_train"]:
+        raise MnemoscopeError(f"puzzles.sweep: the largest size {max(sizes)} exceeds puzzles.n_train "
+                              f"({pz['n_train']}); raise puzzles.n_train")
+    for key in ("max_puzzles", "points"):
+        if ev[key] is not None and ev[key] < (2 if key == "points" else 1):
+            raise MnemoscopeError(f"eval.{key} must be ≥ {2 if key == 'points' else 1} or null (got {ev[key]})")
+    return [int(n) for n in sizes]
+
+
+def fit_and_probe(cfg: dict, out: Path, name: str, texts: list[str], train_set: list, unseen_eval: list, log) -> dict:
+    """A fresh model fine-tuned on ``train_set`` (epochs or the step budget), probed on a seeded subset of
+    its training puzzles (``eval.max_puzzles``) and on ``unseen_eval``; its rows and training history."""
+    seed, t, pz, ev = cfg["seed"], cfg["train"], cfg["puzzles"], cfg["eval"]
+    model, tokenizer = make_model(cfg, texts, out)
+    data = AnswerBatches(tokenizer, train_set, pz["instruction"], t["batch_size"], seed)
+    steps = t["steps"] or t["epochs"] * data.steps_per_epoch
+    answer_tokens = max(len(text_ids(tokenizer, " " + render_solution(p))) for p in train_set + unseen_eval)
+    eval_steps = evaluation_steps(steps, data.steps_per_epoch, t["steps"] is None and ev["points"] is None,
+                                  t["epochs"], ev["points"])
+    n_params = count_parameters(model)
+    train_eval = eval_subset(train_set, ev["max_puzzles"], seed)
+    log(f"{name}: model {n_params / 1e6:.2f} M parameters; {len(train_set)} training puzzles ({len(train_eval)} "
+        f"evaluated), {len(unseen_eval)} unseen evaluated; {steps} steps, evaluated at steps {eval_steps}")
+    probe = PuzzleProbe(tokenizer, train_eval, unseen_eval, eval_steps, perturb=pz["perturb"],
+                        instruction=pz["instruction"], max_new_tokens=answer_tokens + 4, seed=seed)
+    tcfg = train_config({k: v for k, v in {**t, "seq_len": data.seq_len}.items() if k != "steps"}, steps, seed)
+    history = train_phase(model, data.batch, tcfg, out / "phases" / name, log, probe=probe, loss_fn=answer_loss)
+    rows = probe.frame()
+    rows["epoch"] = rows["step"] // data.steps_per_epoch
+    return {"model": model, "history": history, "rows": rows, "n_params": n_params, "steps": steps,
+            "steps_per_epoch": data.steps_per_epoch, "seq_len": data.seq_len, "n_train_eval": len(train_eval),
+            "eval_epochs": sorted({int(s) // data.steps_per_epoch for s in eval_steps})}
+
+
+def evaluation_steps(steps: int, steps_per_epoch: int, by_epoch: bool, epochs: int, points: int | None) -> list[int]:
+    """By epoch (the default): the start, log-spaced epochs and the end; else ``points`` evenly spaced
+    steps from 0 to ``steps`` (2 when unset: the start and the end)."""
+    if by_epoch:
+        return [e * steps_per_epoch for e in sorted({0, epochs} | set(log_spaced_steps(epochs)))]
+    return sorted({int(round(x)) for x in np.linspace(0, steps, points or 2)})
+
+
+def analyze_run(fits: dict, sweep: bool, baseline: dict, n_boot: int, seed: int) -> tuple[dict, dict]:
+    """Metrics and tables of the run: one size (the default) as before; a sweep tags every size's metrics
+    with ``n_train=N`` and adds :func:`sweep.sweep_metrics`."""
+    metrics: dict[str, float] = {}
+    rows_all, curves, limem, histories = [], [], {}, []
+    for n, fit in fits.items():
+        rows = fit["rows"]
+        m, curve = analyze(rows, n_boot=n_boot, seed=seed)
+        m["reasoning/limem/n_skipped"] = float(fit["n_train_eval"] - m["reasoning/n@split=train,phase=after"])
+        limem[n] = m["reasoning/limem/limem@phase=after"]
+        if sweep:
+            m = {_tagged(k, f"n_train={n}"): v for k, v in m.items()}
+            m[f"model/parameters@n_train={n}"] = fit["n_params"]
+            m[f"reasoning/sweep/epochs@n_train={n}"] = fit["steps"] / fit["steps_per_epoch"]
+        else:
+            m["model/parameters"] = fit["n_params"]
+        metrics |= m
+        rows_all.append(rows.assign(n_train=n))
+        curves.append(curve.assign(n_train=n))
+        histories.append(pd.DataFrame(fit["history"]).assign(n_train=n))
+    rows, curve = pd.concat(rows_all, ignore_index=True), pd.concat(curves, ignore_index=True)
+    if sweep:
+        unseen = rows[(rows["split"] == "unseen") & (rows["step"] == rows.groupby("n_train")["step"].transform("max"))]
+        metrics |= sweep_metrics(unseen, baseline, limem)
+    last = rows.groupby("n_train")["step"].transform("max")
+    samples = rows[(rows["step"] == 0) | (rows["step"] == last)].assign(
+        phase=lambda f: np.where(f["step"] == 0, "before", "after"))
+    if not sweep:
+        rows, curve = rows.drop(columns="n_train"), curve.drop(columns="n_train")
+        samples = samples.drop(columns="n_train")
+    tables = {"curves": pd.concat(histories, ignore_index=True) if sweep else histories[0].drop(columns="n_train"),
+              "samples": samples.reset_index(drop=True), "probe_rows": rows,
+              ("reasoning_sweep" if sweep else "reasoning_curve"): curve}
+    return metrics, tables
+
+
+def _tagged(key: str, tag: str) -> str:
+    """``a/b@x=1`` → ``a/b@x=1,tag``; ``a/b`` → ``a/b@tag``."""
+    return f"{key},{tag}" if "@" in key else f"{key}@{tag}"
 
 
 # --------------------------------------------------------------------------- data
+
+
+def first_per_people(puzzles: list, n: int, people: list[int]) -> list:
+    """The first ``n`` puzzles of each number of people (nested training sets across a sweep)."""
+    return [p for k in people for p in [q for q in puzzles if q.n_people == k][:n]]
 
 
 def make_puzzle_sets(pz: dict, seed: int):

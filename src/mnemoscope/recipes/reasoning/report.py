@@ -79,3 +79,48 @@ def section_reasoning(run: RunData) -> Markup | None:
 
 
 register_section(section_reasoning, order=6)
+
+
+def _sweep_figure(table: pd.DataFrame):
+    fig = plots.new_figure(8, 3.4)
+    ax = fig.subplots()
+    for i, (col, label) in enumerate((("train", "training puzzles"), ("perturbed", "perturbed training puzzles"),
+                                      ("unseen", "unseen puzzles"), ("baseline", "no-reasoning baseline"),
+                                      ("limem", "LiMem"))):
+        style = "--" if col in ("baseline", "limem") else "-"
+        ax.plot(table["n_train"], table[col], style, marker="o", markersize=3, label=label,
+                color=plots.PALETTE[i % len(plots.PALETTE)])
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training puzzles per number of people")
+    ax.set_ylabel("share of puzzles")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def section_reasoning_sweep(run: RunData) -> Markup | None:
+    """The training-set sweep (``puzzles.sweep``): per size, accuracies after fine-tuning, the no-reasoning
+    baseline, the one-sided p of unseen accuracy above it, and LiMem."""
+    sizes = sorted({int(x.group(1)) for k in run.metrics for x in [re.search(r"^reasoning/sweep/limem@n_train=(\d+)$", k)]
+                    if x})
+    if not sizes:
+        return None
+    m = run.metric
+    table = pd.DataFrame([{"n_train": n, **{s: m(f"reasoning/accuracy@split={s},phase=after,n_train={n}")
+                                            for s in ("train", "perturbed", "unseen")},
+                           "baseline": m(f"reasoning/sweep/baseline@n_train={n}"),
+                           "limem": m(f"reasoning/sweep/limem@n_train={n}")} for n in sizes])
+    rows = [[n, fmt_value(m(f"reasoning/sweep/epochs@n_train={n}"), 1)]
+            + [fmt_value(v) for v in (r.train, r.perturbed, r.unseen, r.baseline)]
+            + [fmt_value(m(f"reasoning/sweep/p_value@n_train={n}"), 4), fmt_value(r.limem)]
+            for n, r in zip(sizes, table.itertuples())]
+    parts = [figure_html(_sweep_figure(table), "accuracy and LiMem by training-set size",
+                         "One fresh model per size, the same step budget; the larger sets are nested supersets."),
+             html_table(["training puzzles per size", "epochs", "training", "perturbed", "unseen", "baseline",
+                         "p (unseen > baseline)", "LiMem"], rows, numeric=list(range(1, 8)))]
+    note = ("Baseline: per puzzle, the larger of guessing (2⁻ⁿ) and the share of the most common solution "
+            "among the training puzzles of its size; p: exact one-sided test over the evaluated unseen puzzles.")
+    return section_html("Training-set sweep (Knights and Knaves)", Markup("\n").join(parts), note=note)
+
+
+register_section(section_reasoning_sweep, order=6.1)
