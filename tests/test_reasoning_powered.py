@@ -16,6 +16,7 @@ from scipy import stats
 
 from mnemoscope.cli import main
 from mnemoscope.probes.knights_knaves import generate_puzzles, solution
+from mnemoscope.recipes import declaration
 from mnemoscope.recipes.common import resolve_scaled
 from mnemoscope.recipes.reasoning import recipe as reasoning
 from mnemoscope.recipes.reasoning.sweep import (
@@ -134,6 +135,9 @@ def test_the_sweep_runs_one_model_per_size_on_a_capped_fixed_subset(swept):
     assert set(sweep["n_train"]) == {4, 12}
     table, _ = pooled_verdict(seed_metrics([swept, swept]))
     assert list(table["n_train"]) == [4, 12] and (table["unseen_n"] == 12).all()
+    pooled = declaration("reasoning").pool([swept, swept])  # what --seeds writes to OUT/pooled.json
+    assert [r["n_train"] for r in pooled["sizes"]] == [4, 12] and isinstance(pooled["reasoning/pooled/shown"], bool)
+    json.dumps(pooled)
     with pytest.raises(FileNotFoundError, match="metrics.json"):
         seed_metrics([swept / "phases"])
     html = (swept / "report.html").read_text()

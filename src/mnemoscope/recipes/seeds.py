@@ -72,7 +72,7 @@ def run_seeds(recipe: str, out: str | Path, overrides: dict, seeds: list[int], *
             after_each(target)
     write_seed_comparison(out, dirs, title=f"mnemoscope · {recipe} · seeds {', '.join(map(str, seeds))}")
     pooled = declaration(recipe).pool(dirs)
-    if pooled is not None:
+    if pooled:  # None: the recipe declares no pooled analysis; {}: nothing to pool in these runs
         rundir.write_json(out / "pooled.json", pooled)
         log(f"pooled effects over {len(dirs)} seeds: {out / 'pooled.json'}")
     return dirs

@@ -26,8 +26,8 @@ RECIPE = Recipe(
                 minus="mechanisms/recipe/to_memory@intervention=scale,direction=random")),
         scale="With the default mode cue the switch lives at the embeddings and block 0, and the paper's "
               "intervention reaches it only at s = −2 (a reflection of the component; for s ≥ −1 an item's "
-              "projection keeps its sign); without the cue (task.recall_marker=\"\") there is no single "
-              "direction to find at this scale."),
+              "projection keeps its sign); without the cue (--set scale=powered, 5 seeds) a weak direction forms in the "
+              "last block (AUC 0.59) and steers 9 points better than a random direction, which itself moves a third."),
     summary="mnemoscope.recipes.mechanisms.recipe:summary",
     pooled="mnemoscope.recipes.mechanisms.pooled:pool",
 )

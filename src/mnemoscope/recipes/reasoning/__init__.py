@@ -25,4 +25,5 @@ RECIPE = Recipe(
     series=(Series("Puzzle accuracy after training", "reasoning/accuracy@split={x},phase=after", "split",
                    order=("train", "perturbed", "unseen")),),
     sections=("mnemoscope.recipes.reasoning.report",),
+    pooled="mnemoscope.recipes.reasoning.sweep:pool",
 )

@@ -146,6 +146,17 @@ def seed_metrics(run_dirs: Sequence[str | Path]) -> list[dict[str, float]]:
     return out
 
 
+def pool(run_dirs: Sequence[str | Path]) -> dict:
+    """``--seeds``' pooled analysis (``Recipe.pooled``): :func:`pooled_verdict` of the seeds' runs as
+    ``OUT/pooled.json`` — the verdict and one entry per size; an empty dict for runs without a sweep."""
+    seeds = seed_metrics(run_dirs)
+    if not _sizes(seeds[0]):
+        return {}
+    table, shown = pooled_verdict(seeds)
+    return {"n_seeds": len(seeds), "reasoning/pooled/shown": shown,
+            "sizes": table.astype(object).where(table.notna(), None).to_dict("records")}
+
+
 if __name__ == "__main__":  # python -m mnemoscope.recipes.reasoning.sweep OUT/seed=0 OUT/seed=1 …
     import sys
 
