@@ -131,6 +131,8 @@ def test_moves_by_hand():
                              "accuracy": 1 - to_memory, "alternative_rate": to_memory})
     out = recipe.moves(pd.DataFrame(rows))  # a sweep without an intervention column: ours
     assert out["mechanisms/recipe/to_rule"] == 0.6 and out["mechanisms/recipe/to_rule@direction=random"] == 0.1
+    assert out["mechanisms/recipe/to_rule/random_best"] == 0.2  # the random direction's own best cell (α > 0)
+    assert out["mechanisms/recipe/to_memory/random_best"] == 0.05
     assert out["mechanisms/recipe/to_rule/layer"] == 1 and out["mechanisms/recipe/to_rule/alpha"] == 0.5
     assert out["mechanisms/recipe/to_rule/kept"] == pytest.approx(0.4)
     assert out["mechanisms/recipe/to_memory"] == 0.7 and out["mechanisms/recipe/to_memory@direction=random"] == 0.05

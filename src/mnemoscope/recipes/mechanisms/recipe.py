@@ -291,8 +291,10 @@ def moves(sweep: pd.DataFrame) -> dict[str, float]:
     prompts with an alternative (the exceptions asked with "=") answered with the memorised answer,
     at the best cell with α < 0. The paper's (``scale``, keys tagged ``@intervention=scale``): the
     same at the best cell over every s ≠ 0 (scaling the existing projection has no sign that means
-    "toward the rule"). Each comes with the random direction's rate at the same cell, the share still
-    giving the set's own answer there (``.../kept``), and the cell's layer and α (or s)."""
+    "toward the rule"). Each comes with the random direction's rate at the same cell, the random
+    direction's rate at *its own* best cell on the same side (``.../random_best``: a fair control when
+    the direction's cell was chosen for being the best), the share still giving the set's own answer
+    there (``.../kept``), and the cell's layer and α (or s)."""
     out: dict[str, float] = {}
     kinds = sweep["intervention"] if "intervention" in sweep else pd.Series("add", index=sweep.index, dtype=object)
     for kind in ("add", "scale"):
@@ -309,6 +311,7 @@ def moves(sweep: pd.DataFrame) -> dict[str, float]:
             best = steered.loc[steered["alternative_rate"].idxmax()]
             same = (part["layer"] == best["layer"]) & (part["alpha"] == best["alpha"]) & (part["direction"] == "random")
             control = part[same].iloc[0]
+            randoms = part[(part["direction"] == "random") & part["alternative_rate"].notna()]
             key = f"mechanisms/recipe/{name}"
 
             def k(stat: str = "", random: bool = False, key=key) -> str:
@@ -317,7 +320,8 @@ def moves(sweep: pd.DataFrame) -> dict[str, float]:
 
             out.update({k(): float(best["alternative_rate"]), k(random=True): float(control["alternative_rate"]),
                         k("/kept"): float(best["accuracy"]), k("/kept", True): float(control["accuracy"]),
-                        k("/layer"): float(best["layer"]), k("/alpha"): float(best["alpha"])})
+                        k("/layer"): float(best["layer"]), k("/alpha"): float(best["alpha"]),
+                        k("/random_best"): float(randoms["alternative_rate"].max())})
     return out
 
 
@@ -338,9 +342,11 @@ def summary(out: Path) -> str:
         key = f"mechanisms/recipe/{name}"
         if key in m:
             lines.append(f"steering, ours (layer {f(key + '/layer')}, α {f(key + '/alpha')}): {what} {f(key)} "
-                         f"(random direction {f(key + '@direction=random')})")
+                         f"(random direction {f(key + '@direction=random')} there, "
+                         f"{f(key + '/random_best')} at its own best cell)")
         if key + "@intervention=scale" in m:
             lines.append(f"steering, the paper's (direction of layer {f(key + '/layer@intervention=scale')}, "
                          f"s {f(key + '/alpha@intervention=scale')}): {what} {f(key + '@intervention=scale')} "
-                         f"(random direction {f(key + '@intervention=scale,direction=random')})")
+                         f"(random direction {f(key + '@intervention=scale,direction=random')} there, "
+                         f"{f(key + '/random_best@intervention=scale')} at its own best cell)")
     return "\n".join(lines)
