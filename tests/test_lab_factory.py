@@ -53,3 +53,23 @@ def test_make_model_trains_and_saves_a_tokenizer_and_reuses_it(tmp_path, corpus)
     assert _same_weights(model, build_model(preset_from(SECTION), tok, seed=3))
     again = lab_tokenizer(tmp_path, ["different text entirely"], cfg)  # a resumed run: the saved one
     assert again.get_vocab() == tok.get_vocab()
+
+
+def test_save_model_dir_is_loadable_and_leaves_nothing_half_written(tmp_path, model, tokenizer, monkeypatch):
+    from mnemoscope.engine.loading import load_model
+    from mnemoscope.lab.factory import save_model_dir
+
+    out = save_model_dir(model, tmp_path / "m", tokenizer)
+    loaded = load_model(str(out), dtype="float32", device="cpu")
+    assert sum(p.numel() for p in loaded.model.parameters()) == sum(p.numel() for p in model.parameters())
+
+    def crash(self, folder, **_):
+        (folder / "model.safetensors").write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(model), "save_pretrained", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_model_dir(model, tmp_path / "broken", tokenizer)
+    assert not (tmp_path / "broken" / "config.json").exists()
+    assert not (tmp_path / "broken" / "model.safetensors").exists()  # nothing moved in
+    assert not list(tmp_path.glob(".broken.*"))  # the temporary folder is gone

@@ -5,7 +5,8 @@
 * :func:`lab_tokenizer` — the run's BPE tokenizer, saved in ``<out>/model`` (reloaded on a resumed run);
 * :func:`lab_model` — a random-init Llama-style model of a section, a preset name or a ``Preset``, on a
   device (``"auto"``: a GPU when there is one);
-* :func:`make_model` — (model, tokenizer): ``model.init`` loaded when set, else the two above.
+* :func:`make_model` — (model, tokenizer): ``model.init`` loaded when set, else the two above;
+* :func:`save_model_dir` — a trained model (and tokenizer) as a loadable folder, written atomically.
 
 ``lab.tiny.build_model`` is the primitive underneath (tests call it directly).
 """
@@ -64,3 +65,15 @@ def make_model(cfg: dict, texts: list[str], out: Path):
         return loaded.model, loaded.tokenizer
     tokenizer = lab_tokenizer(out, texts, cfg)
     return lab_model(m, tokenizer, seed=cfg["seed"], device=m["device"]), tokenizer
+
+
+def save_model_dir(model, directory: Path, tokenizer=None) -> Path:
+    """``model`` (and ``tokenizer``) saved into ``directory`` through a temporary folder, ``config.json``
+    moved in last: a reader (or a crash) never finds a half-written model."""
+    from mnemoscope.files import atomic_files
+
+    with atomic_files(Path(directory), last="config.json") as tmp:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    return Path(directory)

@@ -26,7 +26,7 @@ import pandas as pd
 from mnemoscope import rundir
 from mnemoscope.engine.encoding import text_ids
 from mnemoscope.errors import MnemoscopeError
-from mnemoscope.lab.factory import lab_model, lab_tokenizer
+from mnemoscope.lab.factory import lab_model, lab_tokenizer, save_model_dir
 from mnemoscope.lab.pretrain import pretrained_start
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.metrics.dynamics import (
@@ -159,8 +159,7 @@ def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log
         prober = Prober(tokenizer, probes, schedule, own_steps=scored)
         history = train_phase(model, data.batch, TrainConfig(seed=seed, **t), run.out / "train", log, probe=prober,
                               name="train")
-        model.save_pretrained(run.out / "model")
-        tokenizer.save_pretrained(run.out / "model")
+        save_model_dir(model, run.out / "model", tokenizer)
         curves = prober.frame()
     with run.phase("analysis"):
         metrics, samples, retention = analyze(curves, cohort_steps[0], window=cfg["probes"]["window"],

@@ -21,7 +21,7 @@ from mnemoscope.families.blind import blind_baseline
 from mnemoscope.families.blind import headline as blind_headline
 from mnemoscope.families.extraction import extraction_table
 from mnemoscope.families.membership import membership_metrics, score_texts
-from mnemoscope.lab.factory import lab_model, lab_tokenizer
+from mnemoscope.lab.factory import lab_model, lab_tokenizer, save_model_dir
 from mnemoscope.lab.tiny import count_parameters
 from mnemoscope.probes.canaries import check_canary_settings, make_canaries
 from mnemoscope.probes.corpus import background_documents
@@ -86,7 +86,7 @@ def run(out: str | Path = "runs/quickstart", overrides: dict | None = None, log=
         f"{len(plan)} canary injections over {t['steps']} steps")
     with run.phase("train"):
         history = train_phase(model, data.batch, TrainConfig(seed=seed, **t), run.out / "train", log, name="train")
-        model.save_pretrained(run.out / "model")  # with the tokenizer already there: a model users can audit
+        save_model_dir(model, run.out / "model")  # with the tokenizer already there: a model users can audit
 
     with run.phase("audit"):
         engine = Engine(model, tokenizer)
