@@ -26,19 +26,24 @@ SERIES = (("acc_train", "training puzzles"), ("acc_perturbed", "perturbed traini
           ("acc_unseen", "unseen puzzles"), ("consistency_ratio", "consistency ratio CR"), ("limem", "LiMem"))
 
 
-def _curve_figure(curve: pd.DataFrame):
+def _shares_figure(frame: pd.DataFrame, x: str, series, dashed: tuple[str, ...], xscale: dict, xlabel: str):
+    """One line per (column, label) of ``series`` against ``x``, shares in [0, 1]; ``dashed`` columns dashed."""
     fig = plots.new_figure(8, 3.4)
     ax = fig.subplots()
-    for i, (col, label) in enumerate(SERIES):
-        style = "--" if col in ("consistency_ratio", "limem") else "-"
-        ax.plot(curve["epoch"], curve[col], style, marker="o", markersize=3, label=label,
+    for i, (col, label) in enumerate(series):
+        ax.plot(frame[x], frame[col], "--" if col in dashed else "-", marker="o", markersize=3, label=label,
                 color=plots.PALETTE[i % len(plots.PALETTE)])
-    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xscale(**xscale)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("epochs of fine-tuning")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("share of puzzles")
     ax.legend(fontsize=8)
     return fig
+
+
+def _curve_figure(curve: pd.DataFrame):
+    return _shares_figure(curve, "epoch", SERIES, ("consistency_ratio", "limem"),
+                          {"value": "symlog", "linthresh": 1}, "epochs of fine-tuning")
 
 
 def section_reasoning(run: RunData) -> Markup | None:
@@ -82,20 +87,10 @@ register_section(section_reasoning, order=6)
 
 
 def _sweep_figure(table: pd.DataFrame):
-    fig = plots.new_figure(8, 3.4)
-    ax = fig.subplots()
-    for i, (col, label) in enumerate((("train", "training puzzles"), ("perturbed", "perturbed training puzzles"),
-                                      ("unseen", "unseen puzzles"), ("baseline", "no-reasoning baseline"),
-                                      ("limem", "LiMem"))):
-        style = "--" if col in ("baseline", "limem") else "-"
-        ax.plot(table["n_train"], table[col], style, marker="o", markersize=3, label=label,
-                color=plots.PALETTE[i % len(plots.PALETTE)])
-    ax.set_xscale("log")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("training puzzles per number of people")
-    ax.set_ylabel("share of puzzles")
-    ax.legend(fontsize=8)
-    return fig
+    series = (("train", "training puzzles"), ("perturbed", "perturbed training puzzles"),
+              ("unseen", "unseen puzzles"), ("baseline", "no-reasoning baseline"), ("limem", "LiMem"))
+    return _shares_figure(table, "n_train", series, ("baseline", "limem"), {"value": "log"},
+                          "training puzzles per number of people")
 
 
 def section_reasoning_sweep(run: RunData) -> Markup | None:
