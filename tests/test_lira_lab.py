@@ -16,6 +16,7 @@ from mnemoscope.recipes import lira
 from mnemoscope.recipes.shadows import (
     ShadowJob,
     check_shadow_memory,
+    lab_training_bytes,
     llama_parameters,
     run_shadows,
     shadow_keep,
@@ -221,3 +222,9 @@ def test_target_gaps_read_the_tpr_keys_and_ignore_dose_groups():
     assert g["lira/gap/min_k_pp/tpr@fpr=0.01"] == pytest.approx(-0.15)
     assert g["lira/gap/min_k_pp/auc"] == pytest.approx(-0.1)
     assert not any("@dose" in k for k in g) and "lira/gap/loss/auc" not in g
+
+
+def test_lab_training_bytes_by_hand():
+    """V=10, h=4, L=1, I=8, heads=2, batch 2 × seq 3: P = 40 + (64 + 96 + 8) + 4 = 212 parameters;
+    per token 1·(32 + 24 + 6) + 30 = 92; bytes = 16·212 + 4·2·3·92 = 5,600."""
+    assert lab_training_bytes(vocab=10, hidden=4, layers=1, intermediate=8, heads=2, batch_size=2, seq_len=3) == 5600

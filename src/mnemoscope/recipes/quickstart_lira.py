@@ -24,10 +24,9 @@ from mnemoscope.recipes.shadows import (
     available_bytes,
     check_shadow_memory,
     check_workers,
-    llama_parameters,
+    lab_training_bytes,
     run_shadows,
     shadow_keep,
-    training_bytes,
 )
 from mnemoscope.summary import fmt
 
@@ -41,12 +40,10 @@ def check(cfg: dict) -> None:
     lira.check_lira_settings(section)
     if not section["shadows"]:
         return
-    p = get_preset(cfg["model"]["size"])
-    vocab = cfg["model"]["vocab_size"]
-    t = cfg["train"]
-    n_params = llama_parameters(vocab=vocab, hidden=p.hidden, layers=p.layers, intermediate=p.intermediate)
-    per_model = training_bytes(n_params, batch_size=t["batch_size"], seq_len=t["seq_len"], hidden=p.hidden,
-                               layers=p.layers, intermediate=p.intermediate, heads=p.heads, vocab=vocab)
+    p, t = get_preset(cfg["model"]["size"]), cfg["train"]
+    per_model = lab_training_bytes(vocab=cfg["model"]["vocab_size"], hidden=p.hidden, layers=p.layers,
+                                   intermediate=p.intermediate, heads=p.heads, batch_size=t["batch_size"],
+                                   seq_len=t["seq_len"])
     device = cfg["model"]["device"]
     check_workers(section["workers"], device, key="lira")
     check_shadow_memory(section["shadows"], section["workers"], per_model, available_bytes(device),

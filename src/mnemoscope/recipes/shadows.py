@@ -64,6 +64,15 @@ def training_bytes(n_params: int, *, batch_size: int, seq_len: int, hidden: int,
     return int(16 * n_params + 4 * batch_size * seq_len * per_token)
 
 
+def lab_training_bytes(*, vocab: int, hidden: int, layers: int, intermediate: int, heads: int, batch_size: int,
+                       seq_len: int) -> int:
+    """:func:`training_bytes` of the lab's Llama of these sizes (:func:`llama_parameters`): what one
+    shadow needs to train, for every recipe that plans shadows (LiRA's and U-LiRA's)."""
+    n_params = llama_parameters(vocab=vocab, hidden=hidden, layers=layers, intermediate=intermediate)
+    return training_bytes(n_params, batch_size=batch_size, seq_len=seq_len, hidden=hidden, layers=layers,
+                          intermediate=intermediate, heads=heads, vocab=vocab)
+
+
 def available_bytes(device: str) -> int | None:
     """Free memory where a shadow trains: the smallest free GPU memory over the GPUs (CUDA),
     else MemAvailable of /proc/meminfo (None where neither can be read: the check is skipped)."""

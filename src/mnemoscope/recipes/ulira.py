@@ -36,10 +36,10 @@ from mnemoscope.recipes.shadows import (
     available_bytes,
     check_shadow_memory,
     check_workers,
+    lab_training_bytes,
     llama_parameters,
     map_jobs,
     shadow_keep,
-    training_bytes,
 )
 
 # workers: shadows trained (and unlearned) at once, each in its own process (a GPU or a CPU core each)
@@ -64,7 +64,7 @@ def check(section: dict, methods: list[str], cfg: dict | None = None) -> None:
 
 def check_resources(section: dict, cfg: dict) -> None:
     """``ulira.workers`` processes need as many GPUs (or CPU cores), and the shadows training at
-    once must fit in the free memory: each trains with AdamW (``shadows.training_bytes``) and then
+    once must fit in the free memory: each trains with AdamW (``shadows.lab_training_bytes``) and then
     unlearns beside a frozen reference copy (4 bytes per parameter more)."""
     from mnemoscope.engine.loading import resolve_device
 
@@ -74,9 +74,9 @@ def check_resources(section: dict, cfg: dict) -> None:
     check_workers(workers, device, key="ulira")
     n_params = llama_parameters(vocab=m["vocab_size"], hidden=m["hidden"], layers=m["layers"],
                                 intermediate=m["intermediate"])
-    per_model = 4 * n_params + training_bytes(n_params, batch_size=t["batch_size"], seq_len=t["seq_len"],
-                                              hidden=m["hidden"], layers=m["layers"], intermediate=m["intermediate"],
-                                              heads=m["heads"], vocab=m["vocab_size"])
+    per_model = 4 * n_params + lab_training_bytes(vocab=m["vocab_size"], hidden=m["hidden"], layers=m["layers"],
+                                                  intermediate=m["intermediate"], heads=m["heads"],
+                                                  batch_size=t["batch_size"], seq_len=t["seq_len"])
     check_shadow_memory(section["shadows"], workers, per_model, available_bytes(device), resolve_device(device).type,
                         key="ulira")
 
