@@ -159,3 +159,9 @@ def test_pool_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(MnemoscopeError, match="samples.parquet is missing"):
         pooled.pool([tmp_path])
     assert declaration("acquisition").pooled == "mnemoscope.recipes.acquisition.pooled:pool"
+
+
+def test_bad_cohorts_are_refused_before_any_pretraining(tmp_path):
+    with pytest.raises(MnemoscopeError, match="injection.cohorts"):
+        acquisition.run(tmp_path / "run", {**MICRO_POWERED, "injection.cohorts": 0}, log=lambda *_: None)
+    assert not list(tmp_path.glob("pretrain-*"))  # nothing trained, nothing cached

@@ -15,8 +15,6 @@ phase: checkpoints, then ``final/``) and ``pretrain.json`` (settings and loss su
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,15 +22,16 @@ import numpy as np
 
 from mnemoscope import rundir
 from mnemoscope.lab.factory import lab_model, lab_tokenizer
+from mnemoscope.provenance import config_sha256
 from mnemoscope.train.loop import TrainConfig
 from mnemoscope.train.packing import pack_corpus
 from mnemoscope.train.phase import train_phase
 
 
 def fingerprint(settings: dict) -> str:
-    """12 hex digits naming ``settings`` (a JSON-able dict; key order does not matter)."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """12 hex digits naming ``settings`` (a JSON-able dict; key order does not matter): the first
+    digits of ``provenance.config_sha256``, the hash a run's provenance records for its config."""
+    return config_sha256(settings)[:12]
 
 
 @contextmanager
@@ -73,10 +72,11 @@ def pretrained_start(model_cfg: dict, train: dict, texts: list[str], *, steps: i
     with _locked(Path(cache) / f"pretrain-{key}.lock"):
         tokenizer = lab_tokenizer(where, texts, {"model": model_cfg})
         model = lab_model(model_cfg, tokenizer, seed=seed, device=model_cfg.get("device"))
+        rows = None  # a finished phase is reloaded without a batch: pack the text only to train
         if not (where / "train" / "final" / "training.json").exists():
             log(f"pretraining {steps} steps into {where} (reused by later runs with the same settings)")
-        rows = pack_corpus(texts, tokenizer, n_rows=steps * tcfg.batch_size, seq_len=tcfg.seq_len,
-                           batch_size=tcfg.batch_size, seed=seed)
+            rows = pack_corpus(texts, tokenizer, n_rows=steps * tcfg.batch_size, seq_len=tcfg.seq_len,
+                               batch_size=tcfg.batch_size, seed=seed)
         history = train_phase(model, lambda s: rows[s * tcfg.batch_size:(s + 1) * tcfg.batch_size], tcfg,
                               where / "train", log, name="pretrain")
         summary = {"dir": str(where), "fingerprint": key, "steps": steps, **loss_flatness(history)}

@@ -122,16 +122,16 @@ def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log
                                        never_seen_fraction=w["never_seen_fraction"],
                                        holdout_fraction=w["holdout_fraction"]))
         documents = [d for d in world.documents if d["kind"] == "document"]
-        texts = background_texts(cfg, seed if not cfg["pretrain"]["steps"] else CONTINUATION + seed)
-    with run.phase("pretrain"):
-        model, tokenizer, pretrained = start_model(cfg, run.out, texts, [d["text"] for d in documents], log)
-    with run.phase("data"):
         versions: dict[str, dict[str, list[str]]] = {g: {} for g in GROUPS}
         for d in sorted(documents, key=lambda d: (d["person_id"], d["version"])):
             if d["group"] in versions:
                 versions[d["group"]].setdefault(d["person_id"], []).append(d["id"])
         cohort_of, cohort_steps = cohorts(versions, injection_steps(inj["relative_steps"], inj["start"]),
                                           inj["cohorts"], inj["cohort_gap"])
+        texts = background_texts(cfg, seed if not cfg["pretrain"]["steps"] else CONTINUATION + seed)
+    with run.phase("pretrain"):
+        model, tokenizer, pretrained = start_model(cfg, run.out, texts, [d["text"] for d in documents], log)
+    with run.phase("data"):
         events = [e for g in GROUPS for c, c_steps in enumerate(cohort_steps)
                   for e in schedule_documents({p: v for p, v in versions[g].items() if cohort_of[p] == c}, g,
                                               c_steps, inj["dose"])]
@@ -145,11 +145,12 @@ def run(out: str | Path = "runs/acquisition", overrides: dict | None = None, log
         probes = select_probes(world.probes, cfg["probes"]["per_kind"], seed)
         check_probe_targets(probes, world.documents)
         own_steps = {p["id"]: cohort_steps[cohort_of.get(p["person_id"], 0)] for p in probes}
-        schedule = probe_schedule(steps, t["steps"], cfg["probes"]["window"])
+        # each cohort's probe schedule; the run probes at their union (= probe_schedule(steps) for one cohort)
+        by_cohort = [probe_schedule(c_steps, t["steps"], cfg["probes"]["window"]) for c_steps in cohort_steps]
+        schedule = sorted(set().union(*by_cohort))
         # shifted cohorts: an injected probe is scored on its own cohort's schedule, the control at every step
-        scored = {p["id"]: probe_schedule(own_steps[p["id"]], t["steps"], cfg["probes"]["window"])
+        scored = {p["id"]: by_cohort[cohort_of[p["person_id"]]]
                   for p in probes if p["group"] != CONTROL} if len(cohort_steps) > 1 else None
-        schedule = sorted(set(schedule).union(*(scored or {}).values()))
 
     log(f"{len(plan)} injected documents at {len(data.injection_log())} steps, "
         f"{sum(e['tokens_with_loss'] for e in data.injection_log())} injected tokens under the loss")
