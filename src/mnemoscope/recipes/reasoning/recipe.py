@@ -184,10 +184,9 @@ def analyze_run(fits: dict, sweep: bool, baseline: dict, n_boot: int, seed: int)
         curves.append(curve.assign(n_train=n))
         histories.append(pd.DataFrame(fit["history"]).assign(n_train=n))
     rows, curve = pd.concat(rows_all, ignore_index=True), pd.concat(curves, ignore_index=True)
+    last = rows.groupby("n_train")["step"].transform("max")  # each size's final evaluation
     if sweep:
-        unseen = rows[(rows["split"] == "unseen") & (rows["step"] == rows.groupby("n_train")["step"].transform("max"))]
-        metrics |= sweep_metrics(unseen, baseline, limem)
-    last = rows.groupby("n_train")["step"].transform("max")
+        metrics |= sweep_metrics(rows[(rows["split"] == "unseen") & (rows["step"] == last)], baseline, limem)
     samples = rows[(rows["step"] == 0) | (rows["step"] == last)].assign(
         phase=lambda f: np.where(f["step"] == 0, "before", "after"))
     if not sweep:
